@@ -1,0 +1,108 @@
+"""TF-Agents `PyEnvironment`s over the frame environments, single and batched over N game lanes.
+
+`FramePyEnvironment` adapts any gymnasium env that emits uint8 [84, 84] frames and takes discrete
+actions (Atari, MemoryCorridor) to TF-Agents' TimeStep protocol:
+  terminated -> LAST with discount 0; truncated (frame cap) -> LAST with discount 1, so the learner
+  bootstraps through the cut; a life loss with `terminal_on_life_loss` -> MID with discount 0 (the
+  learner stops bootstrapping there, the episode and the agent's memory go on).
+Rewards stay raw; the learner clips.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+from tf_agents.environments import batched_py_environment, parallel_py_environment, py_environment
+from tf_agents.specs import array_spec
+from tf_agents.trajectories import time_step as ts
+
+from rise_tf.envs.atari import AtariEnv, AtariSettings
+from rise_tf.envs.memory_task import MemoryCorridorEnv
+
+MEMORY_TASK = "MemoryCorridor"
+PARALLEL_MODES = ("serial", "threads", "processes")
+
+
+class FramePyEnvironment(py_environment.PyEnvironment):
+    """One game lane as a TF-Agents PyEnvironment (auto-resets after LAST)."""
+
+    def __init__(self, gym_env, terminal_on_life_loss: bool = False, seed: Optional[int] = None):
+        super().__init__(handle_auto_reset=True)
+        self.gym_env = gym_env
+        self._terminal_on_life_loss = terminal_on_life_loss
+        self._seed = seed
+        shape = gym_env.observation_space.shape
+        self._observation_spec = array_spec.BoundedArraySpec(shape, np.uint8, 0, 255, name="frame")
+        self._action_spec = array_spec.BoundedArraySpec(
+            (), np.int32, 0, gym_env.action_space.n - 1, name="action")
+
+    @property
+    def action_meanings(self) -> List[str]:
+        return list(self.gym_env.action_meanings)
+
+    def observation_spec(self):
+        return self._observation_spec
+
+    def action_spec(self):
+        return self._action_spec
+
+    def _reset(self):
+        frame, _ = self.gym_env.reset(seed=self._seed)
+        self._seed = None  # seed once; later episodes continue the env's own RNG stream
+        return ts.restart(frame)
+
+    def _step(self, action):
+        frame, reward, terminated, truncated, info = self.gym_env.step(int(action))
+        reward = np.float32(reward)
+        if terminated:
+            return ts.termination(frame, reward)
+        if truncated:
+            return ts.truncation(frame, reward)
+        discount = 0.0 if (self._terminal_on_life_loss and info.get("life_lost")) else 1.0
+        return ts.transition(frame, reward, discount=np.float32(discount))
+
+    def render(self, mode="rgb_array"):
+        return self.gym_env.render()
+
+    def close(self):
+        self.gym_env.close()
+
+
+def make_frame_env(game: str, seed: Optional[int] = None, *, atari: AtariSettings = AtariSettings(),
+                   terminal_on_life_loss: bool = False, corridor_length: int = 8,
+                   num_cues: int = 2) -> FramePyEnvironment:
+    """Builds one lane: an Atari game by name, or the memory task when game == 'MemoryCorridor'."""
+    if game == MEMORY_TASK:
+        gym_env = MemoryCorridorEnv(corridor_length=corridor_length, num_cues=num_cues)
+    else:
+        gym_env = AtariEnv(game, atari)
+    return FramePyEnvironment(gym_env, terminal_on_life_loss=terminal_on_life_loss, seed=seed)
+
+
+def frames_per_agent_step(game: str, atari: AtariSettings = AtariSettings()) -> int:
+    """Environment frames per agent step: the action repeat for Atari, 1 for the memory task."""
+    return 1 if game == MEMORY_TASK else atari.preprocessing.action_repeat
+
+
+def make_batched_env(game: str, num_envs: int, seed: int, mode: str = "serial",
+                     **lane_kwargs) -> py_environment.PyEnvironment:
+    """N lanes of one game as a batched PyEnvironment; lane i is seeded with seed + i.
+
+    mode: 'serial' steps lanes one after another in this process, 'threads' uses TF-Agents' thread
+    pool, 'processes' runs each lane in its own process (ParallelPyEnvironment).
+    """
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    if mode not in PARALLEL_MODES:
+        raise ValueError(f"unknown parallel mode {mode!r}; choose one of {PARALLEL_MODES}")
+    constructors: Sequence[Callable[[], FramePyEnvironment]] = [
+        functools.partial(make_frame_env, game, seed + i, **lane_kwargs) for i in range(num_envs)]
+    if mode == "processes":
+        from tf_agents.system import system_multiprocessing
+
+        if not system_multiprocessing.multiprocessing_core.initialized():
+            system_multiprocessing.enable_interactive_mode()
+        return parallel_py_environment.ParallelPyEnvironment(constructors, start_serially=False)
+    return batched_py_environment.BatchedPyEnvironment(
+        [make() for make in constructors], multithreading=(mode == "threads"))

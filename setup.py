@@ -1,0 +1,61 @@
+"""rise-tf: RISE (Recurrent Integration via Simplified Encodings) for TensorFlow / TF-Agents.
+
+Three top-level folders install as one distribution (see BUILD.md, "Package layout"):
+    rise_tf/  -> rise_tf            training library (TensorFlow, TF-Agents)
+    export/   -> rise_tf.export     checkpoint -> ONNX / SavedModel
+    serving/  -> rise_tf.serving    TensorFlow-free runner (numpy + onnxruntime)
+"""
+from setuptools import setup
+
+PACKAGES = [
+    "rise_tf",
+    "rise_tf.envs",
+    "rise_tf.networks",
+    "rise_tf.replay",
+    "rise_tf.agents",
+    "rise_tf.policies",
+    "rise_tf.train",
+    "rise_tf.export",
+    "rise_tf.serving",
+]
+
+# The pinned stack of DESIGN.md: TF-Agents 0.19.0 (last release) fixes TFP 0.23 -> TF 2.15,
+# typing-extensions 4.5.0, gym <= 0.23 and pygame 2.1.3. numpy and opencv are capped so that
+# nothing pulls numpy 2 (TF 2.15 is built against numpy 1.x).
+INSTALL_REQUIRES = [
+    "tensorflow==2.15.1",
+    "tf-agents==0.19.0",
+    "tensorflow-probability==0.23.0",
+    "numpy>=1.23,<2",
+    "gymnasium>=1.0,<2",
+    "ale-py>=0.12,<0.13",
+    "opencv-python-headless>=4.8,<4.11",
+    "onnx>=1.15,<1.18",
+    "tf2onnx==1.17.*",
+    "tqdm>=4.60",
+]
+
+EXTRAS = {
+    # CPU inference runtime. onnxruntime and onnxruntime-gpu install the same module and must never
+    # be installed together, so each lives in its own extra: pick exactly one.
+    "cpu": ["onnxruntime>=1.17"],
+    "gpu": ["tensorflow[and-cuda]==2.15.1", "onnxruntime-gpu>=1.17"],
+    "test": ["pytest>=7.4", "pytest-timeout>=2.2"],
+}
+
+setup(
+    name="rise-tf",
+    version="0.1.0",
+    description="RISE: recurrent off-policy deep RL on images at non-recurrent cost (TF-Agents), "
+    "with ONNX export and a TensorFlow-free real-time runner.",
+    python_requires=">=3.11,<3.12",
+    packages=PACKAGES,
+    package_dir={"rise_tf.export": "export", "rise_tf.serving": "serving"},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={
+        "console_scripts": [
+            "rise-train=rise_tf.train.cli:main",
+        ],
+    },
+)
