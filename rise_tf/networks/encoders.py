@@ -1,0 +1,220 @@
+"""Encoders: learnable φ (Nature CNN, Impala CNN) and non-learnable ϑ (RISE's frozen encoders).
+
+φ takes a frame stack, uint8 [B, H, W, C], and is trained. ϑ takes one frame, uint8 [B, H, W], and
+is never trained: its weights are drawn once from a numpy generator seeded by `seed`, held as
+non-trainable variables (so they are saved in checkpoints and exported), and identical on every
+machine for the same seed. Pooling is done with fixed area-averaging matrices (two MatMuls) rather
+than image-resize ops so that ϑ exports to plain ONNX.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+LEARNABLE_ENCODERS = ("nature", "impala")
+FROZEN_ENCODERS = ("random_projection", "random_cnn", "pooled_pixels")
+
+
+def area_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """[out, in] matrix whose rows average the input cells each output cell covers (area resize)."""
+    matrix = np.zeros((out_size, in_size), np.float64)
+    scale = in_size / out_size
+    for row in range(out_size):
+        start, end = row * scale, (row + 1) * scale
+        for col in range(int(math.floor(start)), int(math.ceil(end))):
+            overlap = min(end, col + 1) - max(start, col)
+            if overlap > 0:
+                matrix[row, col] = overlap / scale
+    return matrix.astype(np.float32)
+
+
+def _to_unit_float(frames: tf.Tensor) -> tf.Tensor:
+    return tf.cast(frames, tf.float32) / 255.0
+
+
+# ----------------------------------------------------------------------------- learnable φ
+
+
+class NatureCNN(tf.keras.layers.Layer):
+    """Mnih et al. (2015): 3 convolutions then a 512-unit dense layer."""
+
+    def __init__(self, feature_units: int = 512, width_scale: int = 1, name: str = "nature_cnn"):
+        super().__init__(name=name)
+        w = width_scale
+        self.convs = [
+            tf.keras.layers.Conv2D(32 * w, 8, 4, activation="relu", name="conv1"),
+            tf.keras.layers.Conv2D(64 * w, 4, 2, activation="relu", name="conv2"),
+            tf.keras.layers.Conv2D(64 * w, 3, 1, activation="relu", name="conv3"),
+        ]
+        self.flatten = tf.keras.layers.Flatten()
+        self.dense = tf.keras.layers.Dense(feature_units, activation="relu", name="features")
+        self.output_size = feature_units
+
+    def call(self, frames):  # frames: uint8 [B, H, W, C]
+        x = _to_unit_float(frames)
+        for conv in self.convs:
+            x = conv(x)
+        return self.dense(self.flatten(x))  # [B, 512]
+
+
+class _ResidualBlock(tf.keras.layers.Layer):
+    def __init__(self, channels: int, name: str):
+        super().__init__(name=name)
+        self.conv_a = tf.keras.layers.Conv2D(channels, 3, padding="same", name="conv_a")
+        self.conv_b = tf.keras.layers.Conv2D(channels, 3, padding="same", name="conv_b")
+
+    def call(self, x):
+        return x + self.conv_b(tf.nn.relu(self.conv_a(tf.nn.relu(x))))
+
+
+def adaptive_max_pool(x: tf.Tensor, out_size: int) -> tf.Tensor:
+    """Max-pool [B, H, W, C] to [B, out, out, C] with PyTorch's adaptive bin edges (static shapes)."""
+    height, width = x.shape[1], x.shape[2]
+
+    def bins(size):
+        return [(i * size // out_size, -(-(i + 1) * size // out_size)) for i in range(out_size)]
+
+    rows = [tf.reduce_max(x[:, a:b], axis=1, keepdims=True) for a, b in bins(height)]
+    x = tf.concat(rows, axis=1)
+    cols = [tf.reduce_max(x[:, :, a:b], axis=2, keepdims=True) for a, b in bins(width)]
+    return tf.concat(cols, axis=2)
+
+
+class ImpalaCNN(tf.keras.layers.Layer):
+    """Espeholt et al. (2018) residual CNN; `width_scale` multiplies channels (Beyond The Rainbow
+    uses 2), followed by an adaptive max-pool to `pool_size` x `pool_size` and a flatten."""
+
+    def __init__(self, width_scale: int = 1, pool_size: int = 6, name: str = "impala_cnn"):
+        super().__init__(name=name)
+        self.stages = []
+        for i, channels in enumerate((16 * width_scale, 32 * width_scale, 32 * width_scale)):
+            self.stages.append((
+                tf.keras.layers.Conv2D(channels, 3, padding="same", name=f"stage{i}_conv"),
+                tf.keras.layers.MaxPool2D(3, 2, padding="same"),
+                _ResidualBlock(channels, f"stage{i}_res0"),
+                _ResidualBlock(channels, f"stage{i}_res1"),
+            ))
+        self.pool_size = pool_size
+        self.output_size = 32 * width_scale * pool_size * pool_size
+
+    def call(self, frames):  # frames: uint8 [B, H, W, C]
+        x = _to_unit_float(frames)
+        for conv, pool, res0, res1 in self.stages:
+            x = res1(res0(pool(conv(x))))
+        x = adaptive_max_pool(tf.nn.relu(x), self.pool_size)
+        return tf.reshape(x, [-1, self.output_size])  # [B, 32*w*pool*pool]
+
+
+def make_learnable_encoder(name: str, width_scale: int = 1, impala_pool_size: int = 6):
+    if name == "nature":
+        return NatureCNN(width_scale=width_scale)
+    if name == "impala":
+        return ImpalaCNN(width_scale=width_scale, pool_size=impala_pool_size)
+    raise ValueError(f"unknown learnable encoder {name!r}; choose one of {LEARNABLE_ENCODERS}")
+
+
+# ----------------------------------------------------------------------------- frozen ϑ
+
+
+class _FrozenEncoder(tf.keras.layers.Layer):
+    """Base for ϑ: constants created from a seeded numpy generator, never trainable."""
+
+    def __init__(self, embedding_size: int, seed: int, name: str):
+        super().__init__(name=name, trainable=False)
+        if embedding_size < 1:
+            raise ValueError(f"embedding_size must be >= 1, got {embedding_size}")
+        self.embedding_size = embedding_size
+        self._rng = np.random.default_rng(seed)
+
+    def _constant(self, name: str, value: np.ndarray) -> tf.Variable:
+        return self.add_weight(name=name, shape=value.shape, dtype=tf.float32, trainable=False,
+                               initializer=tf.constant_initializer(value))
+
+    @staticmethod
+    def _pool(frames: tf.Tensor, rows: tf.Variable, cols: tf.Variable) -> tf.Tensor:
+        # [B, H, W] -> [B, h, w] by area averaging: rows @ frame @ cols^T.
+        x = _to_unit_float(frames)
+        x = tf.einsum("hH,bHW->bhW", rows, x)
+        return tf.einsum("bhW,wW->bhw", x, cols)
+
+
+class RandomProjectionEncoder(_FrozenEncoder):
+    """Area-downsample the frame by `downsample`, flatten, multiply by a fixed Gaussian matrix."""
+
+    def __init__(self, embedding_size: int = 256, seed: int = 0, downsample: int = 2,
+                 name: str = "random_projection"):
+        super().__init__(embedding_size, seed, name)
+        self.downsample = downsample
+
+    def build(self, input_shape):  # input_shape: [B, H, W]
+        height, width = int(input_shape[1]), int(input_shape[2])
+        small_h, small_w = height // self.downsample, width // self.downsample
+        self.rows = self._constant("pool_rows", area_resize_matrix(height, small_h))
+        self.cols = self._constant("pool_cols", area_resize_matrix(width, small_w))
+        fan_in = small_h * small_w
+        projection = self._rng.standard_normal((fan_in, self.embedding_size)) / math.sqrt(fan_in)
+        self.projection = self._constant("projection", projection.astype(np.float32))
+
+    def call(self, frames):  # frames: uint8 [B, H, W]
+        pooled = self._pool(frames, self.rows, self.cols)
+        flat = tf.reshape(pooled, [-1, self.projection.shape[0]])
+        return tf.matmul(flat, self.projection)  # [B, E]
+
+
+class FrozenRandomCNN(_FrozenEncoder):
+    """Nature-CNN convolutions with fixed random (He-normal) weights, then a fixed projection to E."""
+
+    def __init__(self, embedding_size: int = 256, seed: int = 0, name: str = "frozen_random_cnn"):
+        super().__init__(embedding_size, seed, name)
+        self._conv_shapes = [(8, 4, 32), (4, 2, 64), (3, 1, 64)]  # (kernel, stride, channels)
+
+    def build(self, input_shape):
+        height, width, channels = int(input_shape[1]), int(input_shape[2]), 1
+        self.kernels, self.biases = [], []
+        for i, (kernel, stride, out_channels) in enumerate(self._conv_shapes):
+            fan_in = kernel * kernel * channels
+            weights = self._rng.standard_normal((kernel, kernel, channels, out_channels))
+            self.kernels.append(self._constant(f"kernel{i}", (weights * math.sqrt(2.0 / fan_in)).astype(np.float32)))
+            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+            channels = out_channels
+        fan_in = height * width * channels
+        projection = self._rng.standard_normal((fan_in, self.embedding_size)) / math.sqrt(fan_in)
+        self.projection = self._constant("projection", projection.astype(np.float32))
+
+    def call(self, frames):  # frames: uint8 [B, H, W]
+        x = _to_unit_float(frames)[..., None]
+        for kernel, (_, stride, _) in zip(self.kernels, self._conv_shapes):
+            x = tf.nn.relu(tf.nn.conv2d(x, kernel, stride, "VALID"))
+        flat = tf.reshape(x, [-1, self.projection.shape[0]])
+        return tf.matmul(flat, self.projection)  # [B, E]
+
+
+class PooledPixelsEncoder(_FrozenEncoder):
+    """The frame itself, area-averaged to a g x g grid (E = g^2) and centred: no weights at all."""
+
+    def __init__(self, embedding_size: int = 256, seed: int = 0, name: str = "pooled_pixels"):
+        super().__init__(embedding_size, seed, name)
+        grid = int(round(math.sqrt(embedding_size)))
+        if grid * grid != embedding_size:
+            raise ValueError(f"pooled_pixels needs a square embedding_size (g*g), got {embedding_size}; "
+                             f"use e.g. {max(grid, 1) ** 2} or {(grid + 1) ** 2}")
+        self.grid = grid
+
+    def build(self, input_shape):
+        self.rows = self._constant("pool_rows", area_resize_matrix(int(input_shape[1]), self.grid))
+        self.cols = self._constant("pool_cols", area_resize_matrix(int(input_shape[2]), self.grid))
+
+    def call(self, frames):  # frames: uint8 [B, H, W]
+        return tf.reshape(self._pool(frames, self.rows, self.cols) - 0.5, [-1, self.embedding_size])
+
+
+def make_frozen_encoder(name: str, embedding_size: int, seed: int) -> _FrozenEncoder:
+    if name == "random_projection":
+        return RandomProjectionEncoder(embedding_size, seed)
+    if name == "random_cnn":
+        return FrozenRandomCNN(embedding_size, seed)
+    if name == "pooled_pixels":
+        return PooledPixelsEncoder(embedding_size, seed)
+    raise ValueError(f"unknown frozen encoder {name!r}; choose one of {FROZEN_ENCODERS}")

@@ -1,0 +1,119 @@
+"""RiseQNetwork: the RISE Q-network and its two comparison models, as one TF-Agents `Network`.
+
+    memory="rise"            Q = ω( σ(Ω(ψ(window of ϑ-embeddings))) ⊙ φ(frame stack) )   (the paper)
+    memory="none"            Q = ω( φ(frame stack) )            the non-recurrent base (DQN)
+    memory="full_recurrent"  Q = ω( ψ(φ(o_{t-k+1}), ..., φ(o_t)) )  R2D2-style: φ re-run on k frames
+
+The network never calls ϑ in `call`: RISE's embeddings arrive precomputed (stored in replay at
+acting time). ϑ lives here only so that it is saved and restored with the network, and the policy
+calls it through `embed_frames` once per frame.
+fusion="concat" replaces the gate by concatenating φ and ψ features (an ablation from the paper).
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import tensorflow as tf
+from tf_agents.networks import network
+from tf_agents.specs import tensor_spec
+
+from rise_tf.networks.encoders import make_frozen_encoder, make_learnable_encoder
+from rise_tf.networks.heads import make_head
+from rise_tf.networks.recurrent import MaskedRecurrentCore
+
+MEMORIES = ("none", "rise", "full_recurrent")
+FUSIONS = ("gate", "concat")
+
+
+def network_input_spec(memory: str, frame_size: int = 84, frame_stack: int = 4,
+                       window_length: int = 16, embedding_size: int = 256) -> Dict[str, tf.TensorSpec]:
+    """What the network reads for one decision (the policy state and the replay sampler build it)."""
+    if memory not in MEMORIES:
+        raise ValueError(f"unknown memory {memory!r}; choose one of {MEMORIES}")
+    spec = {}
+    if memory in ("none", "rise"):
+        spec["frame_stack"] = tf.TensorSpec([frame_size, frame_size, frame_stack], tf.uint8, "frame_stack")
+    if memory == "rise":
+        spec["embedding_window"] = tf.TensorSpec([window_length, embedding_size], tf.float32, "embedding_window")
+    if memory == "full_recurrent":
+        spec["frame_window"] = tf.TensorSpec([window_length, frame_size, frame_size], tf.uint8, "frame_window")
+    if memory != "none":
+        spec["window_mask"] = tf.TensorSpec([window_length], tf.float32, "window_mask")
+    return spec
+
+
+class RiseQNetwork(network.Network):
+    def __init__(self, input_tensor_spec, num_actions: int, memory: str = "rise",
+                 learnable_encoder: str = "nature", width_scale: int = 1, impala_pool_size: int = 6,
+                 frozen_encoder: str = "random_projection", embedding_size: int = 256,
+                 frozen_seed: int = 0, core: str = "lstm", core_units: int = 256,
+                 fusion: str = "gate", head: str = "dueling", name: str = "RiseQNetwork"):
+        super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
+        if memory not in MEMORIES:
+            raise ValueError(f"unknown memory {memory!r}; choose one of {MEMORIES}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; choose one of {FUSIONS}")
+        if num_actions < 1:
+            raise ValueError(f"num_actions must be >= 1, got {num_actions}")
+        self.memory = memory
+        self.fusion = fusion
+        self.num_actions = num_actions
+        self.learnable_encoder = make_learnable_encoder(learnable_encoder, width_scale, impala_pool_size)
+        self.frozen_encoder = None
+        self.core = None
+        self.gate = None
+        if memory == "rise":
+            self.frozen_encoder = make_frozen_encoder(frozen_encoder, embedding_size, frozen_seed)
+        if memory != "none":
+            self.core = MaskedRecurrentCore(core_units, core)
+        if memory == "rise" and fusion == "gate":
+            # Ω: lifts ψ's output to φ's width; its sigmoid gates φ(o_t) elementwise.
+            self.gate = tf.keras.layers.Dense(self.learnable_encoder.output_size, activation="sigmoid",
+                                              name="gate")
+        self.head = make_head(head, num_actions)
+
+    @property
+    def trainable_variables(self):
+        # ϑ is frozen by construction; filtering here as well keeps it out even if someone flips
+        # `trainable` on its layer.
+        frozen = {id(v) for v in (self.frozen_encoder.variables if self.frozen_encoder else [])}
+        return [v for v in super().trainable_variables if id(v) not in frozen]
+
+    def embed_frames(self, frames):
+        """ϑ over single frames: uint8 [B, H, W] -> float32 [B, E]. Acting time only."""
+        if self.frozen_encoder is None:
+            raise ValueError(f"memory={self.memory!r} has no frozen encoder")
+        return self.frozen_encoder(frames)
+
+    def call(self, observation, step_type=None, network_state=(), training=False):
+        if self.memory == "full_recurrent":
+            frames = observation["frame_window"]  # [B, k, H, W]
+            window_length, height, width = frames.shape[1], frames.shape[2], frames.shape[3]
+            # The cost RISE avoids: φ runs over every frame of the window, k times the work.
+            per_frame = self.learnable_encoder(tf.reshape(frames, [-1, height, width, 1]))  # [B*k, F]
+            per_frame = tf.reshape(per_frame, [-1, window_length, per_frame.shape[-1]])  # [B, k, F]
+            features = self.core(per_frame, observation["window_mask"])  # [B, U]
+        else:
+            features = self.learnable_encoder(observation["frame_stack"])  # [B, F]
+            if self.memory == "rise":
+                memory = self.core(observation["embedding_window"], observation["window_mask"])  # [B, U]
+                if self.fusion == "gate":
+                    features = self.gate(memory) * features
+                else:
+                    features = tf.concat([features, memory], axis=-1)
+        return self.head(features), network_state  # [B, A]
+
+
+def build_network(input_spec, num_actions: int, **kwargs) -> RiseQNetwork:
+    """Constructs a RiseQNetwork and creates its variables (including ϑ's, for the policy)."""
+    net = RiseQNetwork(input_spec, num_actions, **kwargs)
+    net.create_variables(input_spec)
+    if net.frozen_encoder is not None:
+        frame_size = (input_spec.get("frame_stack") or input_spec["frame_window"]).shape[0]
+        net.embed_frames(tf.zeros([1, frame_size, frame_size], tf.uint8))
+    return net
+
+
+def spec_with_batch(spec, batch_size: int):
+    """Zeros shaped like `spec` with a leading batch dimension (for building and tests)."""
+    return tensor_spec.zero_spec_nest(spec, outer_dims=(batch_size,))
