@@ -79,6 +79,15 @@ class RiseQNetwork(network.Network):
         frozen = {id(v) for v in (self.frozen_encoder.variables if self.frozen_encoder else [])}
         return [v for v in super().trainable_variables if id(v) not in frozen]
 
+    def create_variables(self, input_tensor_spec=None, training=False):
+        """Builds φ, ψ, Ω, ω and also ϑ, which `call` never touches (copies must match variables)."""
+        output_spec = super().create_variables(input_tensor_spec, training=training)
+        if self.frozen_encoder is not None and not self.frozen_encoder.built:
+            spec = self.input_tensor_spec
+            frame_size = (spec.get("frame_stack") or spec["frame_window"]).shape[0]
+            self.embed_frames(tf.zeros([1, frame_size, frame_size], tf.uint8))
+        return output_spec
+
     def embed_frames(self, frames):
         """ϑ over single frames: uint8 [B, H, W] -> float32 [B, E]. Acting time only."""
         if self.frozen_encoder is None:
@@ -105,12 +114,9 @@ class RiseQNetwork(network.Network):
 
 
 def build_network(input_spec, num_actions: int, **kwargs) -> RiseQNetwork:
-    """Constructs a RiseQNetwork and creates its variables (including ϑ's, for the policy)."""
+    """Constructs a RiseQNetwork and creates all its variables."""
     net = RiseQNetwork(input_spec, num_actions, **kwargs)
     net.create_variables(input_spec)
-    if net.frozen_encoder is not None:
-        frame_size = (input_spec.get("frame_stack") or input_spec["frame_window"]).shape[0]
-        net.embed_frames(tf.zeros([1, frame_size, frame_size], tf.uint8))
     return net
 
 

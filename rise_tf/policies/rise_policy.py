@@ -1,0 +1,80 @@
+"""RiseQPolicy: greedy / ε-greedy acting with {frame stack, embedding window} as policy state.
+
+Each call takes one new frame per lane. On a FIRST step the state is zeroed (the episode's memory
+starts empty, exactly like the replay's zero-padded windows); then the frame is pushed into the
+stack, ϑ embeds it once, and the embedding is pushed into the window. The embedding goes out as
+policy info so the replay observer stores it and the learner never recomputes it. It is rounded to
+the replay's storage dtype before entering the window so that acting and learning read identical
+numbers.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+from tf_agents.policies import tf_policy
+from tf_agents.trajectories import policy_step
+
+
+class RiseQPolicy(tf_policy.TFPolicy):
+    def __init__(self, time_step_spec, action_spec, q_network, embedding_dtype: str = "float16",
+                 epsilon: Optional[tf.Variable] = None, name: Optional[str] = None):
+        self._q_network = q_network
+        self._epsilon = epsilon
+        self._embedding_dtype = tf.as_dtype(embedding_dtype)
+        self._num_actions = int(action_spec.maximum - action_spec.minimum + 1)
+        self._emits_embedding = q_network.memory == "rise"
+        info_spec = {}
+        if self._emits_embedding:
+            embedding_size = q_network.input_tensor_spec["embedding_window"].shape[-1]
+            info_spec = {"embedding": tf.TensorSpec([embedding_size], tf.float32, "embedding")}
+        super().__init__(time_step_spec, action_spec, policy_state_spec=q_network.input_tensor_spec,
+                         info_spec=info_spec, name=name)
+
+    def _variables(self):
+        return self._q_network.variables
+
+    def _distribution(self, time_step, policy_state):
+        raise NotImplementedError("RiseQPolicy acts directly; use action()")
+
+    def next_state(self, frame, is_first, policy_state):
+        """The policy state after seeing `frame` ([B, H, W] uint8), and ϑ(frame) or None."""
+        keep = 1.0 - tf.cast(is_first, tf.float32)  # [B]
+
+        def reset(tensor):
+            mask = tf.reshape(keep, [-1] + [1] * (tensor.shape.rank - 1))
+            return tensor * tf.cast(mask, tensor.dtype)
+
+        state = tf.nest.map_structure(reset, policy_state)
+
+        def push(window, item):  # drop the oldest step, append the newest
+            return tf.concat([window[:, 1:], tf.expand_dims(item, 1)], axis=1)
+
+        new_state = {}
+        embedding = None
+        if "frame_stack" in state:
+            new_state["frame_stack"] = tf.concat(
+                [state["frame_stack"][..., 1:], frame[..., None]], axis=-1)  # [B, H, W, S]
+        if "embedding_window" in state:
+            embedding = self._q_network.embed_frames(frame)  # [B, E], ϑ once per frame
+            embedding = tf.cast(tf.cast(embedding, self._embedding_dtype), tf.float32)
+            new_state["embedding_window"] = push(state["embedding_window"], embedding)  # [B, k, E]
+        if "frame_window" in state:
+            new_state["frame_window"] = push(state["frame_window"], frame)  # [B, k, H, W]
+        if "window_mask" in state:
+            ones = tf.ones_like(state["window_mask"][:, 0])
+            new_state["window_mask"] = push(state["window_mask"], ones)  # [B, k]
+        return new_state, embedding
+
+    def _action(self, time_step, policy_state, seed=None):
+        new_state, embedding = self.next_state(time_step.observation, time_step.is_first(), policy_state)
+        q_values, _ = self._q_network(new_state)  # [B, A]
+        action = tf.argmax(q_values, axis=-1, output_type=tf.int32)
+        if self._epsilon is not None:
+            batch = tf.shape(action)[0]
+            explore = tf.random.uniform([batch], seed=seed) < self._epsilon
+            random_action = tf.random.uniform([batch], 0, self._num_actions, tf.int32, seed=seed)
+            action = tf.where(explore, random_action, action)
+        action = action + tf.cast(self.action_spec.minimum, tf.int32)
+        info = {"embedding": embedding} if self._emits_embedding else {}
+        return policy_step.PolicyStep(action, new_state, info)
