@@ -9,6 +9,7 @@ from setuptools import setup
 
 PACKAGES = [
     "rise_tf",
+    "rise_tf.data",
     "rise_tf.envs",
     "rise_tf.networks",
     "rise_tf.replay",
@@ -51,6 +52,7 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=PACKAGES,
     package_dir={"rise_tf.export": "export", "rise_tf.serving": "serving"},
+    package_data={"rise_tf": ["data/*.csv"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={

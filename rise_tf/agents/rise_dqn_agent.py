@@ -65,6 +65,9 @@ class RiseDqnAgent(tf_agent.TFAgent):
                          training_data_spec=training_batch_spec(q_network.input_tensor_spec),
                          train_step_counter=train_step_counter)
         self._update_target = self._make_target_update(target_update_period, target_update_tau)
+        # TFAgent only compiles _train under TF1 (`function_in_tf1`); in TF2 it would run eagerly, op
+        # by op. One compiled function per update is what makes the learner fast.
+        self._train_fn = tf.function(self._train, jit_compile=False)
 
     @property
     def q_network(self):

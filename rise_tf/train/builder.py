@@ -1,0 +1,79 @@
+"""The one place that reads a RunConfig and wires environments, network, agent and replay together."""
+from __future__ import annotations
+
+from typing import Optional
+
+import tensorflow as tf
+from tf_agents.specs import tensor_spec
+
+from rise_tf.agents.rise_dqn_agent import RiseDqnAgent
+from rise_tf.envs.atari import AtariSettings
+from rise_tf.envs.atari_preprocessing import PreprocessingConfig
+from rise_tf.envs.py_env import make_batched_env
+from rise_tf.networks.rise_q_network import build_network, network_input_spec
+from rise_tf.replay.embedding_replay import EmbeddingReplay, ReplayLayout
+from rise_tf.train.config import RunConfig
+
+
+def preprocessing_config(config: RunConfig) -> PreprocessingConfig:
+    return PreprocessingConfig(frame_size=config.env.frame_size, action_repeat=config.env.action_repeat)
+
+
+def lane_kwargs(config: RunConfig, training: bool) -> dict:
+    env = config.env
+    return dict(
+        atari=AtariSettings(sticky_action_prob=env.sticky_action_prob, noop_max=env.noop_max,
+                            max_episode_frames=env.max_episode_frames, preprocessing=preprocessing_config(config)),
+        # Life loss as terminal is a learning signal only; evaluation always plays whole games.
+        terminal_on_life_loss=env.terminal_on_life_loss and training,
+        corridor_length=env.corridor_length, num_cues=env.num_cues)
+
+
+def make_env(config: RunConfig, num_envs: Optional[int] = None, seed_offset: int = 0, training: bool = True,
+             parallel: Optional[str] = None):
+    return make_batched_env(config.env.game, num_envs or config.env.num_envs,
+                            config.train.seed + seed_offset, parallel or config.env.parallel,
+                            **lane_kwargs(config, training))
+
+
+def network_spec(config: RunConfig):
+    net = config.network
+    return network_input_spec(net.memory, config.env.frame_size, net.frame_stack, net.window_length,
+                              net.embedding_size)
+
+
+def make_network(config: RunConfig, num_actions: int):
+    net = config.network
+    return build_network(network_spec(config), num_actions, memory=net.memory,
+                         learnable_encoder=net.learnable_encoder, width_scale=net.width_scale,
+                         impala_pool_size=net.impala_pool_size, frozen_encoder=net.frozen_encoder,
+                         embedding_size=net.embedding_size, frozen_seed=net.frozen_seed, core=net.core,
+                         core_units=net.core_units, fusion=net.fusion, head=net.head)
+
+
+def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counter=None) -> RiseDqnAgent:
+    time_step_spec = tensor_spec.from_spec(time_step_spec)
+    action_spec = tensor_spec.from_spec(action_spec)
+    num_actions = int(action_spec.maximum - action_spec.minimum + 1)
+    agent_config = config.agent
+    optimizer = tf.keras.optimizers.Adam(agent_config.learning_rate, epsilon=agent_config.adam_epsilon)
+    agent = RiseDqnAgent(
+        time_step_spec, action_spec, make_network(config, num_actions), optimizer,
+        embedding_dtype=config.network.embedding_dtype, double_dqn=agent_config.double_dqn,
+        huber_delta=agent_config.huber_delta, target_update_period=agent_config.target_update_period,
+        target_update_tau=agent_config.target_update_tau, gradient_clip_norm=agent_config.gradient_clip_norm,
+        train_step_counter=train_step_counter)
+    agent.initialize()
+    return agent
+
+
+def make_replay(config: RunConfig) -> EmbeddingReplay:
+    spec = network_spec(config)
+    layout = ReplayLayout(
+        num_lanes=config.env.num_envs, capacity=config.replay.capacity, frame_size=config.env.frame_size,
+        embedding_size=config.network.embedding_size if config.network.memory == "rise" else 0,
+        embedding_dtype=config.network.embedding_dtype, frame_stack=config.network.frame_stack,
+        window_length=config.network.window_length, n_step=config.agent.n_step, gamma=config.agent.gamma,
+        reward_clip=config.agent.reward_clip, prioritized=config.replay.prioritized,
+        priority_exponent=config.replay.priority_exponent)
+    return EmbeddingReplay(layout, list(spec), seed=config.train.seed)

@@ -1,0 +1,98 @@
+"""Atomic checkpoints of a run: TF variables + counters + RNG state (+ optionally the replay).
+
+A checkpoint is a directory `checkpoints/ckpt-<frames>`. It is written in full under a temporary
+name and renamed into place only when complete (a POSIX rename is atomic), so a crash or Ctrl-C
+mid-write never leaves a half-written checkpoint: readers ignore `.tmp-*` directories and the
+previous checkpoint stays valid. `state.json` is written last and marks completeness.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import tensorflow as tf
+
+STATE_FILE = "state.json"
+VARIABLES_PREFIX = "variables"
+_NAME = re.compile(r"ckpt-(\d{12})")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message names the cause and the fix."""
+
+
+def checkpoint_dir(run_dir: str) -> str:
+    return os.path.join(run_dir, "checkpoints")
+
+
+def list_checkpoints(run_dir: str) -> List[str]:
+    """Complete checkpoints of a run, oldest first."""
+    root = checkpoint_dir(run_dir)
+    if not os.path.isdir(root):
+        return []
+    names = sorted(name for name in os.listdir(root) if _NAME.fullmatch(name))
+    return [os.path.join(root, name) for name in names]
+
+
+def latest_checkpoint(run_dir: str) -> Optional[str]:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def save(run_dir: str, frames: int, trackables: Dict[str, Any], state: Dict[str, Any], keep: int,
+         extra_writer: Optional[Callable[[str], None]] = None) -> str:
+    """Writes a checkpoint for `frames` and prunes to the newest `keep`. Returns its path."""
+    root = checkpoint_dir(run_dir)
+    os.makedirs(root, exist_ok=True)
+    final = os.path.join(root, f"ckpt-{frames:012d}")
+    temporary = os.path.join(root, f".tmp-ckpt-{frames:012d}-{os.getpid()}-{time.time_ns()}")
+    os.makedirs(temporary)
+    try:
+        tf.train.Checkpoint(**trackables).write(os.path.join(temporary, VARIABLES_PREFIX))
+        if extra_writer is not None:
+            extra_writer(temporary)
+        with open(os.path.join(temporary, STATE_FILE), "w") as f:
+            json.dump(state, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        if os.path.exists(final):  # same frame count saved twice (e.g. Ctrl-C right after a save)
+            shutil.rmtree(final)
+        os.rename(temporary, final)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_state(path: str) -> Dict[str, Any]:
+    state_path = os.path.join(path, STATE_FILE)
+    try:
+        with open(state_path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} is incomplete (no {STATE_FILE}). Delete it to resume "
+                              f"from the previous checkpoint.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"checkpoint {path} is corrupt ({STATE_FILE}: {error}). Delete it to resume "
+                              f"from the previous checkpoint.") from None
+
+
+def restore(path: str, trackables: Dict[str, Any]) -> Dict[str, Any]:
+    """Restores variables into `trackables`; returns the saved state dict."""
+    state = load_state(path)
+    try:
+        status = tf.train.Checkpoint(**trackables).read(os.path.join(path, VARIABLES_PREFIX))
+        status.assert_existing_objects_matched()
+    except (tf.errors.OpError, ValueError, AssertionError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"checkpoint {path} cannot be restored into this model ({first_line}). It is corrupt or was "
+            f"written by a different network config. Delete it to fall back to the previous checkpoint, "
+            f"or start a new run directory.") from None
+    return state

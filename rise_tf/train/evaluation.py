@@ -1,0 +1,58 @@
+"""Greedy evaluation: one whole episode per lane, raw game scores (no clipping, no life-loss cuts)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional
+
+import numpy as np
+from tf_agents.policies import py_tf_eager_policy
+
+from rise_tf.envs.atari_scores import human_normalized_score
+
+
+@dataclasses.dataclass
+class EvalResult:
+    returns: List[float]
+    lengths: List[int]  # agent steps per episode
+    human_normalized: Optional[float]  # mean HNS, or None without reference scores
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def success_rate(self) -> float:
+        """Fraction of episodes with a positive return (the memory task's success)."""
+        return float(np.mean(np.asarray(self.returns) > 0))
+
+
+def evaluate(policy, env, num_episodes: int, game: str, max_steps: int = 1_000_000) -> EvalResult:
+    """Runs `policy` (a TF policy) on the batched `env` until `num_episodes` episodes finish.
+
+    Each round resets every lane and counts each lane's first episode only, so short episodes do
+    not crowd out long ones (the bias TF-Agents documents for max_episodes with batched envs).
+    """
+    py_policy = py_tf_eager_policy.PyTFEagerPolicy(policy, use_tf_function=True, batch_time_steps=False)
+    lanes = env.batch_size or 1
+    returns, lengths = [], []
+    while len(returns) < num_episodes:
+        time_step = env.reset()
+        state = py_policy.get_initial_state(lanes)
+        running = np.zeros(lanes)
+        steps = np.zeros(lanes, np.int64)
+        done = np.zeros(lanes, bool)
+        for _ in range(max_steps):
+            action_step = py_policy.action(time_step, state)
+            time_step, state = env.step(action_step.action), action_step.state
+            running += np.where(done, 0.0, time_step.reward)
+            steps += ~done
+            done |= time_step.is_last()
+            if done.all():
+                break
+        for lane in range(lanes):
+            if len(returns) < num_episodes:
+                returns.append(float(running[lane]))
+                lengths.append(int(steps[lane]))
+    scores = [human_normalized_score(game, r) for r in returns]
+    hns = None if scores[0] is None else float(np.mean(scores))
+    return EvalResult(returns, lengths, hns)

@@ -1,0 +1,330 @@
+"""The training loop, top to bottom: collect with a TF-Agents driver, learn at a replay ratio,
+evaluate, log, checkpoint. Ctrl-C (or SIGTERM) saves a checkpoint and exits cleanly; `resume=True`
+continues the counters from the latest checkpoint to the run's frame budget.
+
+Units: `frames` are emulator frames (agent steps x action_repeat on Atari, 1:1 on the memory task);
+`agent_steps` count one step of one lane; `updates` count learner updates.
+Deviation to know: the environments restart on resume (emulator state is not checkpointed), and
+the replay restarts empty unless `save_replay` is on; learning then waits until `warmup_frames`
+worth of steps are back in replay.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import signal
+import sys
+import time
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.drivers import py_driver
+from tf_agents.policies import py_tf_eager_policy
+
+from rise_tf.envs.atari_scores import human_normalized_score
+from rise_tf.train import builder, checkpoints
+from rise_tf.train.config import RunConfig
+from rise_tf.train.evaluation import EvalResult, evaluate
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+EVAL_SEED_OFFSET = 10_000  # eval lanes never share seeds with training lanes
+MAX_EVAL_LANES = 16
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message names the cause and the fix."""
+
+
+def linear_schedule(start: float, end: float, duration: float, t: float) -> float:
+    fraction = min(max(t / duration, 0.0), 1.0) if duration > 0 else 1.0
+    return start + fraction * (end - start)
+
+
+def prepare_run_dir(run_dir: str, config: RunConfig, resume: bool) -> RunConfig:
+    """Writes config.json for a new run, or checks it for a resumed one. Returns the run's config."""
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if resume:
+        if not os.path.exists(path):
+            raise TrainingError(f"nothing to resume in {run_dir}: {CONFIG_FILE} is missing. Start a run "
+                                f"there with --run-dir {run_dir}.")
+        return load_run_config(run_dir)
+    if os.path.exists(path):
+        existing = load_run_config(run_dir)
+        differences = existing.differences(config)
+        if differences:
+            raise TrainingError(
+                f"{run_dir} holds a run with another config ({'; '.join(differences[:6])}"
+                f"{' ...' if len(differences) > 6 else ''}). Continue it with --resume {run_dir}, or choose "
+                f"a new --run-dir for this config.")
+        raise TrainingError(f"{run_dir} already holds this run. Continue it with --resume {run_dir}, or "
+                            f"choose a new --run-dir.")
+    os.makedirs(run_dir, exist_ok=True)
+    temporary = path + ".tmp"
+    with open(temporary, "w") as f:
+        f.write(config.to_json())
+    os.replace(temporary, path)
+    return config
+
+
+def load_run_config(run_dir: str) -> RunConfig:
+    path = os.path.join(run_dir, CONFIG_FILE)
+    try:
+        with open(path) as f:
+            return RunConfig.from_dict(json.load(f)).validate()
+    except (json.JSONDecodeError, TypeError, ValueError) as error:
+        raise TrainingError(f"{path} is not a valid rise-tf run config ({error}). Restore it from the "
+                            f"run's checkpoints or start a new run.") from None
+
+
+class _EpisodeStats:
+    """Observer: raw per-lane returns of finished episodes (whole games: life loss is not an end)."""
+
+    def __init__(self, lanes: int, window: int = 100):
+        self.running = np.zeros(lanes)
+        self.recent = collections.deque(maxlen=window)
+        self.finished = 0
+        self.agent_steps = 0
+
+    def __call__(self, trajectory):
+        is_last = trajectory.step_type == 2
+        # A LAST row's reward belongs to the reset that follows: the episode's return is complete.
+        for value in self.running[is_last]:
+            self.recent.append(float(value))
+        self.finished += int(is_last.sum())
+        self.running = np.where(is_last, 0.0, self.running + trajectory.reward)
+        self.agent_steps += int((~trajectory.is_boundary()).sum())
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, run_dir: str, resume: bool = False, progress: bool = True):
+        self.run_dir = run_dir
+        self.config = prepare_run_dir(run_dir, config, resume)
+        if resume and config.train.frames != self.config.train.frames:
+            self.config = self.config.replace(train={"frames": config.train.frames})
+        self.show_progress = progress
+        train = self.config.train
+        tf.random.set_seed(train.seed)
+        if train.deterministic_ops:
+            tf.config.experimental.enable_op_determinism()
+        self.frames_per_step = self.config.frames_per_agent_step
+
+        self.env = builder.make_env(self.config, training=True)
+        self.train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
+        self.agent = builder.make_agent(self.config, self.env.time_step_spec(), self.env.action_spec(),
+                                        self.train_step)
+        self.agent.optimizer.build(self.agent.q_network.trainable_variables)  # slots exist before restore
+        self.replay = builder.make_replay(self.config)
+        self.counters = {"frames": 0, "agent_steps": 0, "updates": 0, "episodes": 0, "update_credit": 0.0}
+        self.last_checkpoint: Optional[str] = None
+        if resume:
+            self._restore()
+        self._stats = _EpisodeStats(self.config.env.num_envs)
+        self._writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
+        self._eval_env = None
+        self._last_loss = float("nan")
+        self._last_q = float("nan")
+
+    # ------------------------------------------------------------------ state
+
+    def _trackables(self) -> Dict[str, tf.Module]:
+        return {"q_network": self.agent.q_network, "target_q_network": self.agent.target_q_network,
+                "optimizer": self.agent.optimizer, "train_step": self.train_step}
+
+    def _restore(self) -> None:
+        path = checkpoints.latest_checkpoint(self.run_dir)
+        if path is None:
+            print(f"[rise-train] {self.run_dir} has no checkpoint yet; starting from step 0 with its config.")
+            return
+        state = checkpoints.restore(path, self._trackables())
+        self.counters.update({key: state[key] for key in self.counters if key in state})
+        replay_dir = os.path.join(path, "replay")
+        if os.path.isdir(replay_dir):
+            self.replay.restore(replay_dir)
+        self.last_checkpoint = path
+        print(f"[rise-train] resumed from {path} at {self.counters['frames']:,} frames "
+              f"({self.counters['updates']:,} updates)")
+
+    def save_checkpoint(self) -> str:
+        state = dict(self.counters, config=self.config.to_dict(), saved_at=time.time())
+        writer = None
+        if self.config.replay.save_replay:
+            writer = lambda directory: self.replay.save(os.path.join(directory, "replay"))  # noqa: E731
+        self.last_checkpoint = checkpoints.save(self.run_dir, self.counters["frames"], self._trackables(), state,
+                                                self.config.train.keep_checkpoints, writer)
+        return self.last_checkpoint
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> Dict[str, float]:
+        train = self.config.train
+        collect_policy = py_tf_eager_policy.PyTFEagerPolicy(
+            self.agent.collect_policy, use_tf_function=True, batch_time_steps=False)
+        driver = py_driver.PyDriver(self.env, collect_policy, [self._observe_replay, self._stats],
+                                    max_steps=self.config.env.num_envs)
+        time_step = self.env.reset()
+        policy_state = collect_policy.get_initial_state(self.config.env.num_envs)
+        bar = self._progress_bar()
+        next_log = self._next_multiple(train.log_every_frames)
+        next_eval = self._next_multiple(train.eval_every_frames) if train.eval_every_frames else math.inf
+        next_checkpoint = self._next_multiple(train.checkpoint_every_frames)
+        previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        started, started_frames = time.time(), self.counters["frames"]
+        interrupted = False
+        try:
+            while self.counters["frames"] < train.frames:
+                # 1. Act: ε decays with frames; the driver steps every lane once (policy -> env -> observers).
+                self.agent.epsilon.assign(linear_schedule(train.epsilon_start, train.epsilon_end,
+                                                          train.epsilon_decay_frames, self.counters["frames"]))
+                steps_before = self._stats.agent_steps
+                time_step, policy_state = driver.run(time_step, policy_state)
+                new_steps = self._stats.agent_steps - steps_before
+                self.counters["agent_steps"] += new_steps
+                self.counters["frames"] += new_steps * self.frames_per_step
+                self.counters["episodes"] += self._stats.finished
+                self._stats.finished = 0
+                # 2. Learn: replay_ratio updates per agent step, once replay holds the warm-up.
+                if self.replay.num_stored * self.frames_per_step >= max(train.warmup_frames, 1):
+                    self.counters["update_credit"] += new_steps * train.replay_ratio
+                    while self.counters["update_credit"] >= 1.0:
+                        self._learn_once()
+                        self.counters["update_credit"] -= 1.0
+                frames = self.counters["frames"]
+                if bar is not None:
+                    bar.update(frames - bar.n)
+                    bar.set_postfix(self._postfix(started, started_frames), refresh=False)
+                # 3. Log, evaluate, checkpoint on frame milestones.
+                if frames >= next_log:
+                    self._log_scalars(started, started_frames)
+                    next_log = self._next_multiple(train.log_every_frames)
+                if frames >= next_eval:
+                    self._evaluate_and_log()
+                    next_eval = self._next_multiple(train.eval_every_frames)
+                if frames >= next_checkpoint:
+                    self.save_checkpoint()
+                    next_checkpoint = self._next_multiple(train.checkpoint_every_frames)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            signal.signal(signal.SIGTERM, previous_handler)
+            if bar is not None:
+                bar.close()
+        path = self.save_checkpoint()
+        summary = self._summary(started, started_frames)
+        if interrupted:
+            print(f"\n[rise-train] interrupted at {self.counters['frames']:,} frames; checkpoint saved to {path}.\n"
+                  f"[rise-train] continue with: rise-train --resume {self.run_dir}", file=sys.stderr)
+            summary["interrupted"] = True
+        else:
+            if train.eval_every_frames:
+                summary["final_eval"] = self._evaluate_and_log().mean_return
+            print(f"[rise-train] done: {self.counters['frames']:,} frames, {self.counters['updates']:,} updates; "
+                  f"checkpoint {path}")
+        self._writer.flush()
+        return summary
+
+    def close(self) -> None:
+        for env in (self.env, self._eval_env):
+            if env is not None:
+                env.close()
+
+    def _observe_replay(self, trajectory) -> None:
+        embedding = trajectory.policy_info.get("embedding") if isinstance(trajectory.policy_info, dict) else None
+        self.replay.add_batch(trajectory.step_type, trajectory.observation, embedding, trajectory.action,
+                              trajectory.reward, trajectory.discount)
+
+    def _learn_once(self) -> None:
+        train = self.config.train
+        beta = linear_schedule(self.config.replay.importance_beta_start, self.config.replay.importance_beta_end,
+                               train.frames, self.counters["frames"])
+        batch, keys, weights = self.replay.sample(self.config.agent.batch_size, beta)
+        try:
+            loss_info = self.agent.train(tf.nest.map_structure(tf.convert_to_tensor, batch),
+                                         tf.convert_to_tensor(weights))
+        except tf.errors.InvalidArgumentError as error:
+            if "NaN or inf" not in str(error):
+                raise
+            where = self.last_checkpoint or "no checkpoint yet"
+            raise TrainingError(
+                f"the loss became NaN/inf at update {self.counters['updates']:,} ({self.counters['frames']:,} "
+                f"frames); the weights were not changed by that update. Last good checkpoint: {where}. Lower "
+                f"--learning-rate or set --gradient-clip-norm, then --resume {self.run_dir}.") from None
+        self.replay.update_priorities(keys, loss_info.extra.td_errors.numpy())
+        self.counters["updates"] += 1
+        self._last_loss = float(loss_info.loss)
+        self._last_q = float(loss_info.extra.q_mean)
+
+    # ------------------------------------------------------------------ reporting
+
+    def _next_multiple(self, every: int) -> int:
+        return (self.counters["frames"] // every + 1) * every
+
+    def _fps(self, started: float, started_frames: int) -> float:
+        return (self.counters["frames"] - started_frames) / max(time.time() - started, 1e-9)
+
+    def _recent_return(self) -> float:
+        return float(np.mean(self._stats.recent)) if self._stats.recent else float("nan")
+
+    def _postfix(self, started, started_frames) -> Dict[str, str]:
+        return {"fps": f"{self._fps(started, started_frames):.0f}", "return": f"{self._recent_return():.2f}",
+                "loss": f"{self._last_loss:.4f}", "eps": f"{float(self.agent.epsilon):.3f}"}
+
+    def _progress_bar(self):
+        if not self.show_progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.config.train.frames, initial=self.counters["frames"], unit="frame",
+                    unit_scale=True, dynamic_ncols=True, desc=f"{self.config.algo} {self.config.env.game}",
+                    mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+    def _log_scalars(self, started, started_frames) -> None:
+        frames = self.counters["frames"]
+        recent = self._recent_return()
+        record = {"kind": "train", "frames": frames, "updates": self.counters["updates"],
+                  "episodes": self.counters["episodes"], "return": recent, "loss": self._last_loss,
+                  "q_mean": self._last_q, "epsilon": float(self.agent.epsilon),
+                  "fps": self._fps(started, started_frames)}
+        hns = human_normalized_score(self.config.env.game, recent) if self._stats.recent else None
+        if hns is not None:
+            record["human_normalized"] = hns
+        with self._writer.as_default(step=frames):
+            for key, value in record.items():
+                if key not in ("kind", "frames") and value is not None and math.isfinite(value):
+                    tf.summary.scalar(f"train/{key}", value)
+        self._append_metrics(record)
+
+    def _evaluate_and_log(self) -> EvalResult:
+        episodes = self.config.train.eval_episodes
+        if self._eval_env is None:
+            self._eval_env = builder.make_env(self.config, num_envs=min(episodes, MAX_EVAL_LANES),
+                                              seed_offset=EVAL_SEED_OFFSET, training=False, parallel="serial")
+        result = evaluate(self.agent.policy, self._eval_env, episodes, self.config.env.game)
+        record = {"kind": "eval", "frames": self.counters["frames"], "return": result.mean_return,
+                  "returns": result.returns, "success_rate": result.success_rate,
+                  "episode_steps": float(np.mean(result.lengths))}
+        if result.human_normalized is not None:
+            record["human_normalized"] = result.human_normalized
+        with self._writer.as_default(step=self.counters["frames"]):
+            tf.summary.scalar("eval/return", result.mean_return)
+            tf.summary.scalar("eval/success_rate", result.success_rate)
+            if result.human_normalized is not None:
+                tf.summary.scalar("eval/human_normalized", result.human_normalized)
+        self._append_metrics(record)
+        return result
+
+    def _append_metrics(self, record) -> None:
+        with open(os.path.join(self.run_dir, METRICS_FILE), "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _summary(self, started, started_frames) -> Dict[str, float]:
+        return {"frames": self.counters["frames"], "updates": self.counters["updates"],
+                "episodes": self.counters["episodes"], "recent_return": self._recent_return(),
+                "fps": self._fps(started, started_frames), "checkpoint": self.last_checkpoint}
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
