@@ -48,9 +48,6 @@ def prepare_run_dir(run_dir: str, config: RunConfig, resume: bool) -> RunConfig:
     """Writes config.json for a new run, or checks it for a resumed one. Returns the run's config."""
     path = os.path.join(run_dir, CONFIG_FILE)
     if resume:
-        if not os.path.exists(path):
-            raise TrainingError(f"nothing to resume in {run_dir}: {CONFIG_FILE} is missing. Start a run "
-                                f"there with --run-dir {run_dir}.")
         return load_run_config(run_dir)
     if os.path.exists(path):
         existing = load_run_config(run_dir)
@@ -75,6 +72,9 @@ def load_run_config(run_dir: str) -> RunConfig:
     try:
         with open(path) as f:
             return RunConfig.from_dict(json.load(f)).validate()
+    except FileNotFoundError:
+        raise TrainingError(f"nothing to resume in {run_dir}: {CONFIG_FILE} is missing. Start a run there "
+                            f"with --run-dir {run_dir}.") from None
     except (json.JSONDecodeError, TypeError, ValueError) as error:
         raise TrainingError(f"{path} is not a valid rise-tf run config ({error}). Restore it from the "
                             f"run's checkpoints or start a new run.") from None

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from rise_tf.agents.losses import double_dqn_targets, dqn_targets, huber, td_loss
+from rise_tf.agents.rise_dqn_agent import RiseDqnAgent
+from rise_tf.networks.rise_q_network import build_network, network_input_spec
+
+NUM_ACTIONS = 2
+SPEC = network_input_spec("rise", frame_size=36, window_length=3, embedding_size=4)
+
+
+def make_agent(period=1000, double_dqn=True, lr=1e-3):
+    time_step_spec = ts.time_step_spec(tf.TensorSpec([36, 36], tf.uint8, "frame"))
+    action_spec = tensor_spec.BoundedTensorSpec([], tf.int32, 0, NUM_ACTIONS - 1)
+    net = build_network(SPEC, NUM_ACTIONS, embedding_size=4, core_units=4, head="linear")
+    agent = RiseDqnAgent(time_step_spec, action_spec, net, tf.keras.optimizers.Adam(lr),
+                         double_dqn=double_dqn, target_update_period=period,
+                         train_step_counter=tf.Variable(0, dtype=tf.int64))
+    agent.initialize()
+    return agent
+
+
+def batch_of(size, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def observation():
+        return {"frame_stack": tf.constant(rng.integers(0, 256, (size, 36, 36, 4)), tf.uint8),
+                "embedding_window": tf.constant(rng.standard_normal((size, 3, 4)), tf.float32),
+                "window_mask": tf.ones((size, 3))}
+    return {"observation": observation(), "action": tf.constant(rng.integers(0, NUM_ACTIONS, size), tf.int32),
+            "n_step_return": tf.constant(rng.standard_normal(size), tf.float32),
+            "bootstrap_discount": tf.fill([size], 0.9), "next_observation": observation()}
+
+
+def set_constant_q(network, bias):
+    """Zero every trainable weight and set the linear head's bias: then Q(s, ·) = bias for all s."""
+    for variable in network.trainable_variables:
+        variable.assign(tf.zeros_like(variable))
+    network.head.q.bias.assign(bias)
+
+
+def test_huber_and_targets_by_hand():
+    np.testing.assert_allclose(huber(tf.constant([0.5, -2.0, 1.0])), [0.125, 1.5, 0.5])
+    online = tf.constant([[1.0, 2.0]])
+    target = tf.constant([[4.0, 3.0]])
+    # double DQN picks action 1 by the online net, valued 3 by the target: 1 + 0.5 * 3 = 2.5
+    np.testing.assert_allclose(double_dqn_targets(online, target, tf.constant([1.0]), tf.constant([0.5])), [2.5])
+    np.testing.assert_allclose(dqn_targets(target, tf.constant([1.0]), tf.constant([0.5])), [3.0])
+    loss, td = td_loss(tf.constant([[1.0, 2.0]]), tf.constant([1]), tf.constant([5.0]), tf.constant([2.0]))
+    np.testing.assert_allclose(td, [3.0])
+    np.testing.assert_allclose(loss, 2.0 * 2.5)  # weight 2 x huber(3) = 2 x (3 - 0.5)
+
+
+@pytest.mark.parametrize("double_dqn, expected", [(True, 0.875), (False, 1.125)])
+def test_loss_on_a_fixed_weight_network_matches_the_hand_computed_value(double_dqn, expected):
+    agent = make_agent(double_dqn=double_dqn)
+    set_constant_q(agent.q_network, [1.0, 2.0])  # online Q = [1, 2] everywhere
+    set_constant_q(agent.target_q_network, [4.0, 3.0])  # target Q = [4, 3] everywhere
+    batch = batch_of(2)
+    batch.update(action=tf.constant([0, 1]), n_step_return=tf.constant([1.0, 0.0]),
+                 bootstrap_discount=tf.constant([0.5, 0.0]))
+    # Row 0: target = 1 + 0.5 * Q_target(s', a*) with a* = argmax online = 1 -> 1 + 1.5 = 2.5;
+    #        td = 2.5 - Q(s, 0) = 1.5 -> huber 1.0.   (plain DQN: 1 + 0.5 * 4 = 3 -> td 2 -> huber 1.5)
+    # Row 1: terminal, target 0; td = 0 - Q(s, 1) = -2 -> huber 1.5, weighted by 0.5 -> 0.75.
+    # loss = mean(1.0, 0.75) = 0.875   (plain DQN: mean(1.5, 0.75) = 1.125)
+    loss_info = agent.loss(batch, weights=tf.constant([1.0, 0.5]))
+    np.testing.assert_allclose(loss_info.loss, expected, rtol=1e-6)
+
+
+def test_train_steps_give_finite_losses_and_change_only_trainable_weights():
+    agent = make_agent(period=1000)
+    frozen_before = [v.numpy().copy() for v in agent.q_network.frozen_encoder.variables]
+    trainable_before = [v.numpy().copy() for v in agent.q_network.trainable_variables]
+    target_before = [v.numpy().copy() for v in agent.target_q_network.variables]
+    for step in range(3):
+        loss_info = agent.train(batch_of(8, seed=step), tf.ones(8))
+        assert np.isfinite(loss_info.loss.numpy())
+        assert loss_info.extra.td_errors.shape == (8,)
+    assert int(agent.train_step_counter) == 3
+    for before, variable in zip(frozen_before, agent.q_network.frozen_encoder.variables):
+        np.testing.assert_array_equal(before, variable.numpy())
+    changed = [not np.array_equal(b, v.numpy()) for b, v in zip(trainable_before, agent.q_network.trainable_variables)]
+    assert sum(changed) >= len(changed) - 1  # every trainable tensor moves (a dead ReLU unit may not)
+    for before, variable in zip(target_before, agent.target_q_network.variables):
+        np.testing.assert_array_equal(before, variable.numpy())  # target waits for its period
+
+
+def test_target_network_copies_online_weights_every_period():
+    agent = make_agent(period=2)
+    agent.train(batch_of(4), None)
+    agent.train(batch_of(4, seed=1), None)
+    for online, target in zip(agent.q_network.variables, agent.target_q_network.variables):
+        np.testing.assert_array_equal(online.numpy(), target.numpy())
+
+
+def test_nan_loss_stops_before_changing_weights():
+    agent = make_agent()
+    before = [v.numpy().copy() for v in agent.q_network.trainable_variables]
+    batch = batch_of(4)
+    batch["n_step_return"] = tf.constant([np.nan, 0.0, 0.0, 0.0], tf.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or inf"):
+        agent.train(batch, None)
+    for b, v in zip(before, agent.q_network.trainable_variables):
+        np.testing.assert_array_equal(b, v.numpy())

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+from tf_agents.environments import utils as env_utils
+
+from rise_tf.envs.atari import AtariSettings, available_games, resolve_game
+from rise_tf.envs.memory_task import MemoryCorridorEnv
+from rise_tf.envs.py_env import make_batched_env, make_frame_env
+
+
+def test_pong_passes_tf_agents_validation():
+    env = make_frame_env("Pong", seed=0, atari=AtariSettings(max_episode_frames=2_000))
+    env_utils.validate_py_environment(env, episodes=2)
+    assert env.observation_spec().shape == (84, 84)
+    assert env.action_meanings[0] == "NOOP"
+
+
+def test_memory_task_passes_tf_agents_validation():
+    env_utils.validate_py_environment(make_frame_env("MemoryCorridor", seed=0), episodes=5)
+
+
+def test_game_names_resolve_and_unknown_names_list_close_matches():
+    assert resolve_game("space_invaders") == "SpaceInvaders"
+    assert resolve_game("ALE/Breakout-v5") == "Breakout"
+    assert len(available_games()) > 50
+    with pytest.raises(ValueError, match="Closest valid names: Pong"):
+        resolve_game("Pnog")
+
+
+def test_truncation_is_last_with_discount_one_and_counts_emulator_frames():
+    env = make_frame_env("Pong", seed=1, atari=AtariSettings(max_episode_frames=400, noop_max=0))
+    time_step = env.reset()
+    steps = 0
+    while not time_step.is_last():
+        time_step = env.step(np.int32(0))
+        steps += 1
+    assert steps == 100  # 400 frames / action repeat 4
+    assert time_step.discount == 1.0  # truncated: the learner bootstraps
+
+
+def test_life_loss_gives_zero_discount_but_the_episode_goes_on():
+    env = make_frame_env("Breakout", seed=0, terminal_on_life_loss=True)
+    time_step = env.reset()
+    saw_life_loss = False
+    for _ in range(3_000):
+        time_step = env.step(np.int32(1))  # FIRE, then the paddle stays still and lives are lost
+        if time_step.is_last():
+            break
+        if time_step.discount == 0.0:
+            saw_life_loss = True
+            assert time_step.is_mid()
+    assert saw_life_loss and time_step.is_last()
+
+
+def test_memory_task_rewards_only_the_cued_choice():
+    env = MemoryCorridorEnv(corridor_length=3, num_cues=2)
+    for seed in range(6):
+        frame, _ = env.reset(seed=seed)
+        cue = env._cue
+        band = frame[:42, 8:-8].mean() > frame[42:, 8:-8].mean()
+        assert (0 if band else 1) == cue  # the cue is visible on the first frame only
+        for _ in range(3):
+            frame, reward, terminated, _, _ = env.step(0)
+            assert reward == 0 and not terminated
+            assert frame[:, 8:-8].max() < 255  # corridor frames hide the cue
+        frame, reward, terminated, _, _ = env.step(0)
+        assert not terminated
+        _, reward, terminated, _, info = env.step(cue)
+        assert terminated and reward == 1.0 and info["success"]
+
+
+@pytest.mark.parametrize("mode", ["serial", "threads"])
+def test_batched_env_steps_all_lanes(mode):
+    env = make_batched_env("MemoryCorridor", 3, seed=0, mode=mode)
+    time_step = env.reset()
+    assert time_step.observation.shape == (3, 84, 84)
+    time_step = env.step(np.zeros(3, np.int32))
+    assert time_step.reward.shape == (3,)
+    env.close()
+    with pytest.raises(ValueError, match="parallel mode"):
+        make_batched_env("MemoryCorridor", 2, seed=0, mode="gpu")

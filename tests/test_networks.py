@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rise_tf.networks.encoders import adaptive_max_pool, area_resize_matrix, make_frozen_encoder
+from rise_tf.networks.recurrent import MaskedRecurrentCore
+from rise_tf.networks.rise_q_network import build_network, network_input_spec, spec_with_batch
+
+
+def random_inputs(spec, batch, seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key, s in spec.items():
+        shape = (batch,) + tuple(s.shape)
+        if s.dtype == tf.uint8:
+            out[key] = tf.constant(rng.integers(0, 256, shape), tf.uint8)
+        elif key == "window_mask":
+            out[key] = tf.ones(shape)
+        else:
+            out[key] = tf.constant(rng.standard_normal(shape), tf.float32)
+    return out
+
+
+@pytest.mark.parametrize("memory", ["none", "rise", "full_recurrent"])
+@pytest.mark.parametrize("encoder", ["nature", "impala"])
+def test_q_values_have_one_column_per_action(memory, encoder):
+    spec = network_input_spec(memory, window_length=4, embedding_size=16)
+    net = build_network(spec, 5, memory=memory, learnable_encoder=encoder, embedding_size=16, core_units=8)
+    q_values, state = net(random_inputs(spec, 3))
+    assert q_values.shape == (3, 5) and state == ()
+    assert np.all(np.isfinite(q_values.numpy()))
+
+
+@pytest.mark.parametrize("frozen", ["random_projection", "random_cnn", "pooled_pixels"])
+def test_frozen_encoder_is_not_trainable_is_saved_and_is_seeded(frozen):
+    spec = network_input_spec("rise", embedding_size=16)
+    net = build_network(spec, 3, frozen_encoder=frozen, embedding_size=16, frozen_seed=7)
+    frozen_ids = {id(v) for v in net.frozen_encoder.variables}
+    assert frozen_ids and not frozen_ids & {id(v) for v in net.trainable_variables}
+    assert frozen_ids <= {id(v) for v in net.variables}  # checkpointed with the network
+    frames = tf.constant(np.random.default_rng(0).integers(0, 256, (2, 84, 84)), tf.uint8)
+    embedding = net.embed_frames(frames)
+    assert embedding.shape == (2, 16)
+    again = build_network(spec, 3, frozen_encoder=frozen, embedding_size=16, frozen_seed=7)
+    np.testing.assert_array_equal(again.embed_frames(frames), embedding)  # same seed, same ϑ
+    if frozen != "pooled_pixels":  # pooled pixels has no random weights
+        other = build_network(spec, 3, frozen_encoder=frozen, embedding_size=16, frozen_seed=8)
+        assert not np.allclose(other.embed_frames(frames), embedding)
+
+
+def test_training_never_calls_the_frozen_encoder():
+    spec = network_input_spec("rise", embedding_size=16)
+    net = build_network(spec, 3, embedding_size=16)
+    calls = []
+    original = net.frozen_encoder.call
+    net.frozen_encoder.call = lambda frames: calls.append(1) or original(frames)
+    with tf.GradientTape() as tape:
+        q_values, _ = net(random_inputs(spec, 2))
+    assert tape.gradient(q_values, net.trainable_variables) is not None
+    assert calls == []
+
+
+def test_masked_steps_do_not_change_the_recurrent_state():
+    """A left-padded window gives exactly the output of the cell run over the valid suffix only."""
+    for kind in ("lstm", "gru"):
+        core = MaskedRecurrentCore(units=6, core=kind)
+        rng = np.random.default_rng(1)
+        valid = tf.constant(rng.standard_normal((2, 3, 4)), tf.float32)
+        garbage = tf.constant(rng.standard_normal((2, 5, 4)) * 100, tf.float32)
+        padded = tf.concat([garbage, valid], axis=1)  # 8 steps, first 5 masked
+        mask = tf.constant([[0] * 5 + [1] * 3] * 2, tf.float32)
+        short = core(valid, tf.ones((2, 3)))
+        np.testing.assert_allclose(core(padded, mask), short, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(core(padded, tf.ones((2, 8))), short)
+
+
+def test_gate_and_concat_fusions_differ_in_shape_of_features():
+    spec = network_input_spec("rise", embedding_size=16)
+    gate = build_network(spec, 4, embedding_size=16, core_units=8, fusion="gate")
+    concat = build_network(spec, 4, embedding_size=16, core_units=8, fusion="concat")
+    assert gate.gate is not None and concat.gate is None
+    assert concat(random_inputs(spec, 2))[0].shape == (2, 4)
+
+
+def test_area_resize_matrix_averages_and_preserves_mass():
+    matrix = area_resize_matrix(84, 16)
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(area_resize_matrix(4, 2), [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
+
+
+def test_adaptive_max_pool_matches_bins():
+    x = tf.reshape(tf.range(25, dtype=tf.float32), [1, 5, 5, 1])
+    pooled = adaptive_max_pool(x, 2)[0, :, :, 0].numpy()
+    # bins over 5 cells into 2: [0, 3) and [2, 5)
+    np.testing.assert_array_equal(pooled, [[12, 14], [22, 24]])
+
+
+def test_invalid_choices_raise_clear_errors():
+    with pytest.raises(ValueError, match="square"):
+        make_frozen_encoder("pooled_pixels", 50, 0)
+    with pytest.raises(ValueError, match="unknown frozen encoder"):
+        make_frozen_encoder("imagenet", 16, 0)
+    with pytest.raises(ValueError, match="unknown memory"):
+        network_input_spec("transformer")
+    spec = network_input_spec("rise", embedding_size=16)
+    with pytest.raises(ValueError, match="unknown head"):
+        build_network(spec, 3, embedding_size=16, head="distributional-ish")
+    with pytest.raises(ValueError, match="unknown recurrent core"):
+        build_network(spec, 3, embedding_size=16, core="transformer")
+
+
+def test_zero_inputs_helper_has_batch_axis():
+    spec = network_input_spec("full_recurrent", window_length=3)
+    zeros = spec_with_batch(spec, 2)
+    assert zeros["frame_window"].shape == (2, 3, 84, 84) and zeros["window_mask"].shape == (2, 3)

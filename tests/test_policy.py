@@ -1,0 +1,70 @@
+import numpy as np
+import tensorflow as tf
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from rise_tf.networks.rise_q_network import build_network, network_input_spec
+from rise_tf.policies.rise_policy import RiseQPolicy
+
+FRAME = tf.TensorSpec([36, 36], tf.uint8, "frame")
+ACTIONS = tensor_spec.BoundedTensorSpec([], tf.int32, 0, 3)
+
+
+def make_policy(memory="rise", epsilon=None):
+    spec = network_input_spec(memory, frame_size=36, window_length=3, embedding_size=4)
+    net = build_network(spec, 4, memory=memory, embedding_size=4, core_units=4)
+    return RiseQPolicy(ts.time_step_spec(FRAME), ACTIONS, net, epsilon=epsilon), net
+
+
+def step(step_type, frames):
+    batch = frames.shape[0]
+    return ts.TimeStep(tf.fill([batch], step_type), tf.zeros([batch]), tf.ones([batch]), tf.constant(frames))
+
+
+def frames_of(value, batch=2):
+    return np.full((batch, 36, 36), value, np.uint8)
+
+
+def test_state_resets_on_first_and_windows_shift():
+    policy, net = make_policy()
+    state = policy.get_initial_state(2)
+    out = policy.action(step(ts.StepType.FIRST, frames_of(10)), state)
+    np.testing.assert_array_equal(out.state["window_mask"], [[0, 0, 1], [0, 0, 1]])
+    out = policy.action(step(ts.StepType.MID, frames_of(20)), out.state)
+    np.testing.assert_array_equal(out.state["window_mask"], [[0, 1, 1], [0, 1, 1]])
+    np.testing.assert_array_equal(out.state["frame_stack"][0, 0, 0], [0, 0, 10, 20])
+    # Lane 1 starts a new episode: its memory is wiped, lane 0's is kept.
+    mixed = ts.TimeStep(tf.constant([ts.StepType.MID, ts.StepType.FIRST]), tf.zeros([2]), tf.ones([2]),
+                        tf.constant(frames_of(30)))
+    out = policy.action(mixed, out.state)
+    np.testing.assert_array_equal(out.state["window_mask"], [[1, 1, 1], [0, 0, 1]])
+    np.testing.assert_array_equal(out.state["frame_stack"][:, 0, 0], [[0, 10, 20, 30], [0, 0, 0, 30]])
+
+
+def test_embedding_goes_out_as_info_rounded_like_replay_stores_it():
+    policy, net = make_policy()
+    frames = np.random.default_rng(0).integers(0, 256, (2, 36, 36)).astype(np.uint8)
+    out = policy.action(step(ts.StepType.FIRST, frames), policy.get_initial_state(2))
+    expected = net.embed_frames(tf.constant(frames)).numpy().astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(out.info["embedding"], expected)
+    np.testing.assert_array_equal(out.state["embedding_window"][:, -1], expected)
+    assert policy.info_spec["embedding"].shape == (4,)
+
+
+def test_greedy_action_is_the_argmax_and_epsilon_one_explores():
+    policy, net = make_policy()
+    state = policy.get_initial_state(2)
+    out = policy.action(step(ts.StepType.FIRST, frames_of(5)), state)
+    q_values, _ = net(out.state)
+    np.testing.assert_array_equal(out.action, np.argmax(q_values, axis=-1))
+    explorer, _ = make_policy(epsilon=tf.Variable(1.0))
+    actions = set()
+    for _ in range(20):
+        actions.update(explorer.action(step(ts.StepType.FIRST, frames_of(5)), state).action.numpy().tolist())
+    assert len(actions) >= 3 and actions <= {0, 1, 2, 3}
+
+
+def test_base_policy_keeps_only_a_frame_stack_and_emits_no_embedding():
+    policy, _ = make_policy(memory="none")
+    out = policy.action(step(ts.StepType.FIRST, frames_of(1)), policy.get_initial_state(2))
+    assert set(out.state) == {"frame_stack"} and out.info == {}

@@ -1,0 +1,112 @@
+"""The rise-train CLI on real games: checkpoints, resume, Ctrl-C and every bad-input path."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rise_tf.train.checkpoints import list_checkpoints
+from rise_tf.train.cli import main
+
+TINY_PONG = ["--game", "Pong", "--num-envs", "2", "--warmup-frames", "400", "--batch-size", "8",
+             "--capacity", "2000", "--max-episode-frames", "800", "--eval-episodes", "2",
+             "--checkpoint-every-frames", "1000", "--log-every-frames", "500", "--no-progress",
+             "--embedding-size", "16", "--core-units", "16"]
+
+
+def read_state(checkpoint):
+    with open(os.path.join(checkpoint, "state.json")) as f:
+        return json.load(f)
+
+
+def metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_tiny_pong_run_checkpoints_resumes_and_keeps_counting(tmp_path, capsys):
+    run_dir = str(tmp_path / "pong")
+    assert main(TINY_PONG + ["--frames", "2000", "--eval-every-frames", "2000", "--run-dir", run_dir]) == 0
+    saved = list_checkpoints(run_dir)
+    assert [os.path.basename(p) for p in saved] == ["ckpt-000000001000", "ckpt-000000002000"]
+    first = read_state(saved[-1])
+    assert first["frames"] == 2000 and first["agent_steps"] == 500
+    assert first["updates"] == pytest.approx((500 - 100) * 0.25, abs=2)  # after 400 warm-up frames
+    records = metrics(run_dir)
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert evals and all(len(r["returns"]) == 2 for r in evals)
+    assert "human_normalized" in evals[-1]
+    assert all(r["loss"] == r["loss"] for r in records if r["kind"] == "train" and r["updates"])  # finite
+    assert os.listdir(os.path.join(run_dir, "tensorboard"))
+
+    assert main(["--resume", run_dir, "--frames", "3000", "--no-progress"]) == 0
+    resumed = read_state(list_checkpoints(run_dir)[-1])
+    assert resumed["frames"] == 3000 and resumed["agent_steps"] == 750
+    assert resumed["updates"] > first["updates"]
+    assert "resumed from" in capsys.readouterr().out
+
+
+def test_resume_refuses_config_changes_and_missing_runs(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--resume", str(tmp_path), "--window-length", "4"])
+    assert "only --frames may change" in capsys.readouterr().err
+    assert main(["--resume", str(tmp_path / "nothing")]) == 2
+    assert "config.json is missing" in capsys.readouterr().err
+
+
+def test_a_run_dir_written_by_another_config_is_refused(tmp_path, capsys):
+    run_dir = str(tmp_path / "memory")
+    base = ["--game", "MemoryCorridor", "--frames", "200", "--warmup-frames", "100", "--eval-every-frames", "0",
+            "--no-progress", "--run-dir", run_dir, "--num-envs", "2"]
+    assert main(base) == 0
+    assert main(base + ["--window-length", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "another config" in err and "network.window_length" in err and "--resume" in err
+
+
+def test_corrupt_checkpoints_are_named_with_the_fix(tmp_path, capsys):
+    run_dir = str(tmp_path / "memory")
+    assert main(["--game", "MemoryCorridor", "--frames", "200", "--warmup-frames", "100", "--num-envs", "2",
+                 "--eval-every-frames", "0", "--no-progress", "--run-dir", run_dir]) == 0
+    checkpoint = list_checkpoints(run_dir)[-1]
+    with open(os.path.join(checkpoint, "variables.index"), "wb") as f:
+        f.write(b"not a checkpoint")
+    assert main(["--resume", run_dir, "--frames", "300", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert checkpoint in err and "Delete it" in err
+    with open(os.path.join(checkpoint, "state.json"), "w") as f:
+        f.write("{truncated")
+    assert main(["--resume", run_dir, "--frames", "300", "--no-progress"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_unknown_game_and_bad_values_exit_with_a_message(capsys):
+    assert main(["--game", "Pnog", "--frames", "10", "--no-progress", "--run-dir", "/nonexistent/x"]) == 2
+    assert "Closest valid names: Pong" in capsys.readouterr().err
+    assert main(["--window-length", "0", "--print-config"]) == 2
+    assert "window_length (k) must be >= 1" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
+    run_dir = str(tmp_path / "interrupted")
+    command = [sys.executable, "-m", "rise_tf.train.cli", "--game", "MemoryCorridor", "--frames", "1M",
+               "--warmup-frames", "100", "--num-envs", "2", "--eval-every-frames", "0", "--log-every-frames", "100",
+               "--no-progress", "--run-dir", run_dir]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    deadline = time.time() + 180
+    while time.time() < deadline and not (os.path.exists(metrics_path) and os.path.getsize(metrics_path)):
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "--resume" in err
+    saved = list_checkpoints(run_dir)
+    assert len(saved) == 1 and not [n for n in os.listdir(os.path.dirname(saved[0])) if n.startswith(".tmp")]
+    frames = read_state(saved[0])["frames"]
+    assert frames >= 100
+    assert main(["--resume", run_dir, "--frames", str(frames + 100), "--no-progress"]) == 0
+    assert read_state(list_checkpoints(run_dir)[-1])["frames"] >= frames + 100
