@@ -67,7 +67,7 @@ class RiseDqnAgent(tf_agent.TFAgent):
         self._update_target = self._make_target_update(target_update_period, target_update_tau)
         # TFAgent only compiles _train under TF1 (`function_in_tf1`); in TF2 it would run eagerly, op
         # by op. One compiled function per update is what makes the learner fast.
-        self._train_fn = tf.function(self._train, jit_compile=False)
+        self._train_fn = tf.function(self._train)
 
     @property
     def q_network(self):
@@ -93,8 +93,8 @@ class RiseDqnAgent(tf_agent.TFAgent):
         return common.soft_variables_update(self._q_network.variables, self._target_q_network.variables,
                                             tau=1.0)
 
-    def _loss_and_td(self, batch, weights, training=False):
-        q_values, _ = self._q_network(batch["observation"], training=training)  # [B, A]
+    def _targets(self, batch):
+        """n-step double-DQN (or DQN) targets; no gradients flow through them."""
         next_q_target, _ = self._target_q_network(batch["next_observation"], training=False)
         if self._double_dqn:
             next_q_online, _ = self._q_network(batch["next_observation"], training=False)
@@ -102,19 +102,24 @@ class RiseDqnAgent(tf_agent.TFAgent):
                                          batch["bootstrap_discount"])
         else:
             targets = dqn_targets(next_q_target, batch["n_step_return"], batch["bootstrap_discount"])
+        return tf.stop_gradient(targets)
+
+    def _td(self, batch, targets, weights, training=False):
+        q_values, _ = self._q_network(batch["observation"], training=training)  # [B, A]
         if weights is None:
             weights = tf.ones_like(targets)
         loss, td_errors = td_loss(q_values, batch["action"], targets, weights, self._huber_delta)
         return loss, td_errors, tf.reduce_mean(q_values)
 
     def _loss(self, experience, weights=None, training=False):
-        loss, td_errors, q_mean = self._loss_and_td(experience, weights, training)
+        loss, td_errors, q_mean = self._td(experience, self._targets(experience), weights, training)
         return tf_agent.LossInfo(loss, RiseDqnLossInfo(td_errors, q_mean))
 
     def _train(self, experience, weights=None):
         variables = self._q_network.trainable_variables
+        targets = self._targets(experience)  # outside the tape: nothing to differentiate
         with tf.GradientTape() as tape:
-            loss, td_errors, q_mean = self._loss_and_td(experience, weights, training=True)
+            loss, td_errors, q_mean = self._td(experience, targets, weights, training=True)
             # A NaN/inf loss stops here, before any weight changes.
             loss = tf.debugging.check_numerics(loss, "RISE-DQN loss is NaN or inf")
         gradients = tape.gradient(loss, variables)

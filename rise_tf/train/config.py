@@ -59,7 +59,7 @@ class NetworkConfig:
     window_length: int = _field(16, "k: embeddings (or frames, full_recurrent) the recurrent core reads")
     frame_stack: int = _field(4, "frames stacked as φ's input")
     core: str = _field("lstm", "recurrent core ψ: lstm | gru")
-    core_units: int = _field(128, "hidden units of ψ")
+    core_units: int = _field(64, "hidden units of ψ")
     fusion: str = _field("gate", "how ψ meets φ: gate (the paper) | concat (ablation)")
     head: str = _field("dueling", "Q head ω: linear | dueling")
     frozen_seed: int = _field(0, "seed of ϑ's fixed weights (part of the model: saved and exported)")

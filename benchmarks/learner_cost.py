@@ -1,0 +1,74 @@
+"""Learner update cost of the three models on the same sampled data, interleaved in one run.
+
+All three agents train on batches assembled from one replay filled with the same random frames
+and embeddings, so the only difference is the model. Rounds alternate the models (A B C A B C ...)
+so machine noise hits all of them alike; the figure is the median time per update.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from rise_tf.replay.embedding_replay import FIRST, MID
+from rise_tf.train import builder
+from rise_tf.train.config import make_config
+
+MODELS = (("base", "dqn"), ("rise", "rise-dqn"), ("full_recurrent", "r2d2-lite"))
+
+
+def _filled_replay(config, steps_per_lane: int, seed: int = 0):
+    replay = builder.make_replay(config)
+    lanes = config.env.num_envs
+    rng = np.random.default_rng(seed)
+    size, embedding = config.env.frame_size, config.network.embedding_size
+    for row in range(steps_per_lane):
+        step_type = np.full(lanes, FIRST if row % 500 == 0 else MID)
+        replay.add_batch(step_type, rng.integers(0, 256, (lanes, size, size), dtype=np.uint8),
+                         rng.standard_normal((lanes, embedding)).astype(np.float32),
+                         rng.integers(0, 6, lanes), rng.standard_normal(lanes), np.ones(lanes))
+    return replay
+
+
+def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, batch_size: int = 32,
+            overrides=None) -> dict:
+    time_step_spec = action_spec = None
+    env = None
+    agents, batches = {}, {}
+    for name, algo in MODELS:
+        config = make_config(algo, game, agent={"batch_size": batch_size},
+                             replay={"capacity": 20_000}, env={"num_envs": 4}, **(overrides or {}))
+        if env is None:
+            env = builder.make_env(config)
+            time_step_spec, action_spec = env.time_step_spec(), env.action_spec()
+        agent = builder.make_agent(config, time_step_spec, action_spec)
+        replay = _filled_replay(config, 1_000)
+        samples = [replay.sample(batch_size) for _ in range(updates_per_round)]
+        batches[name] = [(tf.nest.map_structure(tf.convert_to_tensor, b), tf.convert_to_tensor(w))
+                         for b, _, w in samples]
+        for batch, weights in batches[name][:3]:  # compile and warm up
+            agent.train(batch, weights)
+        agents[name] = agent
+    env.close()
+    times = {name: [] for name, _ in MODELS}
+    for _ in range(rounds):
+        for name, _ in MODELS:
+            agent = agents[name]
+            start = time.perf_counter()
+            for batch, weights in batches[name]:
+                loss = agent.train(batch, weights).loss
+            float(loss)  # wait for the last update
+            times[name].append((time.perf_counter() - start) / updates_per_round)
+    result = {f"{name}_update_ms": 1000 * float(np.median(t)) for name, t in times.items()}
+    result["rise_over_base"] = result["rise_update_ms"] / result["base_update_ms"]
+    result["full_recurrent_over_rise"] = result["full_recurrent_update_ms"] / result["rise_update_ms"]
+    result["batch_size"] = batch_size
+    result["window_length"] = make_config("rise-dqn", game).network.window_length
+    return result
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(measure(), indent=2))

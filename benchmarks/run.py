@@ -1,0 +1,73 @@
+"""Runs every benchmark in one process and writes results/bench.json and results/bench.md.
+
+    python -m benchmarks.run --out results [--quick]
+
+Ratios are measured side by side in the same run (see each module), never against stored numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+with contextlib.redirect_stderr(io.StringIO()):
+    import gym  # noqa: F401  (TF-Agents' gym 0.23 prints a banner on import)
+
+from benchmarks import collection, learner_cost, machine, replay_cost  # noqa: E402
+
+
+def _markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [f"# rise-tf benchmarks", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPU: {', '.join(m['gpus']) or 'none'}; "
+             f"Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v), "",
+             f"Measured {results['date']}.", "", "## Learner update cost (median ms per update, same data)", "",
+             "| batch | base (DQN) | RISE-DQN | full-recurrent (k=16) | RISE / base | full-recurrent / RISE |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for row in results["learner"]:
+        lines.append(f"| {row['batch_size']} | {row['base_update_ms']:.1f} | {row['rise_update_ms']:.1f} | "
+                     f"{row['full_recurrent_update_ms']:.1f} | {row['rise_over_base']:.2f} | "
+                     f"{row['full_recurrent_over_rise']:.1f} |")
+    replay = results["replay"]
+    lines += ["", f"## Replay (batch {replay['batch_size']})", "",
+              "| model | bytes / stored step | sample p50 ms | sample p99 ms |", "|---|---:|---:|---:|"]
+    for name in ("base", "rise", "full_recurrent"):
+        r = replay[name]
+        lines.append(f"| {name} | {r['bytes_per_step']:.0f} | {r['sample_ms_p50']:.2f} | {r['sample_ms_p99']:.2f} |")
+    c = results["collection"]
+    lines += ["", f"## Collection ({c['num_envs']} x {c['game']}, RISE ε-greedy acting, emulator frames/s)", "",
+              "| serial | threads | processes | best |", "|---:|---:|---:|---|",
+              f"| {c.get('serial_frames_per_s', 0):.0f} | {c.get('threads_frames_per_s', 0):.0f} | "
+              f"{c.get('processes_frames_per_s', 0):.0f} | {c['best_mode']} |"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="results", help="directory for bench.json and bench.md")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier)")
+    args = parser.parse_args()
+    rounds = 3 if args.quick else 8
+    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine.describe()}
+    print("[bench] learner update cost ...", flush=True)
+    results["learner"] = [learner_cost.measure(rounds=rounds, batch_size=b) for b in (32, 128)]
+    print("[bench] replay ...", flush=True)
+    results["replay"] = replay_cost.measure(repeats=50 if args.quick else 200)
+    print("[bench] collection ...", flush=True)
+    results["collection"] = collection.measure(steps=40 if args.quick else 150)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "bench.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    markdown = _markdown(results)
+    with open(os.path.join(args.out, "bench.md"), "w") as f:
+        f.write(markdown)
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
