@@ -32,11 +32,11 @@ def _filled_replay(config, steps_per_lane: int, seed: int = 0):
 
 
 def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, batch_size: int = 32,
-            overrides=None) -> dict:
+            overrides=None, models=MODELS) -> dict:
     time_step_spec = action_spec = None
     env = None
     agents, batches = {}, {}
-    for name, algo in MODELS:
+    for name, algo in models:
         config = make_config(algo, game, agent={"batch_size": batch_size},
                              replay={"capacity": 20_000}, env={"num_envs": 4}, **(overrides or {}))
         if env is None:
@@ -51,9 +51,9 @@ def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, ba
             agent.train(batch, weights)
         agents[name] = agent
     env.close()
-    times = {name: [] for name, _ in MODELS}
+    times = {name: [] for name, _ in models}
     for _ in range(rounds):
-        for name, _ in MODELS:
+        for name, _ in models:
             agent = agents[name]
             start = time.perf_counter()
             for batch, weights in batches[name]:
@@ -61,8 +61,10 @@ def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, ba
             float(loss)  # wait for the last update
             times[name].append((time.perf_counter() - start) / updates_per_round)
     result = {f"{name}_update_ms": 1000 * float(np.median(t)) for name, t in times.items()}
-    result["rise_over_base"] = result["rise_update_ms"] / result["base_update_ms"]
-    result["full_recurrent_over_rise"] = result["full_recurrent_update_ms"] / result["rise_update_ms"]
+    if "base_update_ms" in result and "rise_update_ms" in result:
+        result["rise_over_base"] = result["rise_update_ms"] / result["base_update_ms"]
+    if "full_recurrent_update_ms" in result and "rise_update_ms" in result:
+        result["full_recurrent_over_rise"] = result["full_recurrent_update_ms"] / result["rise_update_ms"]
     result["batch_size"] = batch_size
     result["window_length"] = make_config("rise-dqn", game).network.window_length
     return result

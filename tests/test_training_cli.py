@@ -83,9 +83,11 @@ def test_corrupt_checkpoints_are_named_with_the_fix(tmp_path, capsys):
     assert "corrupt" in capsys.readouterr().err
 
 
-def test_unknown_game_and_bad_values_exit_with_a_message(capsys):
-    assert main(["--game", "Pnog", "--frames", "10", "--no-progress", "--run-dir", "/nonexistent/x"]) == 2
+def test_unknown_game_and_bad_values_exit_with_a_message(tmp_path, capsys):
+    run_dir = tmp_path / "typo"
+    assert main(["--game", "Pnog", "--frames", "10", "--no-progress", "--run-dir", str(run_dir)]) == 2
     assert "Closest valid names: Pong" in capsys.readouterr().err
+    assert not run_dir.exists()  # nothing is written for a config that cannot run
     assert main(["--window-length", "0", "--print-config"]) == 2
     assert "window_length (k) must be >= 1" in capsys.readouterr().err
 

@@ -35,6 +35,10 @@ class EnvConfig:
     num_cues: int = _field(2, "MemoryCorridor: number of cues (= actions)")
 
     def validate(self):
+        if self.game != "MemoryCorridor":
+            from rise_tf.envs.atari import resolve_game  # TF-free; raises with the closest names
+
+            resolve_game(self.game)
         _require(self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}")
         _require(self.parallel in ("serial", "threads", "processes"),
                  f"parallel must be serial, threads or processes, got {self.parallel!r}")
