@@ -47,6 +47,8 @@ def test_tiny_pong_run_checkpoints_resumes_and_keeps_counting(tmp_path, capsys):
     assert resumed["frames"] == 3000 and resumed["agent_steps"] == 750
     assert resumed["updates"] > first["updates"]
     assert "resumed from" in capsys.readouterr().out
+    with open(os.path.join(run_dir, "config.json")) as f:
+        assert json.load(f)["train"]["frames"] == 3000  # the extended budget is the run's budget now
 
 
 def test_resume_refuses_config_changes_and_missing_runs(tmp_path, capsys):
@@ -112,3 +114,16 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
     assert frames >= 100
     assert main(["--resume", run_dir, "--frames", str(frames + 100), "--no-progress"]) == 0
     assert read_state(list_checkpoints(run_dir)[-1])["frames"] >= frames + 100
+
+
+def test_same_seed_gives_the_same_run_on_cpu(tmp_path):
+    def run(name):
+        run_dir = str(tmp_path / name)
+        assert main(["--game", "MemoryCorridor", "--frames", "600", "--warmup-frames", "200", "--num-envs", "2",
+                     "--eval-every-frames", "0", "--log-every-frames", "200", "--deterministic-ops",
+                     "--seed", "3", "--no-progress", "--run-dir", run_dir]) == 0
+        return [(r["frames"], r["updates"], r["loss"], r["return"]) for r in metrics(run_dir)]
+
+    first, second = run("a"), run("b")
+    assert len(first) == 3 and first[-1][1] > 0
+    assert first == second

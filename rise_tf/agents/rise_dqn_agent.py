@@ -81,6 +81,11 @@ class RiseDqnAgent(tf_agent.TFAgent):
     def optimizer(self):
         return self._optimizer
 
+    @property
+    def target_update_schedule(self) -> tf.Module:
+        """Holds the counter of the periodic target update (checkpoint it to resume the phase)."""
+        return self._update_target
+
     def _make_target_update(self, period: int, tau: float):
         def update():
             return common.soft_variables_update(

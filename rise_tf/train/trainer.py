@@ -59,12 +59,17 @@ def prepare_run_dir(run_dir: str, config: RunConfig, resume: bool) -> RunConfig:
                 f"a new --run-dir for this config.")
         raise TrainingError(f"{run_dir} already holds this run. Continue it with --resume {run_dir}, or "
                             f"choose a new --run-dir.")
+    write_run_config(run_dir, config)
+    return config
+
+
+def write_run_config(run_dir: str, config: RunConfig) -> None:
     os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, CONFIG_FILE)
     temporary = path + ".tmp"
     with open(temporary, "w") as f:
         f.write(config.to_json())
-    os.replace(temporary, path)
-    return config
+    os.replace(temporary, path)  # atomic: a crash leaves the old or the new config, never half of one
 
 
 def load_run_config(run_dir: str) -> RunConfig:
@@ -104,7 +109,9 @@ class Trainer:
         self.run_dir = run_dir
         self.config = prepare_run_dir(run_dir, config, resume)
         if resume and config.train.frames != self.config.train.frames:
+            # The only setting a resume may change; persisted so a later plain --resume keeps it.
             self.config = self.config.replace(train={"frames": config.train.frames})
+            write_run_config(run_dir, self.config)
         self.show_progress = progress
         train = self.config.train
         tf.random.set_seed(train.seed)
@@ -132,7 +139,8 @@ class Trainer:
 
     def _trackables(self) -> Dict[str, tf.Module]:
         return {"q_network": self.agent.q_network, "target_q_network": self.agent.target_q_network,
-                "optimizer": self.agent.optimizer, "train_step": self.train_step}
+                "optimizer": self.agent.optimizer, "train_step": self.train_step,
+                "target_update": self.agent.target_update_schedule}
 
     def _restore(self) -> None:
         path = checkpoints.latest_checkpoint(self.run_dir)
