@@ -255,7 +255,7 @@ PRESETS = {
 MEMORY_TASK_SCALE = {
     "env": {"num_envs": 8},
     "replay": {"capacity": 50_000},
-    "agent": {"target_update_period": 250, "gamma": 0.9, "n_step": 3, "learning_rate": 1e-3},
+    "agent": {"target_update_period": 250, "gamma": 0.9, "n_step": 1, "learning_rate": 1e-3},
     "train": {"frames": 30_000, "warmup_frames": 2_000, "replay_ratio": 0.25, "epsilon_decay_frames": 10_000,
               "epsilon_end": 0.05, "eval_every_frames": 10_000, "eval_episodes": 32,
               "checkpoint_every_frames": 20_000, "log_every_frames": 1_000},
