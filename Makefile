@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" tests
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow tests
+	$(PY) -m pytest -q -s -m slow tests
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --out results

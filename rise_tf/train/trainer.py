@@ -114,7 +114,7 @@ class Trainer:
             write_run_config(run_dir, self.config)
         self.show_progress = progress
         train = self.config.train
-        tf.random.set_seed(train.seed)
+        tf.keras.utils.set_random_seed(train.seed)  # Python, numpy and TF: Keras initializers draw from Python's random
         if train.deterministic_ops:
             tf.config.experimental.enable_op_determinism()
         self.frames_per_step = self.config.frames_per_agent_step
