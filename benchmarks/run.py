@@ -7,15 +7,13 @@ Ratios are measured side by side in the same run (see each module), never agains
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-with contextlib.redirect_stderr(io.StringIO()):
-    import gym  # noqa: F401  (TF-Agents' gym 0.23 prints a banner on import)
+from rise_tf.train.cli import quiet_third_party_startup  # noqa: E402
+
+quiet_third_party_startup()
 
 from benchmarks import collection, learner_cost, machine, replay_cost  # noqa: E402
 

@@ -82,12 +82,15 @@ def config_from_args(args) -> RunConfig:
 
 def quiet_third_party_startup() -> None:
     """Silences start-up banners of the pinned stack that are not ours to act on: TensorFlow's C++
-    plugin-registration lines, and the deprecation notice gym 0.23 prints on import (TF-Agents 0.19
-    imports gym; rise-tf itself uses gymnasium)."""
+    plugin-registration lines, the deprecation notice gym 0.23 prints on import (TF-Agents 0.19
+    imports gym; rise-tf itself uses gymnasium), and a SyntaxWarning from autograph."""
     import contextlib
     import io
+    import warnings
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # Autograph re-compiles TF-Agents' Network.__call__, whose `state is not ()` warns on every trace.
+    warnings.filterwarnings("ignore", category=SyntaxWarning)
     with contextlib.redirect_stderr(io.StringIO()):
         import gym  # noqa: F401
 
