@@ -78,3 +78,13 @@ def test_batched_env_steps_all_lanes(mode):
     env.close()
     with pytest.raises(ValueError, match="parallel mode"):
         make_batched_env("MemoryCorridor", 2, seed=0, mode="gpu")
+
+
+def test_memory_task_is_registered_with_gymnasium():
+    import gymnasium as gym
+
+    from rise_tf.envs.memory_task import ENV_ID
+
+    env = gym.make(ENV_ID, corridor_length=3)
+    frame, _ = env.reset(seed=0)
+    assert frame.shape == (84, 84) and env.action_space.n == 2

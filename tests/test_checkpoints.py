@@ -1,0 +1,69 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rise_tf.train import checkpoints
+from rise_tf.train.config import make_config
+from rise_tf.train.trainer import Trainer, TrainingError
+
+
+def test_a_crash_mid_write_leaves_no_half_checkpoint_and_keeps_the_previous(tmp_path):
+    run_dir = str(tmp_path)
+    variable = tf.Variable([1.0, 2.0])
+    first = checkpoints.save(run_dir, 100, {"v": variable}, {"frames": 100}, keep=3)
+
+    def crash(directory):
+        raise OSError("disk full")
+
+    variable.assign([5.0, 6.0])
+    with pytest.raises(OSError, match="disk full"):
+        checkpoints.save(run_dir, 200, {"v": variable}, {"frames": 200}, keep=3, extra_writer=crash)
+    assert checkpoints.list_checkpoints(run_dir) == [first]
+    assert os.listdir(checkpoints.checkpoint_dir(run_dir)) == [os.path.basename(first)]  # no .tmp left
+    state = checkpoints.restore(first, {"v": variable})
+    assert state["frames"] == 100 and variable.numpy().tolist() == [1.0, 2.0]
+
+
+def test_old_checkpoints_are_pruned_to_keep(tmp_path):
+    variable = tf.Variable(0.0)
+    for frames in (1, 2, 3, 4):
+        checkpoints.save(str(tmp_path), frames, {"v": variable}, {"frames": frames}, keep=2)
+    assert [os.path.basename(p) for p in checkpoints.list_checkpoints(str(tmp_path))] == [
+        "ckpt-000000000003", "ckpt-000000000004"]
+
+
+def tiny_memory_config(**train):
+    return make_config("rise-dqn", "MemoryCorridor", env={"num_envs": 2}, replay={"capacity": 2_000},
+                       train={"frames": 300, "warmup_frames": 100, "eval_every_frames": 0, **train})
+
+
+def test_a_nan_loss_stops_training_with_the_cause_and_the_fix(tmp_path):
+    trainer = Trainer(tiny_memory_config(), str(tmp_path), progress=False)
+    real_sample = trainer.replay.sample
+
+    def poisoned(batch_size, beta):
+        batch, keys, weights = real_sample(batch_size, beta)
+        batch["n_step_return"][:] = np.inf
+        return batch, keys, weights
+
+    trainer.replay.sample = poisoned
+    try:
+        with pytest.raises(TrainingError, match="NaN/inf.*--learning-rate.*--resume"):
+            trainer.run()
+    finally:
+        trainer.close()
+
+
+def test_save_replay_restores_the_buffer_on_resume(tmp_path):
+    config = tiny_memory_config().replace(replay={"save_replay": True})
+    trainer = Trainer(config, str(tmp_path), progress=False)
+    trainer.run()
+    stored = trainer.replay.num_stored
+    trainer.close()
+    assert os.path.isdir(os.path.join(checkpoints.latest_checkpoint(str(tmp_path)), "replay"))
+    resumed = Trainer(config, str(tmp_path), resume=True, progress=False)
+    assert resumed.replay.num_stored == stored > 0
+    assert resumed.counters["frames"] == 300
+    resumed.close()
