@@ -10,6 +10,11 @@ import dataclasses
 import json
 from typing import Any, Dict, List, Tuple
 
+from rise_tf.networks.encoders import FROZEN_ENCODERS, LEARNABLE_ENCODERS
+from rise_tf.networks.heads import HEADS
+from rise_tf.networks.recurrent import CORES
+from rise_tf.networks.rise_q_network import FUSIONS, MEMORIES
+
 
 def _field(default, help_text: str):
     return dataclasses.field(default=default, metadata={"help": help_text})
@@ -69,12 +74,11 @@ class NetworkConfig:
     frozen_seed: int = _field(0, "seed of ϑ's fixed weights (part of the model: saved and exported)")
 
     def validate(self):
-        _require(self.memory in ("none", "rise", "full_recurrent"),
-                 f"unknown memory {self.memory!r}; choose none, rise or full_recurrent")
-        _require(self.learnable_encoder in ("nature", "impala"),
-                 f"unknown learnable_encoder {self.learnable_encoder!r}; choose nature or impala")
-        _require(self.frozen_encoder in ("random_projection", "random_cnn", "pooled_pixels"),
-                 f"unknown frozen_encoder {self.frozen_encoder!r}; choose random_projection, random_cnn or pooled_pixels")
+        _require(self.memory in MEMORIES, f"unknown memory {self.memory!r}; choose one of {MEMORIES}")
+        _require(self.learnable_encoder in LEARNABLE_ENCODERS,
+                 f"unknown learnable_encoder {self.learnable_encoder!r}; choose one of {LEARNABLE_ENCODERS}")
+        _require(self.frozen_encoder in FROZEN_ENCODERS,
+                 f"unknown frozen_encoder {self.frozen_encoder!r}; choose one of {FROZEN_ENCODERS}")
         _require(self.embedding_size >= 1, f"embedding_size must be >= 1, got {self.embedding_size}")
         if self.frozen_encoder == "pooled_pixels" and self.memory == "rise":
             root = round(self.embedding_size ** 0.5)
@@ -86,10 +90,10 @@ class NetworkConfig:
         _require(self.frame_stack >= 1, f"frame_stack must be >= 1, got {self.frame_stack}")
         _require(self.width_scale >= 1, f"width_scale must be >= 1, got {self.width_scale}")
         _require(self.impala_pool_size >= 1, f"impala_pool_size must be >= 1, got {self.impala_pool_size}")
-        _require(self.core in ("lstm", "gru"), f"unknown core {self.core!r}; choose lstm or gru")
+        _require(self.core in CORES, f"unknown core {self.core!r}; choose one of {CORES}")
         _require(self.core_units >= 1, f"core_units must be >= 1, got {self.core_units}")
-        _require(self.fusion in ("gate", "concat"), f"unknown fusion {self.fusion!r}; choose gate or concat")
-        _require(self.head in ("linear", "dueling"), f"unknown head {self.head!r}; choose linear or dueling")
+        _require(self.fusion in FUSIONS, f"unknown fusion {self.fusion!r}; choose one of {FUSIONS}")
+        _require(self.head in HEADS, f"unknown head {self.head!r}; choose one of {HEADS}")
 
 
 @dataclasses.dataclass(frozen=True)
