@@ -58,6 +58,7 @@ setup(
     entry_points={
         "console_scripts": [
             "rise-train=rise_tf.train.cli:main",
+            "rise-export=rise_tf.export.cli:main",
         ],
     },
 )

@@ -11,7 +11,7 @@ import json
 import os
 import time
 
-from rise_tf.train.cli import quiet_third_party_startup  # noqa: E402
+from rise_tf.startup import quiet_third_party_startup  # noqa: E402
 
 quiet_third_party_startup()
 

@@ -1,0 +1,1 @@
+"""Checkpoint -> ONNX step model (installed as rise_tf.export). `contract` is TensorFlow-free."""

@@ -134,10 +134,15 @@ class _FrozenEncoder(tf.keras.layers.Layer):
 
     @staticmethod
     def _pool(frames: tf.Tensor, rows: tf.Variable, cols: tf.Variable) -> tf.Tensor:
-        # [B, H, W] -> [B, h, w] by area averaging: rows @ frame @ cols^T.
-        x = _to_unit_float(frames)
-        x = tf.einsum("hH,bHW->bhW", rows, x)
-        return tf.einsum("bhW,wW->bhw", x, cols)
+        """[B, H, W] -> [B, h, w] by area averaging, rows @ frame @ cols^T, as 2-D matmuls only
+        (einsum and batched broadcasting do not survive ONNX conversion everywhere)."""
+        height, width = frames.shape[1], frames.shape[2]
+        out_h, out_w = rows.shape[0], cols.shape[0]
+        x = tf.reshape(_to_unit_float(frames), [-1, width])  # [B*H, W]
+        x = tf.matmul(x, cols, transpose_b=True)  # [B*H, w]
+        x = tf.transpose(tf.reshape(x, [-1, height, out_w]), [0, 2, 1])  # [B, w, H]
+        x = tf.matmul(tf.reshape(x, [-1, height]), rows, transpose_b=True)  # [B*w, h]
+        return tf.transpose(tf.reshape(x, [-1, out_w, out_h]), [0, 2, 1])  # [B, h, w]
 
 
 class RandomProjectionEncoder(_FrozenEncoder):

@@ -42,6 +42,11 @@ def network_input_spec(memory: str, frame_size: int = 84, frame_stack: int = 4,
     return spec
 
 
+def input_frame_size(spec: Dict[str, tf.TensorSpec]) -> int:
+    """Frame height/width read from a network input spec (frame_stack [H, W, S] or frame_window [k, H, W])."""
+    return spec["frame_stack"].shape[0] if "frame_stack" in spec else spec["frame_window"].shape[1]
+
+
 class RiseQNetwork(network.Network):
     def __init__(self, input_tensor_spec, num_actions: int, memory: str = "rise",
                  learnable_encoder: str = "nature", width_scale: int = 1, impala_pool_size: int = 6,
@@ -83,8 +88,7 @@ class RiseQNetwork(network.Network):
         """Builds φ, ψ, Ω, ω and also ϑ, which `call` never touches (copies must match variables)."""
         output_spec = super().create_variables(input_tensor_spec, training=training)
         if self.frozen_encoder is not None and not self.frozen_encoder.built:
-            spec = self.input_tensor_spec
-            frame_size = (spec.get("frame_stack") or spec["frame_window"]).shape[0]
+            frame_size = input_frame_size(self.input_tensor_spec)
             self.embed_frames(tf.zeros([1, frame_size, frame_size], tf.uint8))
         return output_spec
 

@@ -83,12 +83,17 @@ def load_state(path: str) -> Dict[str, Any]:
                               f"from the previous checkpoint.") from None
 
 
-def restore(path: str, trackables: Dict[str, Any]) -> Dict[str, Any]:
-    """Restores variables into `trackables`; returns the saved state dict."""
+def restore(path: str, trackables: Dict[str, Any], partial: bool = False) -> Dict[str, Any]:
+    """Restores variables into `trackables`; returns the saved state dict.
+
+    partial=True restores a subset of what was saved (e.g. only the online network, for export).
+    """
     state = load_state(path)
     try:
         status = tf.train.Checkpoint(**trackables).read(os.path.join(path, VARIABLES_PREFIX))
         status.assert_existing_objects_matched()
+        if partial:
+            status.expect_partial()
     except (tf.errors.OpError, ValueError, AssertionError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(

@@ -14,7 +14,11 @@ import re
 import sys
 from typing import List, Optional
 
-from rise_tf.train.config import PRESETS, RunConfig, flag_table, make_config
+from rise_tf.startup import quiet_third_party_startup
+
+quiet_third_party_startup()  # before anything below imports TensorFlow
+
+from rise_tf.train.config import PRESETS, RunConfig, flag_table, make_config  # noqa: E402
 
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*$")
 
@@ -80,23 +84,7 @@ def config_from_args(args) -> RunConfig:
     return make_config(args.algo or "rise-dqn", game, **updates)
 
 
-def quiet_third_party_startup() -> None:
-    """Silences start-up banners of the pinned stack that are not ours to act on: TensorFlow's C++
-    plugin-registration lines, the deprecation notice gym 0.23 prints on import (TF-Agents 0.19
-    imports gym; rise-tf itself uses gymnasium), and a SyntaxWarning from autograph."""
-    import contextlib
-    import io
-    import warnings
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # Autograph re-compiles TF-Agents' Network.__call__, whose `state is not ()` warns on every trace.
-    warnings.filterwarnings("ignore", category=SyntaxWarning)
-    with contextlib.redirect_stderr(io.StringIO()):
-        import gym  # noqa: F401
-
-
 def main(argv: Optional[List[str]] = None) -> int:
-    quiet_third_party_startup()
     parser = build_parser()
     args = parser.parse_args(argv)
     from rise_tf.train.trainer import Trainer, TrainingError, load_run_config

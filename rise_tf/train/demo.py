@@ -12,7 +12,8 @@ import argparse
 import os
 import time
 
-from rise_tf.train.cli import parse_count, quiet_third_party_startup
+from rise_tf.startup import quiet_third_party_startup
+from rise_tf.train.cli import parse_count
 
 
 def main(argv=None) -> int:

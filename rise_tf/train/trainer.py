@@ -78,8 +78,8 @@ def load_run_config(run_dir: str) -> RunConfig:
         with open(path) as f:
             return RunConfig.from_dict(json.load(f)).validate()
     except FileNotFoundError:
-        raise TrainingError(f"nothing to resume in {run_dir}: {CONFIG_FILE} is missing. Start a run there "
-                            f"with --run-dir {run_dir}.") from None
+        raise TrainingError(f"{run_dir} is not a rise-tf run: {CONFIG_FILE} is missing. Start one with "
+                            f"rise-train --run-dir {run_dir}.") from None
     except (json.JSONDecodeError, TypeError, ValueError) as error:
         raise TrainingError(f"{path} is not a valid rise-tf run config ({error}). Restore it from the "
                             f"run's checkpoints or start a new run.") from None

@@ -1,0 +1,61 @@
+"""`rise-export`: a run's checkpoint -> ONNX step model, checked against the TF policy.
+
+    rise-export runs/pong --out pong.onnx        # latest checkpoint
+The model is written to a temporary file, checked (onnx.checker, then TF vs ONNX on a rollout of
+real frames with an episode reset in the middle) and only then moved to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="rise-export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", help="a rise-train run directory")
+    parser.add_argument("--out", required=True, help="path of the .onnx file to write")
+    parser.add_argument("--checkpoint", default=None, help="a checkpoint directory [default: the latest]")
+    parser.add_argument("--parity-steps", type=int, default=64, help="rollout length of the parity check")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="max |Q_tf - Q_onnx| allowed")
+    args = parser.parse_args(argv)
+    if args.parity_steps < 2:
+        parser.error("--parity-steps must be >= 2 (the rollout resets half-way)")
+
+    from rise_tf.startup import quiet_third_party_startup
+
+    quiet_third_party_startup()
+    from rise_tf.export import step_model
+    from rise_tf.train.checkpoints import CheckpointError
+    from rise_tf.train.trainer import TrainingError
+
+    started = time.time()
+    candidate = args.out + ".unchecked"
+    try:
+        loaded = step_model.load_policy(args.run_dir, args.checkpoint)
+        step, names = step_model.export_onnx(loaded, candidate)
+        frames, resets = step_model.rollout_frames(loaded, args.parity_steps)
+        report = step_model.check_parity(step, names, candidate, frames, resets, args.tolerance)
+    except (step_model.ExportError, CheckpointError, TrainingError, ValueError) as error:
+        print(f"rise-export: error: {error}", file=sys.stderr)
+        return 2
+    summary = (f"parity over {report.steps} real {loaded.config.env.game} frames ({report.resets} resets): "
+               f"max |ΔQ| = {report.max_abs_q_difference:.2e} (tolerance {report.tolerance:g}), "
+               f"greedy-action mismatches: {report.action_mismatches}")
+    if not report.passed:
+        os.remove(candidate)
+        print(f"rise-export: error: the ONNX model does not match the TF policy; nothing written. {summary}",
+              file=sys.stderr)
+        return 1
+    os.replace(candidate, args.out)
+    print(f"[rise-export] {loaded.checkpoint} ({loaded.frames_trained:,} frames) -> {args.out} "
+          f"({os.path.getsize(args.out) / 1e6:.1f} MB) in {time.time() - started:.0f} s")
+    print(f"[rise-export] {summary}")
+    print(f"[rise-export] actions: {json.dumps(loaded.action_meanings)}; state: {', '.join(names)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Checkpoint -> ONNX step model, with metadata and a parity check against the TF policy.
+
+The step function reuses `RiseQPolicy.next_state` (the exact acting-time state update: reset,
+frame-stack shift, ϑ once per frame, embedding rounding, window shift) and the same network, so the
+exported graph is the trained policy, not a re-implementation of it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+
+from rise_tf.export import contract
+from rise_tf.networks.rise_q_network import input_frame_size
+from rise_tf.policies.rise_policy import RiseQPolicy
+from rise_tf.train import builder, checkpoints
+from rise_tf.train.config import RunConfig
+from rise_tf.train.trainer import load_run_config
+
+
+class ExportError(RuntimeError):
+    """Export cannot proceed or failed its checks; the message names the cause and the fix."""
+
+
+@dataclasses.dataclass
+class LoadedPolicy:
+    config: RunConfig
+    network: object
+    policy: RiseQPolicy
+    action_meanings: List[str]
+    checkpoint: str
+    frames_trained: int
+
+
+def load_policy(run_dir: str, checkpoint: Optional[str] = None) -> LoadedPolicy:
+    """Rebuilds the run's network from its config and restores a checkpoint (the latest by default)."""
+    config = load_run_config(run_dir)
+    path = checkpoint or checkpoints.latest_checkpoint(run_dir)
+    if path is None:
+        raise ExportError(f"{run_dir} has no checkpoint yet; train first (rise-train --resume {run_dir}).")
+    env = builder.make_env(config, num_envs=1, training=False)
+    meanings = env.envs[0].action_meanings
+    time_step_spec, action_spec = env.time_step_spec(), env.action_spec()
+    env.close()
+    network = builder.make_network(config, len(meanings))
+    state = checkpoints.restore(path, {"q_network": network}, partial=True)  # the online network only
+    policy = RiseQPolicy(tensor_spec.from_spec(time_step_spec), tensor_spec.from_spec(action_spec), network,
+                         config.network.embedding_dtype)
+    return LoadedPolicy(config, network, policy, meanings, path, int(state.get("frames", 0)))
+
+
+def step_signature(network) -> Tuple[List[str], List[tf.TensorSpec]]:
+    spec = network.input_tensor_spec
+    frame_size = input_frame_size(spec)
+    names = list(spec)
+    signature = [tf.TensorSpec([None, frame_size, frame_size], tf.uint8, contract.FRAME),
+                 tf.TensorSpec([None], tf.bool, contract.RESET)]
+    signature += [tf.TensorSpec([None] + list(spec[n].shape), spec[n].dtype, contract.state_in(n)) for n in names]
+    return names, signature
+
+
+def make_step_function(loaded: LoadedPolicy):
+    names, signature = step_signature(loaded.network)
+
+    @tf.function(input_signature=signature)
+    def step(frame, reset, *state):
+        new_state, _ = loaded.policy.next_state(frame, reset, dict(zip(names, state)))
+        q_values, _ = loaded.network(new_state)
+        outputs = {contract.Q_VALUES: q_values,
+                   contract.ACTION: tf.argmax(q_values, axis=-1, output_type=tf.int32)}
+        outputs.update({contract.state_out(n): new_state[n] for n in names})
+        return outputs
+
+    return step, names, signature
+
+
+def metadata(loaded: LoadedPolicy, names: List[str]) -> Dict[str, str]:
+    spec = loaded.network.input_tensor_spec
+    config = loaded.config
+    return {
+        contract.META_FORMAT_VERSION: str(contract.FORMAT_VERSION),
+        contract.META_GAME: config.env.game,
+        contract.META_ALGO: config.algo,
+        contract.META_ACTION_MEANINGS: json.dumps(loaded.action_meanings),
+        contract.META_WINDOW_LENGTH: str(config.network.window_length),
+        contract.META_EMBEDDING_SIZE: str(config.network.embedding_size if config.network.memory == "rise" else 0),
+        contract.META_MEMORY: config.network.memory,
+        contract.META_PREPROCESSING: json.dumps(builder.preprocessing_config(config).to_dict()),
+        contract.META_STATE: contract.encode_state_layout(
+            [{"name": n, "shape": list(spec[n].shape), "dtype": spec[n].dtype.name} for n in names]),
+        contract.META_FRAMES_TRAINED: str(loaded.frames_trained),
+    }
+
+
+def export_onnx(loaded: LoadedPolicy, out_path: str):
+    """Converts the step function with tf2onnx, adds the metadata, checks and writes it atomically."""
+    import onnx
+    import tf2onnx
+
+    step, names, signature = make_step_function(loaded)
+    model, _ = tf2onnx.convert.from_function(step, input_signature=signature, opset=contract.OPSET)
+    for key, value in metadata(loaded, names).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    directory = os.path.dirname(os.path.abspath(out_path))
+    os.makedirs(directory, exist_ok=True)
+    temporary = out_path + ".tmp"
+    with open(temporary, "wb") as f:
+        f.write(model.SerializeToString())
+    os.replace(temporary, out_path)
+    return step, names
+
+
+def rollout_frames(loaded: LoadedPolicy, steps: int, seed: int = 123) -> Tuple[np.ndarray, np.ndarray]:
+    """Real frames from the run's game under the greedy TF policy, with a forced reset at steps // 2.
+
+    Returns frames [steps, H, W] uint8 and reset flags [steps] bool.
+    """
+    env = builder.make_env(loaded.config, num_envs=1, seed_offset=seed, training=False)
+    state = loaded.policy.get_initial_state(1)
+    act = tf.function(loaded.policy.action)
+    time_step = env.reset()
+    frames, resets = [], []
+    for t in range(steps):
+        if t == steps // 2:
+            time_step = env.reset()  # a new episode mid-rollout: the step model must wipe its memory
+        frames.append(time_step.observation[0].copy())
+        resets.append(bool(time_step.is_first()[0]))
+        out = act(tf.nest.map_structure(tf.convert_to_tensor, time_step), state)
+        state = out.state
+        time_step = env.step(out.action.numpy())
+    env.close()
+    return np.stack(frames), np.array(resets)
+
+
+@dataclasses.dataclass
+class ParityReport:
+    steps: int
+    resets: int
+    max_abs_q_difference: float
+    action_mismatches: int  # greedy actions that differ where TF's top-2 Q gap exceeds the tolerance
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_q_difference <= self.tolerance and self.action_mismatches == 0
+
+
+def check_parity(step, names, onnx_path: str, frames: np.ndarray, resets: np.ndarray,
+                 tolerance: float = 1e-4) -> ParityReport:
+    """Steps the TF step function and the ONNX model side by side over the same frames."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    state_specs = step.input_signature[2:]  # after frame and reset, in `names` order
+    tf_state = [np.zeros([1] + list(s.shape[1:]), s.dtype.as_numpy_dtype) for s in state_specs]
+    onnx_state = [s.copy() for s in tf_state]
+    worst, mismatches = 0.0, 0
+    for frame, reset in zip(frames, resets):
+        frame, reset = frame[None], np.array([reset])
+        tf_out = step(tf.constant(frame), tf.constant(reset), *[tf.constant(s) for s in tf_state])
+        feeds = {contract.FRAME: frame, contract.RESET: reset}
+        feeds.update({contract.state_in(n): s for n, s in zip(names, onnx_state)})
+        onnx_out = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+        tf_q = tf_out[contract.Q_VALUES].numpy()
+        worst = max(worst, float(np.max(np.abs(tf_q - onnx_out[contract.Q_VALUES]))))
+        top_two = np.sort(tf_q[0])[-2:] if tf_q.shape[1] > 1 else np.array([0.0, np.inf])
+        if onnx_out[contract.ACTION][0] != tf_out[contract.ACTION].numpy()[0] and top_two[1] - top_two[0] > tolerance:
+            mismatches += 1
+        tf_state = [tf_out[contract.state_out(n)].numpy() for n in names]
+        onnx_state = [onnx_out[contract.state_out(n)] for n in names]
+    return ParityReport(len(frames), int(resets.sum()), worst, mismatches, tolerance)
+

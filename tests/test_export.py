@@ -1,0 +1,77 @@
+"""ONNX step model: parity with the TF policy on real frames (with a reset), metadata, CLI."""
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from rise_tf.export import contract, step_model
+from rise_tf.export.cli import main as export_main
+from rise_tf.train.cli import main as train_main
+
+
+def tiny_run(directory, algo, game):
+    args = ["--algo", algo, "--game", game, "--frames", "800", "--warmup-frames", "400", "--num-envs", "2",
+            "--batch-size", "8", "--capacity", "2000", "--eval-every-frames", "0", "--no-progress",
+            "--embedding-size", "16", "--core-units", "16", "--window-length", "6", "--run-dir", str(directory)]
+    assert train_main(args) == 0
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def pong_run(tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("pong"), "rise-dqn", "Pong")
+
+
+def test_parity_over_real_frames_with_a_reset_in_the_middle(pong_run, tmp_path):
+    loaded = step_model.load_policy(pong_run)
+    path = str(tmp_path / "pong.onnx")
+    step, names = step_model.export_onnx(loaded, path)
+    frames, resets = step_model.rollout_frames(loaded, 60)
+    assert frames.shape == (60, 84, 84) and resets[0] and resets[30] and resets.sum() == 2
+    report = step_model.check_parity(step, names, path, frames, resets)
+    assert report.passed, report
+    assert report.max_abs_q_difference < 1e-4 and report.steps == 60
+
+
+def test_metadata_lets_a_runtime_configure_itself(pong_run, tmp_path):
+    path = str(tmp_path / "pong.onnx")
+    step_model.export_onnx(step_model.load_policy(pong_run), path)
+    model = onnx.load(path)
+    onnx.checker.check_model(model)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert set(contract.REQUIRED_METADATA) <= set(meta)
+    assert meta[contract.META_FORMAT_VERSION] == str(contract.FORMAT_VERSION)
+    assert meta[contract.META_GAME] == "Pong" and meta[contract.META_WINDOW_LENGTH] == "6"
+    assert json.loads(meta[contract.META_ACTION_MEANINGS])[:2] == ["NOOP", "FIRE"]
+    assert json.loads(meta[contract.META_PREPROCESSING])["frame_size"] == 84
+    layout = contract.decode_state_layout(meta[contract.META_STATE])
+    inputs = [i.name for i in model.graph.input]
+    assert inputs[:2] == [contract.FRAME, contract.RESET]
+    assert inputs[2:] == [contract.state_in(entry["name"]) for entry in layout]
+    # Dynamic batch: three games at once, from zero state built from the metadata alone.
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feeds = {contract.FRAME: np.zeros((3, 84, 84), np.uint8), contract.RESET: np.ones(3, bool)}
+    feeds.update({contract.state_in(e["name"]): np.zeros([3] + e["shape"], e["dtype"]) for e in layout})
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    assert outputs[contract.Q_VALUES].shape == (3, 6) and outputs[contract.ACTION].dtype == np.int32
+
+
+@pytest.mark.parametrize("algo", ["dqn", "r2d2-lite"])
+def test_base_and_full_recurrent_models_export_with_parity(algo, tmp_path):
+    run = tiny_run(tmp_path / algo, algo, "MemoryCorridor")
+    loaded = step_model.load_policy(run)
+    path = str(tmp_path / "model.onnx")
+    step, names = step_model.export_onnx(loaded, path)
+    frames, resets = step_model.rollout_frames(loaded, 24)
+    assert step_model.check_parity(step, names, path, frames, resets).passed
+
+
+def test_cli_writes_only_a_checked_model_and_reports_bad_input(pong_run, tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    assert export_main([pong_run, "--out", str(out), "--parity-steps", "20"]) == 0
+    assert out.exists() and not (tmp_path / "cli.onnx.unchecked").exists()
+    assert "greedy-action mismatches: 0" in capsys.readouterr().out
+    assert export_main([str(tmp_path / "missing"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "config.json is missing" in capsys.readouterr().err
