@@ -8,20 +8,7 @@ import pytest
 
 from rise_tf.export import contract, step_model
 from rise_tf.export.cli import main as export_main
-from rise_tf.train.cli import main as train_main
-
-
-def tiny_run(directory, algo, game):
-    args = ["--algo", algo, "--game", game, "--frames", "800", "--warmup-frames", "400", "--num-envs", "2",
-            "--batch-size", "8", "--capacity", "2000", "--eval-every-frames", "0", "--no-progress",
-            "--embedding-size", "16", "--core-units", "16", "--window-length", "6", "--run-dir", str(directory)]
-    assert train_main(args) == 0
-    return str(directory)
-
-
-@pytest.fixture(scope="module")
-def pong_run(tmp_path_factory):
-    return tiny_run(tmp_path_factory.mktemp("pong"), "rise-dqn", "Pong")
+from conftest import tiny_run
 
 
 def test_parity_over_real_frames_with_a_reset_in_the_middle(pong_run, tmp_path):

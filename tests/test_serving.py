@@ -1,0 +1,104 @@
+"""The TensorFlow-free runner: imports without TF, matches training's preprocessing and the TF
+policy on real Atari screens, keeps per-game memory, and rejects bad models and frames clearly."""
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import tensorflow as tf
+
+from rise_tf.envs.atari import AtariEnv, AtariSettings
+from rise_tf.export import contract, step_model
+from rise_tf.serving.runner import ModelError, Policy
+
+
+def test_serving_imports_and_acts_with_tensorflow_blocked(pong_onnx):
+    code = (
+        "import sys\n"
+        "for name in ('tensorflow', 'tf_agents', 'tensorflow_probability'):\n"
+        "    sys.modules[name] = None  # any import of them now raises ImportError\n"
+        "import numpy as np\n"
+        "from rise_tf.serving.runner import Policy\n"
+        f"policy = Policy.load({pong_onnx!r})\n"
+        "action = policy.act(np.zeros((210, 160, 3), np.uint8))\n"
+        "loaded = [m for m, v in sys.modules.items() if v is not None and m.split('.')[0] in "
+        "('tensorflow', 'tf_agents', 'keras')]\n"
+        "print('ACTION', action, 'TF-MODULES', loaded)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "TF-MODULES []" in result.stdout and "ACTION" in result.stdout
+
+
+def test_runner_matches_training_preprocessing_and_the_tf_policy_on_real_screens(pong_run, pong_onnx):
+    loaded = step_model.load_policy(pong_run)
+    step, names, _ = step_model.make_step_function(loaded)
+    runner = Policy.load(pong_onnx)
+    env = AtariEnv("Pong", AtariSettings(), seed=7)
+    frame, _ = env.reset()
+    state = [np.zeros([1] + list(s.shape[1:]), s.dtype.as_numpy_dtype) for s in step.input_signature[2:]]
+    for t in range(40):
+        # Same raw screens in, same frame out: the one preprocessing definition is shared.
+        np.testing.assert_array_equal(runner.preprocess(env.last_screen, env.previous_screen), frame)
+        action = runner.act(env.last_screen, env.previous_screen)
+        tf_out = step(tf.constant(frame[None]), tf.constant([t == 0]), *[tf.constant(s) for s in state])
+        state = [tf_out[contract.state_out(n)].numpy() for n in names]
+        np.testing.assert_allclose(runner.q_values, tf_out[contract.Q_VALUES].numpy(), atol=1e-4)
+        assert action == int(tf_out[contract.ACTION].numpy()[0])
+        frame, *_ = env.step(action)
+    env.close()
+
+
+def test_batch_act_keeps_each_games_memory_separate(pong_onnx):
+    policy = Policy.load(pong_onnx)
+    rng = np.random.default_rng(0)
+    screens = [rng.integers(0, 256, (210, 160, 3), dtype=np.uint8) for _ in range(3)]
+    actions = policy.act_batch(screens)
+    assert actions.shape == (3,) and set(actions.tolist()) <= set(range(policy.num_actions))
+    first_q = policy.q_values.copy()
+    policy.act_batch(screens)  # the same screens again: memory has grown, so Q may differ...
+    single = Policy.load(pong_onnx)
+    single.act(screens[1])
+    np.testing.assert_allclose(single.q_values[0], first_q[1], atol=1e-5)  # ...but game 1 alone = lane 1
+    policy.act_batch(screens, new_episode=[False, True, False])
+    np.testing.assert_allclose(policy.q_values[1], first_q[1], atol=1e-5)  # wiped: as on its first frame
+
+
+def test_metadata_configures_the_runner(pong_onnx):
+    policy = Policy.load(pong_onnx, threads=2)
+    assert policy.game == "Pong" and policy.action_meanings[0] == "NOOP"
+    assert policy.preprocessing.frame_size == 84 and policy.preprocessing.action_repeat == 4
+    assert "CPUExecutionProvider" in policy.providers
+
+
+def test_bad_models_and_frames_get_clear_errors(pong_onnx, tmp_path):
+    with pytest.raises(FileNotFoundError, match="rise-export"):
+        Policy.load(str(tmp_path / "missing.onnx"))
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x00not onnx at all")
+    with pytest.raises(ModelError, match="not a valid ONNX model"):
+        Policy.load(str(corrupt))
+    # A valid ONNX model that is not a RISE step model.
+    node = onnx.helper.make_node("Identity", ["x"], ["y"])
+    graph = onnx.helper.make_graph([node], "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(onnx.helper.make_model(graph), str(foreign))
+    with pytest.raises(ModelError, match="not a RISE step model"):
+        Policy.load(str(foreign))
+    # A RISE model from a future format.
+    model = onnx.load(pong_onnx)
+    for prop in model.metadata_props:
+        if prop.key == contract.META_FORMAT_VERSION:
+            prop.value = "99"
+    future = tmp_path / "future.onnx"
+    onnx.save(model, str(future))
+    with pytest.raises(ModelError, match="format 99"):
+        Policy.load(str(future))
+    policy = Policy.load(pong_onnx)
+    with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
+        policy.act(np.zeros((210, 160), np.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        policy.act(np.zeros((210, 160, 3), np.float32))
+    with pytest.raises(ValueError, match="device"):
+        Policy.load(pong_onnx, device="tpu")
