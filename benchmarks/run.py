@@ -15,7 +15,7 @@ from rise_tf.startup import quiet_third_party_startup  # noqa: E402
 
 quiet_third_party_startup()
 
-from benchmarks import collection, learner_cost, machine, replay_cost  # noqa: E402
+from benchmarks import collection, learner_cost, machine, replay_cost, step_latency  # noqa: E402
 
 
 def _markdown(results: dict) -> str:
@@ -41,6 +41,16 @@ def _markdown(results: dict) -> str:
               "| serial | threads | processes | best |", "|---:|---:|---:|---|",
               f"| {c.get('serial_frames_per_s', 0):.0f} | {c.get('threads_frames_per_s', 0):.0f} | "
               f"{c.get('processes_frames_per_s', 0):.0f} | {c['best_mode']} |"]
+    s = results["step_latency"]
+    lines += ["", "## Acting step (default RISE network, Pong actions)", "",
+              "| step | batch-1 p50 ms | batch-1 p99 ms | slower than ONNX (p50) |", "|---|---:|---:|---:|",
+              f"| ONNX step model (onnxruntime, 1 thread) | {s['onnx_b1_p50_ms']:.2f} | {s['onnx_b1_p99_ms']:.2f} | 1.0 |",
+              f"| TF policy (TF-Agents PyTFEagerPolicy) | {s['tf_policy_b1_p50_ms']:.2f} | {s['tf_policy_b1_p99_ms']:.2f} | "
+              f"{s['tf_policy_over_onnx_p50']:.1f} |",
+              f"| TF step function (tf.function) | {s['tf_b1_p50_ms']:.2f} | {s['tf_b1_p99_ms']:.2f} | "
+              f"{s['tf_over_onnx_p50']:.1f} |",
+              "", f"ONNX batch 32: {s['onnx_b32_steps_per_s']:.0f} steps/s.",
+              "", f"ONNX execution providers: {', '.join(s['providers'])}; batch 1 uses one thread."]
     return "\n".join(lines) + "\n"
 
 
@@ -57,6 +67,8 @@ def main() -> int:
     results["replay"] = replay_cost.measure(repeats=50 if args.quick else 200)
     print("[bench] collection ...", flush=True)
     results["collection"] = collection.measure(steps=40 if args.quick else 150)
+    print("[bench] step-model latency (ONNX vs TF) ...", flush=True)
+    results["step_latency"] = step_latency.measure(steps=100 if args.quick else 300)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
         json.dump(results, f, indent=2)
