@@ -59,6 +59,7 @@ setup(
         "console_scripts": [
             "rise-train=rise_tf.train.cli:main",
             "rise-export=rise_tf.export.cli:main",
+            "rise-play=rise_tf.serving.play:main",
         ],
     },
 )

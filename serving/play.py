@@ -1,0 +1,154 @@
+"""`rise-play`: play ALE games with an exported step model, as a game loop would (no TensorFlow).
+
+    rise-play pong.onnx --episodes 3 --realtime --record pong.mp4
+
+Each agent step: the emulator repeats the action (4 frames), the runner gets the last two raw RGB
+screens and returns the next action. `--realtime` paces the loop to 60 Hz game time (one agent step
+per 4/60 s) and counts the deadlines the policy missed. Reports raw and human-normalized scores and
+per-step policy latency (preprocessing + inference) p50/p99.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import List, Optional
+
+import numpy as np
+
+EMULATOR_HZ = 60.0
+
+
+class _Recorder:
+    """Writes raw RGB screens to MP4 (OpenCV) or GIF (Pillow), one frame per agent step."""
+
+    def __init__(self, path: str, fps: float):
+        self.path, self.fps = path, fps
+        self.frames: List[np.ndarray] = []
+        self._video = None
+        extension = os.path.splitext(path)[1].lower()
+        if extension not in (".mp4", ".gif"):
+            raise ValueError(f"--record must end in .mp4 or .gif, got {path!r}")
+        self.gif = extension == ".gif"
+
+    def add(self, screen: np.ndarray) -> None:
+        if self.gif:
+            self.frames.append(screen.copy())
+            return
+        import cv2
+
+        if self._video is None:
+            height, width = screen.shape[:2]
+            self._video = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+            if not self._video.isOpened():
+                raise OSError(f"cannot write video to {self.path}")
+        self._video.write(screen[:, :, ::-1])  # OpenCV wants BGR
+
+    def close(self) -> None:
+        if self._video is not None:
+            self._video.release()
+        if self.gif and self.frames:
+            from PIL import Image
+
+            images = [Image.fromarray(frame) for frame in self.frames]
+            images[0].save(self.path, save_all=True, append_images=images[1:], duration=int(1000 / self.fps), loop=0)
+
+
+def play(policy, game: str, episodes: int, realtime: bool = False, record: Optional[str] = None,
+         seed: int = 0, max_episode_frames: int = 108_000, sticky_action_prob: float = 0.25) -> dict:
+    from rise_tf.envs.atari import AtariEnv, AtariSettings
+    from rise_tf.envs.atari_scores import human_normalized_score
+
+    settings = AtariSettings(sticky_action_prob=sticky_action_prob, max_episode_frames=max_episode_frames,
+                             preprocessing=policy.preprocessing)
+    env = AtariEnv(game, settings, seed=seed)
+    if list(env.action_meanings) != list(policy.action_meanings):
+        env.close()
+        raise ValueError(f"{env.game} has actions {env.action_meanings}, but the model was trained with "
+                         f"{policy.action_meanings} (game {policy.game!r}); play the model's own game.")
+    step_seconds = policy.preprocessing.action_repeat / EMULATOR_HZ
+    recorder = _Recorder(record, EMULATOR_HZ / policy.preprocessing.action_repeat) if record else None
+    scores, lengths, latencies, dropped = [], [], [], 0
+    try:
+        for _ in range(episodes):
+            env.reset()
+            policy.reset()
+            score, steps, done = 0.0, 0, False
+            deadline = time.perf_counter() + step_seconds
+            while not done:
+                if recorder:
+                    recorder.add(env.last_screen)
+                start = time.perf_counter()
+                action = policy.act(env.last_screen, env.previous_screen)
+                latencies.append(time.perf_counter() - start)
+                _, reward, terminated, truncated, _ = env.step(action)
+                score += reward
+                steps += 1
+                done = terminated or truncated
+                if realtime:
+                    now = time.perf_counter()
+                    if now > deadline:
+                        dropped += 1
+                        deadline = now  # start the next frame's budget from here
+                    else:
+                        time.sleep(deadline - now)
+                    deadline += step_seconds
+            scores.append(score)
+            lengths.append(steps)
+    finally:
+        env.close()
+        if recorder:
+            recorder.close()
+    hns = [human_normalized_score(game, s) for s in scores]
+    latency_ms = 1000 * np.asarray(latencies)
+    return {"game": env.game, "scores": scores, "mean_score": float(np.mean(scores)), "episode_steps": lengths,
+            "human_normalized": None if hns[0] is None else float(np.mean(hns)),
+            "latency_p50_ms": float(np.percentile(latency_ms, 50)), "latency_p99_ms": float(np.percentile(latency_ms, 99)),
+            "steps": int(sum(lengths)), "dropped_deadlines": dropped if realtime else None, "record": record}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="rise-play", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="an exported .onnx step model (rise-export)")
+    parser.add_argument("--game", default=None, help="ALE game [default: the model's own game]")
+    parser.add_argument("--episodes", type=int, default=1, help="episodes to play")
+    parser.add_argument("--realtime", action="store_true", help="pace to 60 Hz game time, count missed deadlines")
+    parser.add_argument("--record", default=None, metavar="FILE", help="write the raw screen to FILE (.mp4 or .gif)")
+    parser.add_argument("--seed", type=int, default=0, help="emulator and no-op seed")
+    parser.add_argument("--max-episode-frames", type=int, default=108_000, help="episode cap, emulator frames")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="execution provider")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error("--episodes must be >= 1")
+    from rise_tf.serving.runner import ModelError, Policy
+
+    try:
+        policy = Policy.load(args.model, threads=args.threads, device=args.device)
+        result = play(policy, args.game or policy.game, args.episodes, args.realtime, args.record, args.seed,
+                      args.max_episode_frames)
+    except (FileNotFoundError, ModelError, ValueError, OSError) as error:
+        print(f"rise-play: error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for episode, (score, steps) in enumerate(zip(result["scores"], result["episode_steps"]), 1):
+        print(f"[rise-play] {result['game']} episode {episode}: score {score:g} in {steps} steps")
+    hns = result["human_normalized"]
+    print(f"[rise-play] mean score {result['mean_score']:g}" + (f", human-normalized {hns:.3f}" if hns is not None else ""))
+    print(f"[rise-play] policy latency per step: p50 {result['latency_p50_ms']:.2f} ms, "
+          f"p99 {result['latency_p99_ms']:.2f} ms over {result['steps']} steps ({', '.join(policy.providers)})")
+    if args.realtime:
+        print(f"[rise-play] real time at {EMULATOR_HZ:g} Hz: {result['dropped_deadlines']} of {result['steps']} "
+              f"step deadlines missed")
+    if args.record:
+        print(f"[rise-play] recording: {args.record}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
