@@ -60,6 +60,7 @@ setup(
             "rise-train=rise_tf.train.cli:main",
             "rise-export=rise_tf.export.cli:main",
             "rise-play=rise_tf.serving.play:main",
+            "rise-serve=rise_tf.serving.server:main",
         ],
     },
 )

@@ -129,10 +129,15 @@ class Policy:
         reset = self._first.copy()
         if new_episode is not None:
             reset |= np.asarray(new_episode, bool)
-        feeds = {contract.FRAME: frames, contract.RESET: reset}
-        feeds.update({contract.state_in(name): value for name, value in self._state.items()})
-        outputs = dict(zip(self._output_names, self._session.run(None, feeds)))
-        self._state = {name: outputs[contract.state_out(name)] for name in self._state}
+        actions, self.q_values, self._state = self.run_step(frames, reset, self._state)
         self._first[:] = False
-        self.q_values = outputs[contract.Q_VALUES]
-        return outputs[contract.ACTION]
+        return actions
+
+    def run_step(self, frames: np.ndarray, reset: np.ndarray, state: Dict[str, np.ndarray]):
+        """Stateless step: (frames [B, H, W] uint8, reset [B] bool, state) -> (actions, q_values, new state).
+        For callers that keep their own states, e.g. a server batching many sessions."""
+        feeds = {contract.FRAME: frames, contract.RESET: reset}
+        feeds.update({contract.state_in(name): value for name, value in state.items()})
+        outputs = dict(zip(self._output_names, self._session.run(None, feeds)))
+        new_state = {name: outputs[contract.state_out(name)] for name in state}
+        return outputs[contract.ACTION], outputs[contract.Q_VALUES], new_state
