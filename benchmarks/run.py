@@ -49,7 +49,9 @@ def _markdown(results: dict) -> str:
               f"{s['tf_policy_over_onnx_p50']:.1f} |",
               f"| TF step function (tf.function) | {s['tf_b1_p50_ms']:.2f} | {s['tf_b1_p99_ms']:.2f} | "
               f"{s['tf_over_onnx_p50']:.1f} |",
-              "", f"ONNX batch 32: {s['onnx_b32_steps_per_s']:.0f} steps/s.",
+              "", f"ONNX batch 32: {s['onnx_b32_steps_per_s']:.0f} steps/s. rise-serve round trip on localhost "
+              f"(raw 210x160x3 frame, one client): p50 {s['server_round_trip_p50_ms']:.2f} ms, "
+              f"p99 {s['server_round_trip_p99_ms']:.2f} ms.",
               "", f"ONNX execution providers: {', '.join(s['providers'])}; batch 1 uses one thread."]
     return "\n".join(lines) + "\n"
 

@@ -20,6 +20,7 @@ def test_serving_imports_and_acts_with_tensorflow_blocked(pong_onnx):
         "    sys.modules[name] = None  # any import of them now raises ImportError\n"
         "import numpy as np\n"
         "from rise_tf.serving.runner import Policy\n"
+        "import rise_tf.serving.play, rise_tf.serving.server  # the CLIs too\n"
         f"policy = Policy.load({pong_onnx!r})\n"
         "action = policy.act(np.zeros((210, 160, 3), np.uint8))\n"
         "loaded = [m for m, v in sys.modules.items() if v is not None and m.split('.')[0] in "
