@@ -17,6 +17,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="rise-export", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a rise-train run directory")
     parser.add_argument("--out", required=True, help="path of the .onnx file to write")
+    parser.add_argument("--saved-model", default=None, metavar="DIR",
+                        help="also write a TF-Agents PolicySaver SavedModel to DIR (for TensorFlow users)")
     parser.add_argument("--checkpoint", default=None, help="a checkpoint directory [default: the latest]")
     parser.add_argument("--parity-steps", type=int, default=64, help="rollout length of the parity check")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="max |Q_tf - Q_onnx| allowed")
@@ -50,10 +52,19 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 1
     os.replace(candidate, args.out)
+    if args.saved_model:
+        import logging
+
+        # PolicySaver logs a harmless "Issue encountered when serializing global_step" warning.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        step_model.export_saved_model(loaded, args.saved_model)
     print(f"[rise-export] {loaded.checkpoint} ({loaded.frames_trained:,} frames) -> {args.out} "
           f"({os.path.getsize(args.out) / 1e6:.1f} MB) in {time.time() - started:.0f} s")
     print(f"[rise-export] {summary}")
     print(f"[rise-export] actions: {json.dumps(loaded.action_meanings)}; state: {', '.join(names)}")
+    if args.saved_model:
+        print(f"[rise-export] TF-Agents SavedModel: {args.saved_model} "
+              f"(tf.saved_model.load(...).action(time_step, policy_state))")
     return 0
 
 

@@ -118,6 +118,14 @@ def export_onnx(loaded: LoadedPolicy, out_path: str):
     return step, names
 
 
+def export_saved_model(loaded: LoadedPolicy, directory: str) -> None:
+    """A TF-Agents PolicySaver SavedModel of the greedy policy, for TensorFlow users
+    (tf.saved_model.load(directory).action(time_step, policy_state))."""
+    from tf_agents.policies import policy_saver
+
+    policy_saver.PolicySaver(loaded.policy, batch_size=None).save(directory)
+
+
 def rollout_frames(loaded: LoadedPolicy, steps: int, seed: int = 123) -> Tuple[np.ndarray, np.ndarray]:
     """Real frames from the run's game under the greedy TF policy, with a forced reset at steps // 2.
 

@@ -62,3 +62,21 @@ def test_cli_writes_only_a_checked_model_and_reports_bad_input(pong_run, tmp_pat
     assert "greedy-action mismatches: 0" in capsys.readouterr().out
     assert export_main([str(tmp_path / "missing"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "config.json is missing" in capsys.readouterr().err
+
+
+def test_policy_saver_savedmodel_acts_like_the_tf_policy(pong_run, tmp_path):
+    import tensorflow as tf
+    from tf_agents.trajectories import time_step as ts
+
+    loaded = step_model.load_policy(pong_run)
+    directory = str(tmp_path / "saved")
+    step_model.export_saved_model(loaded, directory)
+    restored = tf.saved_model.load(directory)
+    frames, resets = step_model.rollout_frames(loaded, 20)
+    live_state, saved_state = loaded.policy.get_initial_state(1), restored.get_initial_state(1)
+    for frame, reset in zip(frames, resets):
+        step = ts.TimeStep(tf.constant([0 if reset else 1]), tf.zeros([1]), tf.ones([1]), tf.constant(frame[None]))
+        live, saved = loaded.policy.action(step, live_state), restored.action(step, saved_state)
+        assert int(live.action[0]) == int(saved.action[0])
+        np.testing.assert_allclose(live.state["embedding_window"], saved.state["embedding_window"], atol=1e-6)
+        live_state, saved_state = live.state, saved.state
