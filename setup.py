@@ -16,6 +16,8 @@ PACKAGES = [
     "rise_tf.agents",
     "rise_tf.policies",
     "rise_tf.train",
+    "rise_tf.analysis",
+    "rise_tf.experiments",
     "rise_tf.export",
     "rise_tf.serving",
 ]
@@ -34,6 +36,10 @@ INSTALL_REQUIRES = [
     "onnx>=1.15,<1.18",
     "tf2onnx==1.17.*",
     "tqdm>=4.60",
+    # Experiments and reports: plots, and rliable's aggregate metrics with stratified bootstrap CIs
+    # (resolves with numpy < 2: it brings arch, scipy, pandas and seaborn).
+    "matplotlib>=3.8,<4",
+    "rliable==1.2.*",
 ]
 
 EXTRAS = {
@@ -61,6 +67,8 @@ setup(
             "rise-export=rise_tf.export.cli:main",
             "rise-play=rise_tf.serving.play:main",
             "rise-serve=rise_tf.serving.server:main",
+            "rise-experiment=rise_tf.experiments.cli:main",
+            "rise-report=rise_tf.analysis.report:main",
         ],
     },
 )

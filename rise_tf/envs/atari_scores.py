@@ -33,3 +33,15 @@ def human_normalized_score(game: str, score: float) -> Optional[float]:
         return None
     random_score, human_score = reference
     return (score - random_score) / (human_score - random_score)
+
+
+# Named game subsets from the literature (ALE names, resolved like any --game).
+GAME_SUBSETS = {
+    # Atari-5 (Aitchison et al. 2022): five games whose scores predict the 57-game median.
+    "atari5": ("BattleZone", "DoubleDunk", "NameThisGame", "Phoenix", "Qbert"),
+    # Atari 100k (Kaiser et al. 2020): the 26-game sample-efficiency benchmark.
+    "atari100k": ("Alien", "Amidar", "Assault", "Asterix", "BankHeist", "BattleZone", "Boxing", "Breakout",
+                  "ChopperCommand", "CrazyClimber", "DemonAttack", "Freeway", "Frostbite", "Gopher", "Hero",
+                  "Jamesbond", "Kangaroo", "Krull", "KungFuMaster", "MsPacman", "Pong", "PrivateEye", "Qbert",
+                  "RoadRunner", "Seaquest", "UpNDown"),
+}

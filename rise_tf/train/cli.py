@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import re
 import sys
 from typing import List, Optional
 
@@ -18,26 +17,8 @@ from rise_tf.startup import quiet_third_party_startup
 
 quiet_third_party_startup()  # before anything below imports TensorFlow
 
+from rise_tf.counts import parse_count  # noqa: E402,F401  (re-exported: demo and tests use it here)
 from rise_tf.train.config import PRESETS, RunConfig, flag_table, make_config  # noqa: E402
-
-_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*$")
-
-
-def parse_count(text: str) -> int:
-    """'2M' -> 2_000_000, '500k' -> 500_000, '1e6' -> 1_000_000, '123' -> 123."""
-    match = _COUNT.match(text)
-    if match:
-        scale = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[match.group(2).lower()]
-        value = float(match.group(1)) * scale
-    else:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a count (examples: 2M, 500k, 100000)") from None
-    if value != int(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
-    return int(value)
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

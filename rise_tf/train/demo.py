@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     finally:
         trainer.close()
     report.append(f"{args.game}: {summary['frames']:,} frames at {summary['fps']:.0f} frames/s, "
-                  f"{summary['updates']:,} updates; greedy eval return {summary.get('final_eval', float('nan')):.1f}; "
+                  f"{summary['updates']:,} updates; greedy eval return {summary.get('final_return', float('nan')):.1f}; "
                   f"checkpoint: {summary['checkpoint']}")
     print("[demo] 3/4 export to ONNX, with a parity check on real frames")
     from rise_tf.export import step_model

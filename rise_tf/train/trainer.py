@@ -31,6 +31,7 @@ from rise_tf.train.evaluation import EvalResult, evaluate
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
 EVAL_SEED_OFFSET = 10_000  # eval lanes never share seeds with training lanes
 MAX_EVAL_LANES = 16
 
@@ -125,15 +126,21 @@ class Trainer:
                                         self.train_step)
         self.agent.optimizer.build(self.agent.q_network.trainable_variables)  # slots exist before restore
         self.replay = builder.make_replay(self.config)
-        self.counters = {"frames": 0, "agent_steps": 0, "updates": 0, "episodes": 0, "update_credit": 0.0}
+        # wall/update/sample seconds add up over resumes: experiments report a run's whole cost.
+        self.counters = {"frames": 0, "agent_steps": 0, "updates": 0, "episodes": 0, "update_credit": 0.0,
+                         "wall_seconds": 0.0, "update_seconds": 0.0, "sample_seconds": 0.0, "timed_updates": 0}
         self.last_checkpoint: Optional[str] = None
         if resume:
             self._restore()
+        self._wall_base, self._wall_started = self.counters["wall_seconds"], time.time()
+        self._updates_this_process = 0  # the first one traces the tf.function: kept out of update timings
         self._stats = _EpisodeStats(self.config.env.num_envs)
         self._writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
         self._eval_env = None
         self._last_loss = float("nan")
         self._last_q = float("nan")
+        self._last_eval: Optional[EvalResult] = None
+        self._last_eval_frames = -1
 
     # ------------------------------------------------------------------ state
 
@@ -156,7 +163,11 @@ class Trainer:
         print(f"[rise-train] resumed from {path} at {self.counters['frames']:,} frames "
               f"({self.counters['updates']:,} updates)")
 
+    def _wall_seconds(self) -> float:
+        return self._wall_base + time.time() - self._wall_started
+
     def save_checkpoint(self) -> str:
+        self.counters["wall_seconds"] = self._wall_seconds()
         state = dict(self.counters, config=self.config.to_dict(), saved_at=time.time())
         writer = None
         if self.config.replay.save_replay:
@@ -220,15 +231,17 @@ class Trainer:
             signal.signal(signal.SIGTERM, previous_handler)
             if bar is not None:
                 bar.close()
+        final_eval = self._last_eval if self._last_eval_frames == self.counters["frames"] else None
+        if not interrupted and train.eval_every_frames and final_eval is None:
+            final_eval = self._evaluate_and_log()
         path = self.save_checkpoint()
-        summary = self._summary(started, started_frames)
+        summary = self._summary(started, started_frames, final_eval)
+        self._write_summary(summary)
         if interrupted:
             print(f"\n[rise-train] interrupted at {self.counters['frames']:,} frames; checkpoint saved to {path}.\n"
                   f"[rise-train] continue with: rise-train --resume {self.run_dir}", file=sys.stderr)
             summary["interrupted"] = True
         else:
-            if train.eval_every_frames:
-                summary["final_eval"] = self._evaluate_and_log().mean_return
             print(f"[rise-train] done: {self.counters['frames']:,} frames, {self.counters['updates']:,} updates; "
                   f"checkpoint {path}")
         self._writer.flush()
@@ -248,7 +261,9 @@ class Trainer:
         train = self.config.train
         beta = linear_schedule(self.config.replay.importance_beta_start, self.config.replay.importance_beta_end,
                                train.frames, self.counters["frames"])
+        sampled = time.perf_counter()
         batch, keys, weights = self.replay.sample(self.config.agent.batch_size, beta)
+        updating = time.perf_counter()
         try:
             loss_info = self.agent.train(tf.nest.map_structure(tf.convert_to_tensor, batch),
                                          tf.convert_to_tensor(weights))
@@ -260,7 +275,12 @@ class Trainer:
                 f"the loss became NaN/inf at update {self.counters['updates']:,} ({self.counters['frames']:,} "
                 f"frames); the weights were not changed by that update. Last good checkpoint: {where}. Lower "
                 f"--learning-rate or set --gradient-clip-norm, then --resume {self.run_dir}.") from None
-        self.replay.update_priorities(keys, loss_info.extra.td_errors.numpy())
+        self.replay.update_priorities(keys, loss_info.extra.td_errors.numpy())  # .numpy() waits for the update
+        if self._updates_this_process > 0:
+            self.counters["update_seconds"] += time.perf_counter() - updating
+            self.counters["sample_seconds"] += updating - sampled
+            self.counters["timed_updates"] += 1
+        self._updates_this_process += 1
         self.counters["updates"] += 1
         self._last_loss = float(loss_info.loss)
         self._last_q = float(loss_info.extra.q_mean)
@@ -295,7 +315,7 @@ class Trainer:
         record = {"kind": "train", "frames": frames, "updates": self.counters["updates"],
                   "episodes": self.counters["episodes"], "return": recent, "loss": self._last_loss,
                   "q_mean": self._last_q, "epsilon": float(self.agent.epsilon),
-                  "fps": self._fps(started, started_frames)}
+                  "fps": self._fps(started, started_frames), "wall_seconds": self._wall_seconds()}
         hns = human_normalized_score(self.config.env.game, recent) if self._stats.recent else None
         if hns is not None:
             record["human_normalized"] = hns
@@ -313,7 +333,7 @@ class Trainer:
         result = evaluate(self.agent.policy, self._eval_env, episodes, self.config.env.game)
         record = {"kind": "eval", "frames": self.counters["frames"], "return": result.mean_return,
                   "returns": result.returns, "success_rate": result.success_rate,
-                  "episode_steps": float(np.mean(result.lengths))}
+                  "episode_steps": float(np.mean(result.lengths)), "wall_seconds": self._wall_seconds()}
         if result.human_normalized is not None:
             record["human_normalized"] = result.human_normalized
         with self._writer.as_default(step=self.counters["frames"]):
@@ -322,16 +342,36 @@ class Trainer:
             if result.human_normalized is not None:
                 tf.summary.scalar("eval/human_normalized", result.human_normalized)
         self._append_metrics(record)
+        self._last_eval, self._last_eval_frames = result, self.counters["frames"]
         return result
 
     def _append_metrics(self, record) -> None:
         with open(os.path.join(self.run_dir, METRICS_FILE), "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def _summary(self, started, started_frames) -> Dict[str, float]:
-        return {"frames": self.counters["frames"], "updates": self.counters["updates"],
-                "episodes": self.counters["episodes"], "recent_return": self._recent_return(),
-                "fps": self._fps(started, started_frames), "checkpoint": self.last_checkpoint}
+    def _summary(self, started, started_frames, final_eval: Optional[EvalResult]) -> Dict[str, float]:
+        counters = self.counters
+        timed = max(counters["timed_updates"], 1)
+        summary = {"algo": self.config.algo, "game": self.config.env.game, "seed": self.config.train.seed,
+                   "frames": counters["frames"], "budget_frames": self.config.train.frames,
+                   "completed": counters["frames"] >= self.config.train.frames,
+                   "updates": counters["updates"], "episodes": counters["episodes"],
+                   "recent_return": self._recent_return(), "fps": self._fps(started, started_frames),
+                   "wall_seconds": counters["wall_seconds"],
+                   "update_ms": 1000 * counters["update_seconds"] / timed,  # mean, tracing excluded
+                   "sample_ms": 1000 * counters["sample_seconds"] / timed,
+                   "checkpoint": self.last_checkpoint}
+        if final_eval is not None:
+            summary.update(final_return=final_eval.mean_return, final_success_rate=final_eval.success_rate,
+                           final_human_normalized=final_eval.human_normalized)
+        return summary
+
+    def _write_summary(self, summary) -> None:
+        """summary.json: the run's totals, rewritten atomically each time run() ends."""
+        path = os.path.join(self.run_dir, SUMMARY_FILE)
+        with open(path + ".tmp", "w") as f:
+            json.dump(summary, f, indent=2)
+        os.replace(path + ".tmp", path)
 
 
 def _raise_keyboard_interrupt(signum, frame):

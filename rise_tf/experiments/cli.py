@@ -1,0 +1,168 @@
+"""`rise-experiment`: the project's claims as commands anyone can rerun.
+
+    rise-experiment memory --seeds 3                  # base vs RISE vs full-recurrent, memory task
+    rise-experiment ablations --seeds 2               # RISE implementation choices, memory task
+    rise-experiment atari --games atari5 --frames 10M --seeds 3   # base vs RISE (a GPU machine)
+Every run is a normal rise-train run dir under --out; rerunning the same command skips finished runs
+and resumes interrupted ones. A report (tables + plots, see rise-report) is written at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+from rise_tf.counts import parse_count
+from rise_tf.experiments.plan import DEFAULT_FRAMES, EXPERIMENTS, RunSpec, build_plan
+
+EXPERIMENT_FILE = "experiment.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rise-experiment", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which experiment")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per variant and game [default: 3]")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed+seeds-1")
+    parser.add_argument("--frames", type=parse_count, default=None,
+                        help="budget per run in emulator frames (2M, 500k) [default: memory/ablations "
+                             f"{DEFAULT_FRAMES['memory']:,}, atari {DEFAULT_FRAMES['atari']:,}]")
+    parser.add_argument("--games", action="append", default=[],
+                        help="atari: atari5, atari100k or game names (comma list); ablations: run them "
+                             "on these Atari games instead of the memory task")
+    parser.add_argument("--variants", action="append", default=[],
+                        help="run only these variants (comma list), e.g. base,rise")
+    parser.add_argument("--out", default=None, help="experiment directory [default: runs/experiments/<experiment>]")
+    parser.add_argument("--report-dir", default=None, help="where the report goes [default: <out>/report]")
+    parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    parser.add_argument("--dry-run", action="store_true", help="print the runs and their rise-train commands, run nothing")
+    parser.add_argument("--train-arg", action="append", default=[], metavar="FLAG=VALUE",
+                        help="extra rise-train setting for every run, e.g. --train-arg num-envs=16")
+    return parser
+
+
+def _run_state(run_dir: str, frames: int) -> str:
+    """'new', 'done', or 'resume' (a run dir holding an unfinished or shorter run)."""
+    if not os.path.exists(os.path.join(run_dir, "config.json")):
+        return "new"
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            summary = json.load(f)
+        if summary.get("completed") and summary.get("frames", 0) >= frames:
+            return "done"
+    except (OSError, ValueError):
+        pass
+    return "resume"
+
+
+def _write_experiment_file(out: str, experiment: str, plan: List[RunSpec], frames: int) -> None:
+    """experiment.json: what the runs are (rise-report labels runs with it). Keeps earlier runs."""
+    path = os.path.join(out, EXPERIMENT_FILE)
+    runs = {}
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                runs = {r["dir"]: r for r in json.load(f).get("runs", [])}
+        except (OSError, ValueError, KeyError, TypeError):
+            runs = {}
+    for spec in plan:
+        runs[spec.relative_dir] = {"dir": spec.relative_dir, "variant": spec.variant.name, "game": spec.game,
+                                   "seed": spec.seed, "algo": spec.variant.algo, "note": spec.variant.note,
+                                   "overrides": dict(spec.variant.overrides), "frames": spec.frames}
+    record = {"experiment": experiment, "frames": frames, "command": " ".join(sys.argv),
+              "runs": sorted(runs.values(), key=lambda r: (r["seed"], r["game"], r["variant"]))}
+    os.makedirs(out, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(path + ".tmp", path)
+
+
+def _train_command(spec: RunSpec, run_dir: str, state: str, extra: List[str]) -> List[str]:
+    command = [sys.executable, "-m", "rise_tf.train.cli"]
+    if state == "resume":
+        return command + ["--resume", run_dir, "--frames", str(spec.frames)]
+    return command + spec.train_args() + extra + ["--run-dir", run_dir]
+
+
+def _extra_train_args(items: List[str]) -> List[str]:
+    args = []
+    for item in items:
+        flag, sep, value = item.partition("=")
+        if not sep or not flag.strip():
+            raise ValueError(f"--train-arg wants FLAG=VALUE (for example num-envs=16), got {item!r}")
+        args += [f"--{flag.strip().lstrip('-')}", value.strip()]
+    return args
+
+
+def _summary_line(run_dir: str) -> str:
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            s = json.load(f)
+    except (OSError, ValueError):
+        return "no summary"
+    parts = [f"{s['frames']:,} frames in {s['wall_seconds']:.0f} s", f"update {s['update_ms']:.1f} ms"]
+    if s.get("final_human_normalized") is not None:
+        parts.append(f"eval HNS {s['final_human_normalized']:.3f}")
+    if "final_return" in s:
+        parts.append(f"eval return {s['final_return']:.2f}, success {s['final_success_rate']:.0%}")
+    return "; ".join(parts)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    frames = args.frames or DEFAULT_FRAMES[args.experiment]
+    try:
+        plan = build_plan(args.experiment, args.seeds, frames, args.games, args.variants, args.first_seed)
+        extra = _extra_train_args(args.train_arg)
+    except ValueError as error:
+        parser.error(str(error))
+    out = args.out or os.path.join("runs", "experiments", args.experiment)
+    states = [_run_state(os.path.join(out, spec.relative_dir), spec.frames) for spec in plan]
+    print(f"[rise-experiment] {args.experiment}: {len(plan)} runs ({sum(s == 'done' for s in states)} done) "
+          f"of {frames:,} frames each, in {out}")
+    if args.dry_run:
+        for spec, state in zip(plan, states):
+            print(f"  [{state}] {spec.relative_dir}: "
+                  + " ".join(_train_command(spec, os.path.join(out, spec.relative_dir), state, extra)[3:]))
+        return 0
+    _write_experiment_file(out, args.experiment, plan, frames)
+    failed, started = [], time.time()
+    for index, (spec, state) in enumerate(zip(plan, states), start=1):
+        run_dir = os.path.join(out, spec.relative_dir)
+        label = f"({index}/{len(plan)}) {spec.relative_dir}"
+        if state == "done":
+            print(f"[rise-experiment] {label}: already done ({_summary_line(run_dir)})")
+            continue
+        print(f"[rise-experiment] {label}: {'resuming' if state == 'resume' else 'starting'}; "
+              f"{time.time() - started:.0f} s into this experiment", flush=True)
+        code = subprocess.call(_train_command(spec, run_dir, state, extra))
+        if code == 130:
+            print(f"[rise-experiment] interrupted; rerun the same command to resume from {run_dir}.",
+                  file=sys.stderr)
+            return 130
+        if code != 0:
+            failed.append(spec.relative_dir)
+            print(f"[rise-experiment] {label} failed (exit {code}); going on with the other runs.", file=sys.stderr)
+            continue
+        print(f"[rise-experiment] {label}: {_summary_line(run_dir)}", flush=True)
+    if not args.no_report:
+        from rise_tf.analysis.report import write_report
+
+        report_dir = args.report_dir or os.path.join(out, "report")
+        written = write_report(out, report_dir, name=args.experiment)
+        print(f"[rise-experiment] report: {', '.join(written)}")
+    if failed:
+        print(f"[rise-experiment] {len(failed)} run(s) failed: {', '.join(failed)}. Their logs are above; "
+              f"rerun the command to retry them.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

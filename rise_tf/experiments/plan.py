@@ -1,0 +1,132 @@
+"""What an experiment runs: variants x games x seeds, each one `rise-train` run with its own directory.
+
+TensorFlow-free, so argument errors come back before TensorFlow loads. A variant is an algorithm
+preset plus config overrides; every run of an experiment shares the budget and everything else.
+Layout: <out>/<variant>/<game>/seed<k>/ (a normal rise-train run dir) and <out>/experiment.json.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Dict, List, Sequence, Tuple
+
+from rise_tf.envs.atari_scores import GAME_SUBSETS
+
+MEMORY_GAME = "MemoryCorridor"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    algo: str
+    overrides: Tuple[Tuple[str, object], ...] = ()  # (rise-train flag without dashes, value)
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    variant: Variant
+    game: str
+    seed: int
+    frames: int
+    extra: Tuple[Tuple[str, object], ...] = ()  # experiment-wide settings (eval cadence, ...)
+
+    @property
+    def relative_dir(self) -> str:
+        return f"{self.variant.name}/{self.game}/seed{self.seed}"
+
+    def train_args(self) -> List[str]:
+        """The rise-train flags of a fresh run (the run dir is added by the caller)."""
+        args = ["--algo", self.variant.algo, "--game", self.game, "--seed", str(self.seed),
+                "--frames", str(self.frames)]
+        for flag, value in self.extra + self.variant.overrides:
+            if isinstance(value, bool):
+                args.append(f"--{flag}" if value else f"--no-{flag}")
+            else:
+                args += [f"--{flag}", str(value)]
+        return args
+
+
+COMPARISON = (
+    Variant("base", "dqn", note="non-recurrent DQN, 4-frame stack"),
+    Variant("rise", "rise-dqn", note="RISE-DQN: frozen random projection -> LSTM (k=16) gating the CNN"),
+    Variant("full_recurrent", "r2d2-lite", note="R2D2-style: learnable CNN over all k=16 frames"),
+)
+
+# Implementation-strategy ablations of RISE, each changing one thing from the `rise` variant.
+ABLATIONS = (
+    Variant("rise", "rise-dqn", note="default: random projection, k=16, gate, LSTM, float16"),
+    Variant("encoder_random_cnn", "rise-dqn", (("frozen-encoder", "random_cnn"),), "frozen random CNN"),
+    Variant("encoder_pooled_pixels", "rise-dqn", (("frozen-encoder", "pooled_pixels"),), "8x8 pooled pixels"),
+    Variant("window_k4", "rise-dqn", (("window-length", 4),), "k=4: shorter than the cue distance"),
+    Variant("window_k32", "rise-dqn", (("window-length", 32),), "k=32"),
+    Variant("fusion_concat", "rise-dqn", (("fusion", "concat"),), "concatenation instead of the gate"),
+    Variant("core_gru", "rise-dqn", (("core", "gru"),), "GRU core"),
+    Variant("embedding_float32", "rise-dqn", (("embedding-dtype", "float32"),), "embeddings stored as float32"),
+)
+
+EXPERIMENTS: Dict[str, Tuple[Variant, ...]] = {
+    "memory": COMPARISON,
+    "atari": COMPARISON[:2],  # base vs RISE; add full_recurrent with --variants
+    "ablations": ABLATIONS,
+}
+ALL_VARIANTS = {v.name: v for group in EXPERIMENTS.values() for v in group}
+
+# Budgets a user gets without --frames. Memory task: where RISE-DQN has solved it on a CPU.
+DEFAULT_FRAMES = {"memory": 20_000, "ablations": 20_000, "atari": 10_000_000}
+# Eval cadence: ~10 points per learning curve.
+MEMORY_EVAL = (("eval-every-frames", 2_000), ("eval-episodes", 32))
+
+
+def resolve_games(tokens: Sequence[str]) -> List[str]:
+    """'atari5' / 'atari100k' / game names (comma lists allowed) -> ALE game names, in order, unique."""
+    from rise_tf.envs.atari import resolve_game  # raises with the closest valid names
+
+    games: List[str] = []
+    for token in (t.strip() for item in tokens for t in item.split(",")):
+        if not token:
+            continue
+        if token.lower() in GAME_SUBSETS:
+            names = list(GAME_SUBSETS[token.lower()])
+        elif token == MEMORY_GAME:
+            names = [token]
+        else:
+            if token.lower().startswith("atari") and token.lower() not in GAME_SUBSETS:
+                raise ValueError(f"unknown game subset {token!r}; known subsets: {', '.join(sorted(GAME_SUBSETS))}")
+            names = [resolve_game(token).split("/")[1].rsplit("-", 1)[0]]
+        games += [name for name in names if name not in games]
+    if not games:
+        raise ValueError("no games given; pass --games atari5, atari100k or game names (Pong,Breakout)")
+    return games
+
+
+def resolve_variants(experiment: str, names: Sequence[str] = ()) -> List[Variant]:
+    if not names:
+        return list(EXPERIMENTS[experiment])
+    chosen = []
+    for name in (n.strip() for item in names for n in item.split(",") if n.strip()):
+        if name not in ALL_VARIANTS:
+            close = difflib.get_close_matches(name, ALL_VARIANTS, n=3)
+            raise ValueError(f"unknown variant {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+                             + f" Known: {', '.join(ALL_VARIANTS)}")
+        chosen.append(ALL_VARIANTS[name])
+    return chosen
+
+
+def build_plan(experiment: str, seeds: int, frames: int, games: Sequence[str] = (),
+               variants: Sequence[str] = (), first_seed: int = 0) -> List[RunSpec]:
+    """All runs of an experiment, seed-major so that a cut-short experiment has whole seeds."""
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    if frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {frames}")
+    if experiment == "atari" and not games:
+        raise ValueError("the atari experiment needs --games (atari5, atari100k, or names such as Pong,Breakout)")
+    game_list = resolve_games(games) if games else [MEMORY_GAME]
+    extra = MEMORY_EVAL if game_list == [MEMORY_GAME] else ()
+    return [RunSpec(variant, game, seed, frames, extra)
+            for seed in range(first_seed, first_seed + seeds)
+            for game in game_list
+            for variant in resolve_variants(experiment, variants)]
