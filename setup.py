@@ -36,10 +36,9 @@ INSTALL_REQUIRES = [
     "onnx>=1.15,<1.18",
     "tf2onnx==1.17.*",
     "tqdm>=4.60",
-    # Experiments and reports: plots, and rliable's aggregate metrics with stratified bootstrap CIs
-    # (resolves with numpy < 2: it brings arch, scipy, pandas and seaborn).
+    # Plots of experiments and reports. (rliable is not used: it resolves with numpy < 2, but the
+    # arch 7.2 / pandas 3 it resolves to fail at import; rise_tf.analysis.aggregate does the same maths.)
     "matplotlib>=3.8,<4",
-    "rliable==1.2.*",
 ]
 
 EXTRAS = {

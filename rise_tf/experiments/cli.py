@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and their rise-train commands, run nothing")
     parser.add_argument("--train-arg", action="append", default=[], metavar="FLAG=VALUE",
-                        help="extra rise-train setting for every run, e.g. --train-arg num-envs=16")
+                        help="extra rise-train setting for every run (repeatable): num-envs=16, no-progress")
     return parser
 
 
@@ -74,12 +74,24 @@ def _write_experiment_file(out: str, experiment: str, plan: List[RunSpec], frame
         runs[spec.relative_dir] = {"dir": spec.relative_dir, "variant": spec.variant.name, "game": spec.game,
                                    "seed": spec.seed, "algo": spec.variant.algo, "note": spec.variant.note,
                                    "overrides": dict(spec.variant.overrides), "frames": spec.frames}
-    record = {"experiment": experiment, "frames": frames, "command": " ".join(sys.argv),
+    order = [] if not os.path.exists(path) else [v for v in _read_order(path)]
+    for spec in plan:
+        if spec.variant.name not in order:
+            order.append(spec.variant.name)
+    record = {"experiment": experiment, "frames": frames, "command": " ".join(sys.argv), "variants": order,
               "runs": sorted(runs.values(), key=lambda r: (r["seed"], r["game"], r["variant"]))}
     os.makedirs(out, exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump(record, f, indent=2)
     os.replace(path + ".tmp", path)
+
+
+def _read_order(path: str) -> List[str]:
+    try:
+        with open(path) as f:
+            return [str(v) for v in json.load(f).get("variants", [])]
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def _train_command(spec: RunSpec, run_dir: str, state: str, extra: List[str]) -> List[str]:
@@ -90,12 +102,15 @@ def _train_command(spec: RunSpec, run_dir: str, state: str, extra: List[str]) ->
 
 
 def _extra_train_args(items: List[str]) -> List[str]:
+    """['num-envs=16', 'no-progress'] -> ['--num-envs', '16', '--no-progress']."""
     args = []
     for item in items:
         flag, sep, value = item.partition("=")
-        if not sep or not flag.strip():
-            raise ValueError(f"--train-arg wants FLAG=VALUE (for example num-envs=16), got {item!r}")
-        args += [f"--{flag.strip().lstrip('-')}", value.strip()]
+        flag = flag.strip().lstrip("-")
+        if not flag or (sep and not value.strip()):
+            raise ValueError(f"--train-arg wants FLAG=VALUE or a bare switch (num-envs=16, no-progress), "
+                             f"got {item!r}")
+        args += [f"--{flag}"] + ([value.strip()] if sep else [])
     return args
 
 

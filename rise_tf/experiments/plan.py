@@ -93,7 +93,7 @@ def resolve_games(tokens: Sequence[str]) -> List[str]:
         else:
             if token.lower().startswith("atari") and token.lower() not in GAME_SUBSETS:
                 raise ValueError(f"unknown game subset {token!r}; known subsets: {', '.join(sorted(GAME_SUBSETS))}")
-            names = [resolve_game(token).split("/")[1].rsplit("-", 1)[0]]
+            names = [resolve_game(token)]
         games += [name for name in names if name not in games]
     if not games:
         raise ValueError("no games given; pass --games atari5, atari100k or game names (Pong,Breakout)")
@@ -106,7 +106,7 @@ def resolve_variants(experiment: str, names: Sequence[str] = ()) -> List[Variant
     chosen = []
     for name in (n.strip() for item in names for n in item.split(",") if n.strip()):
         if name not in ALL_VARIANTS:
-            close = difflib.get_close_matches(name, ALL_VARIANTS, n=3)
+            close = difflib.get_close_matches(name, ALL_VARIANTS, n=3) or [v for v in ALL_VARIANTS if name in v]
             raise ValueError(f"unknown variant {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
                              + f" Known: {', '.join(ALL_VARIANTS)}")
         chosen.append(ALL_VARIANTS[name])

@@ -1,0 +1,334 @@
+"""`rise-report`: tables and plots from any directory of runs (rise-tf run dirs or TensorBoard logs).
+
+    rise-report runs/experiments/memory --out results/ --name memory
+    rise-report runs/ --out results/ --baseline base
+Writes <name>.md (tables), <name>.json (every number), <name>_runs.csv (one row per run),
+<name>_curves.png (learning curves) and, with several games, <name>_aggregate.png (IQM, median,
+mean with 95 % stratified bootstrap CIs). Scores: greedy-eval success rate on the memory task,
+human-normalized score on Atari games, raw return for anything else.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from rise_tf.analysis import aggregate
+from rise_tf.analysis.runs import MEMORY_GAME, Run, find_runs
+
+SOLVED_SUCCESS = 0.95  # memory task: "solved" once a greedy evaluation reaches this success rate
+SCORE_TITLES = {"success_rate": "greedy success rate", "human_normalized": "human-normalized score",
+                "return": "return"}
+
+
+def _mean(values) -> Optional[float]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(values)) if values else None
+
+
+def _fmt(value, digits=2, suffix="") -> str:
+    return "–" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def _order_labels(runs: Sequence[Run], baseline: Optional[str], order: Sequence[str] = ()) -> List[str]:
+    """The experiment's own variant order (base, rise, ...) first, then the rest as found."""
+    found = {run.label for run in runs}
+    labels = [label for label in order if label in found]
+    for run in runs:
+        if run.label not in labels:
+            labels.append(run.label)
+    if baseline in labels:
+        labels.remove(baseline)
+        labels.insert(0, baseline)
+    return labels
+
+
+def _frames_to_solve(run: Run) -> Optional[int]:
+    for frames, value in run.curve("success_rate"):
+        if value >= SOLVED_SUCCESS:
+            return int(frames)
+    return None
+
+
+def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int = 2000, seed: int = 0,
+              order: Sequence[str] = ()) -> dict:
+    """Every number the report shows, as a JSON-able dict."""
+    if not runs:
+        raise ValueError("no runs found")
+    labels = _order_labels(runs, baseline, order)
+    games = sorted({run.game for run in runs})
+    score_of_game = {game: next(r.score_name() for r in runs if r.game == game) for game in games}
+    scores: Dict[str, Dict[str, List[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        final = run.final_score(score_of_game[run.game])
+        if final is not None:
+            scores[run.label][run.game].append(final)
+
+    variants = {}
+    for label in labels:
+        mine = [r for r in runs if r.label == label]
+        entry = {"runs": len(mine), "scored_runs": sum(len(v) for v in scores[label].values()),
+                 "wall_seconds_per_run": _mean(r.summary.get("wall_seconds") for r in mine),
+                 "update_ms": _mean(r.summary.get("update_ms") for r in mine),
+                 "sample_ms": _mean(r.summary.get("sample_ms") for r in mine),
+                 "frames_per_run": _mean(r.summary.get("frames") or (r.evals[-1]["frames"] if r.evals else None)
+                                         for r in mine),
+                 "per_game": {game: {"mean": _mean(values), "runs": values}
+                              for game, values in sorted(scores[label].items())}}
+        if scores[label]:
+            entry["aggregate"] = {metric: dataclass_dict(aggregate.interval_estimate(scores[label], metric, reps,
+                                                                                     seed=seed))
+                                  for metric in aggregate.METRICS}
+        if MEMORY_GAME in games:
+            solved = [_frames_to_solve(r) for r in mine if r.game == MEMORY_GAME]
+            entry["solved_runs"] = sum(s is not None for s in solved)
+            entry["frames_to_solve"] = _mean(solved)
+        variants[label] = entry
+
+    base = variants.get(baseline) if baseline else None
+    for label, entry in variants.items():
+        if base is None or label == baseline:
+            continue
+        if entry.get("update_ms") and base.get("update_ms"):
+            entry["update_cost_vs_baseline"] = entry["update_ms"] / base["update_ms"]
+        if entry.get("wall_seconds_per_run") and base.get("wall_seconds_per_run"):
+            entry["wall_clock_vs_baseline"] = entry["wall_seconds_per_run"] / base["wall_seconds_per_run"]
+        try:
+            change = aggregate.relative_change(scores[label], scores[baseline], "IQM", reps, seed=seed)
+            entry["iqm_change_vs_baseline"] = dataclass_dict(change)
+        except ValueError:
+            pass  # no common game, or a zero baseline IQM
+
+    return {"games": games, "score": score_of_game, "variants": variants, "baseline": baseline if base else None,
+            "bootstrap_reps": reps, "confidence": 0.95,
+            "runs": [{"label": r.label, "game": r.game, "seed": r.seed, "path": r.path, "source": r.source,
+                      "score_name": score_of_game[r.game], "final_score": r.final_score(score_of_game[r.game]),
+                      "curve": r.curve(score_of_game[r.game]), **{k: r.summary.get(k) for k in (
+                          "frames", "wall_seconds", "update_ms", "sample_ms", "fps", "final_return")}}
+                     for r in runs]}
+
+
+def dataclass_dict(estimate: aggregate.Estimate) -> dict:
+    return {"point": estimate.point, "low": estimate.low, "high": estimate.high}
+
+
+def _estimate_text(entry: Optional[dict], digits=3, percent=False) -> str:
+    if not entry:
+        return "–"
+    scale, unit = (100, " %") if percent else (1, "")
+    return (f"{entry['point'] * scale:+.{digits}f}{unit} [{entry['low'] * scale:+.{digits}f}, "
+            f"{entry['high'] * scale:+.{digits}f}]" if percent else
+            f"{entry['point']:.{digits}f} [{entry['low']:.{digits}f}, {entry['high']:.{digits}f}]")
+
+
+def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
+    games, variants, baseline = summary["games"], summary["variants"], summary["baseline"]
+    score_names = sorted(set(summary["score"].values()))
+    score_title = " / ".join(SCORE_TITLES.get(s, s) for s in score_names)
+    lines = [f"# {title}", "",
+             f"Runs: {len(summary['runs'])}; games: {', '.join(games)}; score: final greedy evaluation "
+             f"({score_title}). Brackets: 95 % stratified bootstrap CI over runs ({summary['bootstrap_reps']} "
+             f"resamples).", ""]
+    memory = MEMORY_GAME in games
+    header = ["variant", "runs", "score mean [95% CI]", "IQM [95% CI]"]
+    if memory:
+        header += [f"runs solved (≥{SOLVED_SUCCESS:.0%})", "frames to solve (mean of solved)"]
+    header += ["wall-clock / run (s)", "update (ms)"]
+    if baseline:
+        header += [f"update cost / {baseline}", f"wall-clock / {baseline}"]
+    header.append("what it is")
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i in (0, len(header) - 1) else "---:"
+                                                              for i in range(len(header))) + "|"]
+    for label, entry in variants.items():
+        agg = entry.get("aggregate", {})
+        row = [label, str(entry["runs"]), _estimate_text(agg.get("Mean")), _estimate_text(agg.get("IQM"))]
+        if memory:
+            row += [f"{entry.get('solved_runs', 0)}/{entry['runs']}", _fmt(entry.get("frames_to_solve"), 0)]
+        row += [_fmt(entry.get("wall_seconds_per_run"), 0), _fmt(entry.get("update_ms"), 1)]
+        if baseline:
+            row += [_fmt(entry.get("update_cost_vs_baseline"), 2, "×") if label != baseline else "1.00×",
+                    _fmt(entry.get("wall_clock_vs_baseline"), 2, "×") if label != baseline else "1.00×"]
+        row.append(notes.get(label, ""))
+        lines.append("| " + " | ".join(row) + " |")
+    if len(games) > 1:
+        lines += ["", "## Per game (mean final score over seeds)", "",
+                  "| game | " + " | ".join(variants) + " |", "|---|" + "---:|" * len(variants)]
+        for game in games:
+            lines.append(f"| {game} | " + " | ".join(_fmt(v["per_game"].get(game, {}).get("mean"), 3)
+                                                      for v in variants.values()) + " |")
+        lines += ["", "## Aggregates over games", "", "| variant | IQM | Median | Mean | IQM change vs "
+                  f"{baseline or '–'} |", "|---|---:|---:|---:|---:|"]
+        for label, entry in variants.items():
+            agg = entry.get("aggregate", {})
+            lines.append(f"| {label} | {_estimate_text(agg.get('IQM'))} | {_estimate_text(agg.get('Median'))} | "
+                         f"{_estimate_text(agg.get('Mean'))} | "
+                         f"{_estimate_text(entry.get('iqm_change_vs_baseline'), 1, percent=True)} |")
+    elif baseline and any("iqm_change_vs_baseline" in e for e in variants.values()):
+        lines += ["", f"IQM change vs {baseline}: " + "; ".join(
+            f"{label} {_estimate_text(e['iqm_change_vs_baseline'], 1, percent=True)}"
+            for label, e in variants.items() if "iqm_change_vs_baseline" in e)]
+    lines += ["", "Update cost: mean learner update time logged by each run (the first, tracing update "
+              "excluded); runs that shared the machine with other work are noisier than `make bench`.", ""]
+    return "\n".join(lines)
+
+
+def plot_curves(summary: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    games = summary["games"]
+    columns = min(len(games), 3)
+    rows = math.ceil(len(games) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.6 * rows), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, game in enumerate(games):
+        axis = axes[index // columns][index % columns]
+        for number, label in enumerate(summary["variants"]):
+            curves = [r["curve"] for r in summary["runs"] if r["label"] == label and r["game"] == game and r["curve"]]
+            if not curves:
+                continue
+            grid = sorted({frames for curve in curves for frames, _ in curve})
+            # Each run's curve on the shared frame grid (step-wise: last evaluation so far).
+            values = np.array([[_value_at(curve, frames) for frames in grid] for curve in curves], dtype=float)
+            colour = colours[number % len(colours)]
+            axis.plot(grid, np.nanmean(values, axis=0), color=colour, label=f"{label} ({len(curves)})")
+            if len(curves) > 1:
+                axis.fill_between(grid, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=colour, alpha=0.15)
+        axis.set_title(game)
+        axis.set_xlabel("frames")
+        axis.set_ylabel(SCORE_TITLES.get(summary["score"][game], "score"))
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    for index in range(len(games), rows * columns):
+        axes[index // columns][index % columns].axis("off")
+    figure.suptitle("Greedy evaluation during training (line: mean over seeds; band: min–max)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _value_at(curve, frames):
+    value = math.nan
+    for x, y in curve:
+        if x > frames:
+            break
+        value = y
+    return value
+
+
+def plot_aggregates(summary: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [label for label, e in summary["variants"].items() if "aggregate" in e]
+    metrics = list(aggregate.METRICS)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 0.5 * len(labels) + 1.4),
+                                squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, metric in zip(axes[0], metrics):
+        for row, label in enumerate(labels):
+            est = summary["variants"][label]["aggregate"][metric]
+            axis.barh(row, est["high"] - est["low"], left=est["low"], height=0.6,
+                      color=colours[row % len(colours)], alpha=0.6)
+            axis.plot([est["point"]] * 2, [row - 0.3, row + 0.3], color="black", linewidth=1.5)
+        axis.set_yticks(range(len(labels)), labels if axis is axes[0][0] else [""] * len(labels))
+        axis.set_title(metric)
+        axis.grid(axis="x", alpha=0.3)
+    score = " / ".join(sorted({SCORE_TITLES.get(s, s) for s in summary["score"].values()}))
+    figure.supxlabel(f"{score} (95 % stratified bootstrap CI)", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _experiment_notes(roots: Sequence[str]):
+    """({variant: one-line description}, [variant order]) from the experiments' experiment.json."""
+    notes, order = {}, []
+    for root in roots:
+        path = os.path.join(root, "experiment.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                record = json.load(f)
+            order += [v for v in record.get("variants", []) if v not in order]
+            for entry in record.get("runs", []):
+                notes.setdefault(entry.get("variant"), entry.get("note", ""))
+    return notes, order
+
+
+def write_report(roots, out: str, name: str = "report", baseline: Optional[str] = "base",
+                 reps: int = 2000, title: Optional[str] = None) -> List[str]:
+    """Reads every run under `roots`, writes the report files into `out`, returns their paths."""
+    roots = [roots] if isinstance(roots, str) else list(roots)
+    runs = [run for root in roots for run in find_runs(root)]
+    if not runs:
+        raise ValueError(f"no runs found under {', '.join(roots)} (a run dir holds config.json, or "
+                         f"TensorBoard event files with eval/* scalars)")
+    notes, order = _experiment_notes(roots)
+    summary = summarise(runs, baseline, reps, order=order)
+    os.makedirs(out, exist_ok=True)
+    paths = {key: os.path.join(out, f"{name}{suffix}") for key, suffix in
+             (("md", ".md"), ("json", ".json"), ("csv", "_runs.csv"), ("curves", "_curves.png"),
+              ("aggregate", "_aggregate.png"))}
+    with open(paths["json"], "w") as f:
+        json.dump(summary, f, indent=2)
+    with open(paths["csv"], "w", newline="") as f:
+        columns = ["label", "game", "seed", "score_name", "final_score", "frames", "wall_seconds", "update_ms",
+                   "sample_ms", "fps", "final_return", "source", "path"]
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(summary["runs"])
+    text = markdown(summary, title or f"rise-tf report: {name}", notes)
+    written = [paths["md"], paths["json"], paths["csv"]]
+    if any(r["curve"] for r in summary["runs"]):
+        plot_curves(summary, paths["curves"])
+        written.append(paths["curves"])
+        text += f"\n![learning curves]({os.path.basename(paths['curves'])})\n"
+    if len(summary["games"]) > 1:
+        plot_aggregates(summary, paths["aggregate"])
+        written.append(paths["aggregate"])
+        text += f"\n![aggregate metrics]({os.path.basename(paths['aggregate'])})\n"
+    with open(paths["md"], "w") as f:
+        f.write(text)
+    return written
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="rise-report", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("runs", nargs="+", help="directories holding runs (searched recursively)")
+    parser.add_argument("--out", default="results", help="directory for the report files [default: results]")
+    parser.add_argument("--name", default="report", help="file name stem of the report [default: report]")
+    parser.add_argument("--baseline", default="base",
+                        help="label the others are compared with (cost ratios, IQM change) [default: base]")
+    parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples [default: 2000]")
+    parser.add_argument("--title", default=None, help="report title")
+    args = parser.parse_args(argv)
+    if args.reps < 100:
+        parser.error(f"--reps must be >= 100 for a usable 95 % interval, got {args.reps}")
+    for root in args.runs:
+        if not os.path.isdir(root):
+            parser.error(f"{root} is not a directory (give the folder that holds your run directories)")
+    try:
+        written = write_report(args.runs, args.out, args.name, args.baseline, args.reps, args.title)
+    except ValueError as error:
+        print(f"rise-report: error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Finds runs under a directory and reads what they logged.
+
+A rise-tf run dir holds config.json, metrics.jsonl and (when finished) summary.json; an experiment
+dir adds experiment.json, which names each run's variant. Directories that only hold TensorBoard
+event files (a user's own runs, or a rise-tf run whose metrics.jsonl is gone) are read from the
+events: `eval/*` and `train/*` scalars. Labels: the experiment's variant name, else the algorithm
+plus the network settings that differ from its preset (e.g. `rise-dqn[core=gru]`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import re
+from typing import Any, Dict, List, Optional
+
+from rise_tf.envs.atari_scores import human_normalized_score
+
+MEMORY_GAME = "MemoryCorridor"
+_EVENTS = "events.out.tfevents.*"
+
+
+@dataclasses.dataclass
+class Run:
+    path: str
+    label: str
+    game: str
+    seed: Optional[int]
+    algo: Optional[str]
+    evals: List[Dict[str, Any]]  # {"frames", "return", "success_rate", "human_normalized"?, "wall_seconds"?}
+    summary: Dict[str, Any]
+    source: str  # "metrics.jsonl" or "tensorboard"
+
+    def score_name(self) -> str:
+        """The score a report compares: success on the memory task, HNS on Atari games with
+        reference scores, raw return otherwise."""
+        if self.game == MEMORY_GAME:
+            return "success_rate"
+        if human_normalized_score(self.game, 0.0) is not None:
+            return "human_normalized"
+        return "return"
+
+    def curve(self, score: Optional[str] = None):
+        """[(frames, score)] of the greedy evaluations, in frame order."""
+        score = score or self.score_name()
+        points = [(e["frames"], e[score]) for e in self.evals if e.get(score) is not None]
+        return sorted(points)
+
+    def final_score(self, score: Optional[str] = None) -> Optional[float]:
+        points = self.curve(score)
+        return float(points[-1][1]) if points else None
+
+
+def _read_json(path: str) -> Optional[dict]:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _read_metrics(path: str) -> List[Dict[str, Any]]:
+    evals = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a crash mid-write
+            if record.get("kind") == "eval":
+                evals.append(record)
+    # A resumed run may re-log an evaluation at the same frame count: keep the last one.
+    return list({e["frames"]: e for e in evals}.values())
+
+
+def read_tensorboard_evals(directory: str) -> List[Dict[str, Any]]:
+    """eval/{return,success_rate,human_normalized} scalars of every event file under `directory`."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    by_frames: Dict[int, Dict[str, Any]] = {}
+    for events_dir in sorted({os.path.dirname(p) for p in glob.glob(os.path.join(directory, "**", _EVENTS),
+                                                                       recursive=True)}):
+        accumulator = EventAccumulator(events_dir, size_guidance={"scalars": 0, "tensors": 0})
+        accumulator.Reload()
+        tags = accumulator.Tags()
+        series = {}
+        for tag in tags.get("scalars", []):
+            series[tag] = [(e.step, float(e.value)) for e in accumulator.Scalars(tag)]
+        for tag in tags.get("tensors", []):  # TF2 tf.summary.scalar writes tensors
+            series[tag] = [(e.step, float(make_ndarray(e.tensor_proto))) for e in accumulator.Tensors(tag)]
+        for tag, points in series.items():
+            if not tag.startswith("eval/"):
+                continue
+            for step, value in points:
+                by_frames.setdefault(int(step), {"frames": int(step)})[tag[len("eval/"):]] = value
+    return [by_frames[k] for k in sorted(by_frames)]
+
+
+def _experiment_labels(root: str) -> Dict[str, Dict[str, Any]]:
+    """{absolute run dir: experiment.json entry} for every experiment.json under root (or at it)."""
+    labels = {}
+    for path in glob.glob(os.path.join(root, "**", "experiment.json"), recursive=True):
+        record = _read_json(path) or {}
+        for entry in record.get("runs", []):
+            if isinstance(entry, dict) and "dir" in entry:
+                labels[os.path.abspath(os.path.join(os.path.dirname(path), entry["dir"]))] = entry
+    return labels
+
+
+_LABEL_SECTIONS = ("network", "agent", "replay")
+
+
+def _config_labels(configs: List[Dict[str, Any]]) -> List[str]:
+    """algo, plus the network/agent/replay settings that differ among runs of that algo."""
+    flat = [{f"{section}.{key}": value for section in _LABEL_SECTIONS
+             for key, value in (config.get(section) or {}).items()} for config in configs]
+    labels = []
+    for config, settings in zip(configs, flat):
+        algo = config.get("algo", "?")
+        peers = [other for c, other in zip(configs, flat) if c.get("algo", "?") == algo]
+        varying = sorted(key for key in settings if len({json.dumps(p.get(key)) for p in peers}) > 1)
+        changed = ",".join(f"{key.split('.', 1)[1]}={settings[key]}" for key in varying)
+        labels.append(f"{algo}[{changed}]" if changed else algo)
+    return labels
+
+
+def find_runs(root: str) -> List[Run]:
+    """Every run under `root` (which may itself be a run dir), sorted by label, game, seed."""
+    root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root} is not a directory of runs")
+    labels = _experiment_labels(root)
+    runs, taken, configs = [], [], []
+    for config_path in sorted(glob.glob(os.path.join(root, "**", "config.json"), recursive=True)):
+        run_dir = os.path.dirname(config_path)
+        config = _read_json(config_path)
+        if not isinstance(config, dict) or "network" not in config:
+            continue  # not a rise-tf run config
+        metrics = os.path.join(run_dir, "metrics.jsonl")
+        if os.path.exists(metrics):
+            evals, source = _read_metrics(metrics), "metrics.jsonl"
+        else:
+            evals, source = read_tensorboard_evals(run_dir), "tensorboard"
+        entry = labels.get(os.path.abspath(run_dir), {})
+        configs.append(config)
+        runs.append(Run(path=run_dir, label=entry.get("variant") or "",
+                        game=config.get("env", {}).get("game", "?"), seed=config.get("train", {}).get("seed"),
+                        algo=config.get("algo"), evals=evals,
+                        summary=_read_json(os.path.join(run_dir, "summary.json")) or {}, source=source))
+        taken.append(run_dir + os.sep)
+    for run, label in zip(runs, _config_labels(configs)):
+        run.label = run.label or label
+    # Plain TensorBoard runs: event files outside any rise-tf run dir. One run per directory that holds
+    # events; label = its path relative to root (minus a trailing seed part), game = unknown.
+    event_dirs = sorted({os.path.dirname(p) for p in glob.glob(os.path.join(root, "**", _EVENTS), recursive=True)})
+    for events_dir in event_dirs:
+        if any((events_dir + os.sep).startswith(t) for t in taken):
+            continue
+        relative = os.path.relpath(events_dir, root)
+        parts = [p for p in relative.split(os.sep) if p not in (".", "tensorboard", "eval", "train")]
+        seed_part = parts[-1] if parts and re.fullmatch(r"seed[_-]?\d+", parts[-1]) else None
+        label_parts = parts[:-1] if seed_part else parts
+        evals = read_tensorboard_evals(events_dir)
+        if not evals:
+            continue
+        runs.append(Run(path=events_dir, label="/".join(label_parts) or os.path.basename(root), game="unknown",
+                        seed=int(re.sub(r"\D", "", seed_part)) if seed_part else None, algo=None, evals=evals,
+                        summary={}, source="tensorboard"))
+        taken.append(events_dir + os.sep)
+    return sorted(runs, key=lambda r: (r.label, r.game, r.seed if r.seed is not None else -1, r.path))

@@ -1,0 +1,163 @@
+"""Aggregate metrics against hand-computed values; HNS against the reference table; rise-report on
+tiny synthetic run directories (metrics.jsonl and TensorBoard-only)."""
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from rise_tf.analysis import aggregate
+from rise_tf.analysis.report import main as report_main
+from rise_tf.analysis.runs import find_runs
+from rise_tf.envs.atari_scores import GAME_SUBSETS, human_normalized_score, reference_scores
+
+
+def test_iqm_trims_a_quarter_from_each_end():
+    # 8 scores over two tasks: the middle 4 of 1..8 are 3, 4, 5, 6.
+    assert aggregate.point_estimate({"a": [1, 8, 3, 6], "b": [2, 7, 4, 5]}, "IQM") == pytest.approx(4.5)
+    # 5 scores: floor(1.25) = 1 cut from each end (scipy.stats.trim_mean's rule) -> mean(2, 3, 10) = 5.
+    assert aggregate.point_estimate({"a": [1, 2, 3, 10, 100]}, "IQM") == pytest.approx(5.0)
+
+
+def test_median_and_mean_are_over_task_means():
+    scores = {"a": [0.0, 1.0], "b": [2.0, 2.0], "c": [10.0, 20.0]}  # task means 0.5, 2, 15
+    assert aggregate.point_estimate(scores, "Median") == pytest.approx(2.0)
+    assert aggregate.point_estimate(scores, "Mean") == pytest.approx(17.5 / 3)
+
+
+def test_bootstrap_is_stratified_by_task():
+    # Within each task every run is the same: a stratified resample cannot move the mean,
+    # while resampling runs across tasks would (0.5 is not guaranteed).
+    estimate = aggregate.interval_estimate({"a": [1.0, 1.0, 1.0], "b": [0.0, 0.0, 0.0]}, "Mean", reps=500)
+    assert (estimate.point, estimate.low, estimate.high) == (0.5, 0.5, 0.5)
+
+
+def test_bootstrap_interval_for_one_task_of_two_runs():
+    # Resampling [0, 1] gives means 0 (p 1/4), 0.5 (1/2), 1 (1/4): the 95 % interval is [0, 1].
+    estimate = aggregate.interval_estimate({"a": [0.0, 1.0]}, "Mean", reps=4000)
+    assert estimate.point == 0.5 and estimate.low == 0.0 and estimate.high == 1.0
+    replicates = aggregate.bootstrap_replicates({"a": [0.0, 1.0]}, "Mean", reps=4000)
+    assert np.mean(replicates == 0.5) == pytest.approx(0.5, abs=0.03)
+
+
+def test_interval_narrows_with_more_runs():
+    rng = np.random.default_rng(1)
+    few = aggregate.interval_estimate({"a": rng.normal(size=5)}, "IQM")
+    many = aggregate.interval_estimate({"a": rng.normal(size=200)}, "IQM")
+    assert many.high - many.low < (few.high - few.low) / 2
+    assert few.low <= few.point <= few.high
+
+
+def test_relative_change():
+    change = aggregate.relative_change({"a": [3.0, 3.0]}, {"a": [2.0, 2.0]}, "Mean", reps=200)
+    assert (change.point, change.low, change.high) == (0.5, 0.5, 0.5)
+    with pytest.raises(ValueError, match="share no task"):
+        aggregate.relative_change({"a": [1.0]}, {"b": [1.0]})
+
+
+def test_human_normalized_score_matches_the_reference_table():
+    with open(os.path.join(os.path.dirname(__file__), "..", "rise_tf", "data", "atari_reference_scores.csv")) as f:
+        table = {row["game"]: (float(row["random"]), float(row["human"])) for row in csv.DictReader(f)}
+    assert reference_scores() == table and len(table) == 57
+    random_score, human_score = table["alien"]
+    assert human_normalized_score("Alien", (random_score + human_score) / 2) == pytest.approx(0.5)
+    assert human_normalized_score("ALE/BattleZone-v5", table["battle_zone"][1]) == pytest.approx(1.0)
+    assert human_normalized_score("Pong", table["pong"][0]) == pytest.approx(0.0)
+    assert human_normalized_score("MemoryCorridor", 1.0) is None
+    for subset in GAME_SUBSETS.values():  # every named subset game has reference scores
+        assert all(human_normalized_score(game, 0.0) is not None for game in subset)
+    assert len(GAME_SUBSETS["atari5"]) == 5 and len(GAME_SUBSETS["atari100k"]) == 26
+
+
+def _fake_run(directory, algo, game, seed, evals, update_ms, network=None, variant=None):
+    os.makedirs(directory)
+    config = {"config_version": 1, "algo": algo, "env": {"game": game}, "network": network or {"core": "lstm"},
+              "agent": {}, "replay": {}, "train": {"seed": seed}}
+    with open(os.path.join(directory, "config.json"), "w") as f:
+        json.dump(config, f)
+    with open(os.path.join(directory, "metrics.jsonl"), "w") as f:
+        f.write(json.dumps({"kind": "train", "frames": 100, "return": 0.0}) + "\n")
+        for frames, score in evals:
+            key = "success_rate" if game == "MemoryCorridor" else "human_normalized"
+            f.write(json.dumps({"kind": "eval", "frames": frames, "return": score, key: score}) + "\n")
+        f.write('{"kind": "eval", "fra')  # a line cut by a crash is skipped
+    with open(os.path.join(directory, "summary.json"), "w") as f:
+        json.dump({"frames": evals[-1][0], "wall_seconds": 10.0 * update_ms, "update_ms": update_ms,
+                   "completed": True}, f)
+
+
+def test_report_from_a_synthetic_memory_experiment(tmp_path):
+    root = tmp_path / "memory"
+    runs = []
+    for seed in range(3):
+        _fake_run(root / "base" / "MemoryCorridor" / f"seed{seed}", "dqn", "MemoryCorridor", seed,
+                  [(1000, 0.5), (2000, [0.5, 0.4, 0.6][seed])], update_ms=20.0)
+        _fake_run(root / "rise" / "MemoryCorridor" / f"seed{seed}", "rise-dqn", "MemoryCorridor", seed,
+                  [(1000, 0.6), (2000, 1.0)], update_ms=25.0)
+        runs += [{"dir": f"{v}/MemoryCorridor/seed{seed}", "variant": v, "note": f"{v} note"} for v in ("base", "rise")]
+    with open(root / "experiment.json", "w") as f:
+        json.dump({"experiment": "memory", "variants": ["base", "rise"], "runs": runs}, f)
+    out = tmp_path / "results"
+    assert report_main([str(root), "--out", str(out), "--name", "memory", "--reps", "500"]) == 0
+    assert sorted(os.listdir(out)) == ["memory.json", "memory.md", "memory_curves.png", "memory_runs.csv"]
+    summary = json.loads((out / "memory.json").read_text())
+    base, rise = summary["variants"]["base"], summary["variants"]["rise"]
+    assert base["aggregate"]["Mean"]["point"] == pytest.approx(0.5)
+    assert rise["aggregate"]["Mean"] == {"point": 1.0, "low": 1.0, "high": 1.0}
+    assert rise["solved_runs"] == 3 and rise["frames_to_solve"] == 2000 and base["solved_runs"] == 0
+    assert rise["update_cost_vs_baseline"] == pytest.approx(1.25)
+    assert rise["iqm_change_vs_baseline"]["point"] == pytest.approx(1.0)  # IQM 0.5 -> 1.0
+    text = (out / "memory.md").read_text()
+    assert "| base | 3 |" in text and "| rise | 3 | 1.000 [1.000, 1.000]" in text and "rise note" in text
+    with open(out / "memory_runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and {r["label"] for r in rows} == {"base", "rise"}
+
+
+def test_report_over_games_has_aggregates_and_config_labels(tmp_path):
+    # No experiment.json: labels come from the algo and the settings that differ between runs.
+    for game, base_score, rise_score in (("Pong", 0.1, 0.2), ("Breakout", 0.3, 0.3), ("Qbert", 0.2, 0.5)):
+        for seed in range(2):
+            _fake_run(tmp_path / "runs" / f"{game}-dqn-{seed}", "dqn", game, seed, [(10, base_score)], 20.0)
+            _fake_run(tmp_path / "runs" / f"{game}-gru-{seed}", "rise-dqn", game, seed, [(10, rise_score)], 25.0,
+                      network={"core": "gru"})
+            _fake_run(tmp_path / "runs" / f"{game}-lstm-{seed}", "rise-dqn", game, seed, [(10, rise_score)], 25.0)
+    labels = {run.label for run in find_runs(str(tmp_path / "runs"))}
+    assert labels == {"dqn", "rise-dqn[core=gru]", "rise-dqn[core=lstm]"}
+    out = tmp_path / "out"
+    assert report_main([str(tmp_path / "runs"), "--out", str(out), "--baseline", "dqn", "--reps", "300"]) == 0
+    assert (out / "report_aggregate.png").exists()
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["variants"]["dqn"]["aggregate"]["Median"]["point"] == pytest.approx(0.2)
+    # IQM over 6 scores (0.2, 0.2, 0.3, 0.3, 0.5, 0.5) -> middle 4 -> 0.325; base: (0.1, 0.1, 0.2, 0.2, 0.3, 0.3) -> 0.2
+    change = summary["variants"]["rise-dqn[core=gru]"]["iqm_change_vs_baseline"]["point"]
+    assert change == pytest.approx(0.325 / 0.2 - 1)
+    assert "## Aggregates over games" in (out / "report.md").read_text()
+
+
+def test_report_reads_tensorboard_only_runs(tmp_path):
+    import tensorflow as tf
+
+    for label, values in (("mine/lstm", [0.2, 0.8]), ("mine/gru", [0.1, 0.4])):
+        for seed in range(2):
+            writer = tf.summary.create_file_writer(str(tmp_path / label / f"seed{seed}"))
+            with writer.as_default():
+                for step, value in zip((1000, 2000), values):
+                    tf.summary.scalar("eval/return", value + seed, step=step)
+            writer.close()
+    runs = find_runs(str(tmp_path))
+    assert {(r.label, r.seed) for r in runs} == {("mine/lstm", 0), ("mine/lstm", 1), ("mine/gru", 0), ("mine/gru", 1)}
+    lstm = [r for r in runs if r.label == "mine/lstm" and r.seed == 1][0]
+    assert lstm.curve() == [(1000, pytest.approx(1.2)), (2000, pytest.approx(1.8))]
+    assert report_main([str(tmp_path), "--out", str(tmp_path / "out"), "--baseline", "mine/gru"]) == 0
+    summary = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert summary["variants"]["mine/lstm"]["aggregate"]["Mean"]["point"] == pytest.approx(1.3)
+
+
+def test_report_errors_are_clear(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        report_main([str(tmp_path / "missing")])
+    assert "is not a directory" in capsys.readouterr().err
+    assert report_main([str(tmp_path)]) == 2
+    assert "no runs found" in capsys.readouterr().err

@@ -1,0 +1,64 @@
+"""rise-experiment: argument validation, the plan, and a tiny real experiment that resumes and reports."""
+import json
+import os
+
+import pytest
+
+from rise_tf.experiments.cli import main as experiment_main
+from rise_tf.experiments.plan import build_plan, resolve_games
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["atari", "--games", "Pongg"], "Closest valid names: Pong"),
+    (["atari", "--games", "atari6"], "unknown game subset 'atari6'"),
+    (["atari"], "needs --games"),
+    (["memory", "--seeds", "0"], "--seeds must be >= 1"),
+    (["memory", "--variants", "rise,gru"], "unknown variant 'gru'; did you mean core_gru"),
+    (["memory", "--train-arg", "num-envs="], "FLAG=VALUE"),
+    (["memory", "--frames", "lots"], "not a count"),
+])
+def test_bad_arguments_stop_with_a_clear_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        experiment_main(argv)
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_plans():
+    assert resolve_games(["atari5"]) == ["BattleZone", "DoubleDunk", "NameThisGame", "Phoenix", "Qbert"]
+    assert resolve_games(["Pong,ALE/Breakout-v5", "pong", "atari5"])[:3] == ["Pong", "Breakout", "BattleZone"]
+    memory = build_plan("memory", seeds=3, frames=1000)
+    assert [(r.variant.name, r.seed) for r in memory[:4]] == [("base", 0), ("rise", 0), ("full_recurrent", 0),
+                                                               ("base", 1)]  # whole seeds first
+    assert {r.game for r in memory} == {"MemoryCorridor"} and len(memory) == 9
+    atari = build_plan("atari", seeds=2, frames=10, games=["atari100k"])
+    assert len(atari) == 26 * 2 * 2 and {r.variant.name for r in atari} == {"base", "rise"}
+    ablation = {r.variant.name: r.train_args() for r in build_plan("ablations", seeds=1, frames=5)}
+    assert ablation["core_gru"][-2:] == ["--core", "gru"] and len(ablation) == 8
+    assert "--eval-every-frames" in ablation["rise"]  # memory-task curves get ~10 evaluation points
+
+
+def test_dry_run_lists_commands(tmp_path, capsys):
+    assert experiment_main(["ablations", "--seeds", "1", "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "8 runs (0 done)" in out and "[new] window_k4/MemoryCorridor/seed0" in out
+    assert "--window-length 4" in out and not os.listdir(tmp_path)
+
+
+def test_tiny_experiment_runs_skips_finished_runs_and_reports(tmp_path, capsys):
+    out = tmp_path / "exp"
+    argv = ["memory", "--variants", "base,rise", "--seeds", "1", "--frames", "400", "--out", str(out)]
+    for setting in ("warmup-frames=200", "eval-every-frames=200", "eval-episodes=4", "num-envs=2",
+                    "batch-size=8", "capacity=2000", "embedding-size=16", "core-units=16", "window-length=12",
+                    "no-progress"):
+        argv += ["--train-arg", setting]
+    assert experiment_main(argv) == 0
+    summary = json.loads((out / "rise" / "MemoryCorridor" / "seed0" / "summary.json").read_text())
+    assert summary["completed"] and summary["frames"] == 400 and summary["update_ms"] > 0
+    assert summary["wall_seconds"] > 0 and 0 <= summary["final_success_rate"] <= 1
+    report = json.loads((out / "report" / "memory.json").read_text())
+    assert list(report["variants"]) == ["base", "rise"] and len(report["runs"]) == 2
+    assert report["runs"][0]["curve"][0][0] == 200  # an evaluation every 200 frames
+    capsys.readouterr()
+    assert experiment_main(argv) == 0  # again: nothing left to run
+    assert capsys.readouterr().out.count("already done") == 2
