@@ -15,7 +15,7 @@ from rise_tf.startup import quiet_third_party_startup  # noqa: E402
 
 quiet_third_party_startup()
 
-from benchmarks import collection, learner_cost, machine, replay_cost, step_latency  # noqa: E402
+from benchmarks import collection, learner_cost, machine, replay_cost, step_latency, training_throughput  # noqa: E402
 
 
 def _markdown(results: dict) -> str:
@@ -53,6 +53,14 @@ def _markdown(results: dict) -> str:
               f"(raw 210x160x3 frame, one client): p50 {s['server_round_trip_p50_ms']:.2f} ms, "
               f"p99 {s['server_round_trip_p99_ms']:.2f} ms.",
               "", f"ONNX execution providers: {', '.join(s['providers'])}; batch 1 uses one thread."]
+    t = results.get("training")
+    if t:
+        lines += ["", f"## End-to-end training ({t['game']}, default config: {t['rise']['num_envs']} lanes, replay ratio "
+                  f"{t['rise']['replay_ratio']}, batch {t['rise']['batch_size']}; steady state over {t['timed_frames']:,} frames)",
+                  "", "| model | frames/s | mean update ms |", "|---|---:|---:|",
+                  f"| base (DQN) | {t['base']['frames_per_s']:.0f} | {t['base']['update_ms']:.1f} |",
+                  f"| RISE-DQN | {t['rise']['frames_per_s']:.0f} | {t['rise']['update_ms']:.1f} |",
+                  "", f"RISE-DQN takes {t['rise_over_base_time']:.2f}x the base's wall-clock per frame."]
     return "\n".join(lines) + "\n"
 
 
@@ -71,6 +79,8 @@ def main() -> int:
     results["collection"] = collection.measure(steps=40 if args.quick else 150)
     print("[bench] step-model latency (ONNX vs TF) ...", flush=True)
     results["step_latency"] = step_latency.measure(steps=100 if args.quick else 300)
+    print("[bench] end-to-end training throughput ...", flush=True)
+    results["training"] = training_throughput.measure(timed_frames=4_000 if args.quick else 16_000)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
         json.dump(results, f, indent=2)

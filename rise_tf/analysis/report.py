@@ -230,6 +230,7 @@ def plot_aggregates(summary: dict, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     labels = [label for label, e in summary["variants"].items() if "aggregate" in e]
     metrics = list(aggregate.METRICS)
@@ -242,6 +243,12 @@ def plot_aggregates(summary: dict, path: str) -> None:
             axis.barh(row, est["high"] - est["low"], left=est["low"], height=0.6,
                       color=colours[row % len(colours)], alpha=0.6)
             axis.plot([est["point"]] * 2, [row - 0.3, row + 0.3], color="black", linewidth=1.5)
+            axis.plot(est["point"], row, "o", color=colours[row % len(colours)], markersize=5)  # seen even at zero width
+        axis.xaxis.set_major_locator(MaxNLocator(4))
+        estimates = [summary["variants"][label]["aggregate"][metric] for label in labels]
+        low, high = min(e["low"] for e in estimates), max(e["high"] for e in estimates)
+        pad = max(0.12 * (high - low), 0.02 * max(abs(low), abs(high)), 1e-3)  # bars' sticky edges defeat margins
+        axis.set_xlim(low - pad, high + pad)
         axis.set_yticks(range(len(labels)), labels if axis is axes[0][0] else [""] * len(labels))
         axis.set_title(metric)
         axis.grid(axis="x", alpha=0.3)

@@ -17,7 +17,7 @@ import time
 from typing import List, Optional
 
 from rise_tf.counts import parse_count
-from rise_tf.experiments.plan import DEFAULT_FRAMES, EXPERIMENTS, RunSpec, build_plan
+from rise_tf.experiments.plan import DEFAULT_FRAMES, EXPERIMENTS, MEMORY_GAME, RunSpec, build_plan
 
 EXPERIMENT_FILE = "experiment.json"
 
@@ -124,7 +124,9 @@ def _summary_line(run_dir: str) -> str:
     if s.get("final_human_normalized") is not None:
         parts.append(f"eval HNS {s['final_human_normalized']:.3f}")
     if "final_return" in s:
-        parts.append(f"eval return {s['final_return']:.2f}, success {s['final_success_rate']:.0%}")
+        parts.append(f"eval return {s['final_return']:.2f}")
+    if s.get("game") == MEMORY_GAME and "final_success_rate" in s:
+        parts.append(f"success {s['final_success_rate']:.0%}")
     return "; ".join(parts)
 
 
