@@ -172,7 +172,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         from rise_tf.analysis.report import write_report
 
         report_dir = args.report_dir or os.path.join(out, "report")
-        written = write_report(out, report_dir, name=args.experiment)
+        # Compared with the plan's first variant: base for memory/atari, the default RISE for ablations.
+        written = write_report(out, report_dir, name=args.experiment, baseline=plan[0].variant.name)
         print(f"[rise-experiment] report: {', '.join(written)}")
     if failed:
         print(f"[rise-experiment] {len(failed)} run(s) failed: {', '.join(failed)}. Their logs are above; "
