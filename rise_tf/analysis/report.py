@@ -311,7 +311,7 @@ def write_report(roots, out: str, name: str = "report", baseline: Optional[str] 
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="rise-report", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="rise-report", description=__doc__.split("\n\n")[0].replace("`", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("runs", nargs="+", help="directories holding runs (searched recursively)")

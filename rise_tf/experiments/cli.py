@@ -17,13 +17,13 @@ import time
 from typing import List, Optional
 
 from rise_tf.counts import parse_count
-from rise_tf.experiments.plan import DEFAULT_FRAMES, EXPERIMENTS, MEMORY_GAME, RunSpec, build_plan
+from rise_tf.experiments.plan import ALL_VARIANTS, DEFAULT_FRAMES, EXPERIMENTS, MEMORY_GAME, RunSpec, build_plan
 
 EXPERIMENT_FILE = "experiment.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rise-experiment", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="rise-experiment", description=__doc__.split("\n\n")[0].replace("`", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which experiment")
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="atari: atari5, atari100k or game names (comma list); ablations: run them "
                              "on these Atari games instead of the memory task")
     parser.add_argument("--variants", action="append", default=[],
-                        help="run only these variants (comma list), e.g. base,rise")
+                        help="run only these variants (comma list), e.g. base,rise. Known: " + ", ".join(ALL_VARIANTS))
     parser.add_argument("--out", default=None, help="experiment directory [default: runs/experiments/<experiment>]")
     parser.add_argument("--report-dir", default=None, help="where the report goes [default: <out>/report]")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
