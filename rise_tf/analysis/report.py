@@ -188,7 +188,10 @@ def plot_curves(summary: dict, path: str) -> None:
     games = summary["games"]
     columns = min(len(games), 3)
     rows = math.ceil(len(games) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.6 * rows), squeeze=False)
+    many = len(summary["variants"]) > 4
+    figure, axes = plt.subplots(rows, columns, figsize=(5.2 * columns + (2.6 if many else 0), 3.6 * rows),
+                                squeeze=False)
+    styles = ("-", "--", ":", "-.")  # identical curves (e.g. chance before learning) stay distinguishable
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, game in enumerate(games):
         axis = axes[index // columns][index % columns]
@@ -200,14 +203,18 @@ def plot_curves(summary: dict, path: str) -> None:
             # Each run's curve on the shared frame grid (step-wise: last evaluation so far).
             values = np.array([[_value_at(curve, frames) for frames in grid] for curve in curves], dtype=float)
             colour = colours[number % len(colours)]
-            axis.plot(grid, np.nanmean(values, axis=0), color=colour, label=f"{label} ({len(curves)})")
+            axis.plot(grid, np.nanmean(values, axis=0), color=colour, linestyle=styles[number % len(styles)],
+                      linewidth=1.8, alpha=0.9, label=f"{label} ({len(curves)})")
             if len(curves) > 1:
                 axis.fill_between(grid, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=colour, alpha=0.15)
         axis.set_title(game)
         axis.set_xlabel("frames")
         axis.set_ylabel(SCORE_TITLES.get(summary["score"][game], "score"))
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        if many:
+            axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="variant (runs)", title_fontsize=8)
+        else:
+            axis.legend(fontsize=8, title="variant (runs)", title_fontsize=8)
     for index in range(len(games), rows * columns):
         axes[index // columns][index % columns].axis("off")
     figure.suptitle("Greedy evaluation during training (line: mean over seeds; band: min–max)", fontsize=10)
