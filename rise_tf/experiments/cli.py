@@ -114,6 +114,17 @@ def _extra_train_args(items: List[str]) -> List[str]:
     return args
 
 
+def _run_child(command: List[str]) -> int:
+    """Runs one rise-train and returns its exit code. Ctrl-C reaches the child too (same process
+    group): the parent waits while the child saves its checkpoint, instead of killing it mid-save."""
+    process = subprocess.Popen(command)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
+
+
 def _summary_line(run_dir: str) -> str:
     try:
         with open(os.path.join(run_dir, "summary.json")) as f:
@@ -158,7 +169,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         print(f"[rise-experiment] {label}: {'resuming' if state == 'resume' else 'starting'}; "
               f"{time.time() - started:.0f} s into this experiment", flush=True)
-        code = subprocess.call(_train_command(spec, run_dir, state, extra))
+        code = _run_child(_train_command(spec, run_dir, state, extra))
         if code == 130:
             print(f"[rise-experiment] interrupted; rerun the same command to resume from {run_dir}.",
                   file=sys.stderr)
