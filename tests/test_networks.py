@@ -113,12 +113,3 @@ def test_zero_inputs_helper_has_batch_axis():
     spec = network_input_spec("full_recurrent", window_length=3)
     zeros = spec_with_batch(spec, 2)
     assert zeros["frame_window"].shape == (2, 3, 84, 84) and zeros["window_mask"].shape == (2, 3)
-
-
-def test_gru_update_gate_starts_biased_towards_keeping_the_state():
-    core = MaskedRecurrentCore(units=5, core="gru")
-    core(tf.zeros((1, 2, 3)), tf.ones((1, 2)))
-    bias = core.cell.bias.numpy()  # reset_after: [2, 3 * units], gates ordered z, r, h
-    np.testing.assert_array_equal(bias[0, :5], np.ones(5))
-    np.testing.assert_array_equal(bias[0, 5:], np.zeros(10))
-    np.testing.assert_array_equal(bias[1], np.zeros(15))

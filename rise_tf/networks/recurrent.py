@@ -10,26 +10,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 CORES = ("lstm", "gru")
-GRU_UPDATE_GATE_BIAS = 1.0
-
-
-class _GruUpdateGateBias(tf.keras.initializers.Initializer):
-    """Zeros, except +GRU_UPDATE_GATE_BIAS on the update gate z (Keras order: z, r, h).
-
-    The GRU analogue of the LSTM's unit forget bias: z = σ(1) ≈ 0.73 keeps most of the state at
-    each step, so a cue seen k steps ago still reaches the gradient at the start of training.
-    With Keras' zero bias (z ≈ 0.5) the state halves every step, and on MemoryCorridor the GRU core
-    failed to learn in 3 of 3 seeds (see results/ablations.md).
-    """
-
-    def __call__(self, shape, dtype=None, **kwargs):
-        units = shape[-1] // 3
-        bias = tf.zeros(shape, dtype or tf.float32)
-        z_part = tf.concat([tf.fill([units], GRU_UPDATE_GATE_BIAS), tf.zeros([shape[-1] - units])], 0)
-        first_row = tf.cast(z_part, bias.dtype)
-        if len(shape) == 1:
-            return first_row
-        return tf.concat([first_row[None], bias[1:]], 0)  # reset_after: row 0 input bias, row 1 recurrent
 
 
 class MaskedRecurrentCore(tf.keras.layers.Layer):
@@ -40,7 +20,7 @@ class MaskedRecurrentCore(tf.keras.layers.Layer):
         if core == "lstm":
             self.cell = tf.keras.layers.LSTMCell(units, name="lstm_cell")
         elif core == "gru":
-            self.cell = tf.keras.layers.GRUCell(units, bias_initializer=_GruUpdateGateBias(), name="gru_cell")
+            self.cell = tf.keras.layers.GRUCell(units, name="gru_cell")
         else:
             raise ValueError(f"unknown recurrent core {core!r}; choose one of {CORES}")
         self.units = units
