@@ -113,6 +113,10 @@ def test_report_from_a_synthetic_memory_experiment(tmp_path):
     with open(out / "memory_runs.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6 and {r["label"] for r in rows} == {"base", "rise"}
+    assert summary["unfinished_runs"] == [] and "not finished" not in text
+    os.remove(root / "rise" / "MemoryCorridor" / "seed2" / "summary.json")  # a run still going
+    assert report_main([str(root), "--out", str(out), "--name", "memory", "--reps", "500"]) == 0
+    assert "**1 run(s) have not finished**" in (out / "memory.md").read_text()
 
 
 def test_report_over_games_has_aggregates_and_config_labels(tmp_path):

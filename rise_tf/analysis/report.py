@@ -106,7 +106,9 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
         except ValueError:
             pass  # no common game, or a zero baseline IQM
 
+    unfinished = [r.path for r in runs if r.source == "metrics.jsonl" and not r.summary.get("completed")]
     return {"games": games, "score": score_of_game, "variants": variants, "baseline": baseline if base else None,
+            "unfinished_runs": unfinished,
             "bootstrap_reps": reps, "confidence": 0.95,
             "runs": [{"label": r.label, "game": r.game, "seed": r.seed, "path": r.path, "source": r.source,
                       "score_name": score_of_game[r.game], "final_score": r.final_score(score_of_game[r.game]),
@@ -174,6 +176,9 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
         lines += ["", f"IQM change vs {baseline}: " + "; ".join(
             f"{label} {_estimate_text(e['iqm_change_vs_baseline'], 1, percent=True)}"
             for label, e in variants.items() if "iqm_change_vs_baseline" in e)]
+    if summary.get("unfinished_runs"):
+        lines += ["", f"**{len(summary['unfinished_runs'])} run(s) have not finished** (no completed summary.json); "
+                  "their scores are from their latest evaluation: " + ", ".join(summary["unfinished_runs"])]
     lines += ["", "Update cost: mean learner update time logged by each run (the first, tracing update "
               "excluded); runs that shared the machine with other work are noisier than `make bench`.", ""]
     return "\n".join(lines)

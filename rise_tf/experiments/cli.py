@@ -74,10 +74,10 @@ def _write_experiment_file(out: str, experiment: str, plan: List[RunSpec], frame
         runs[spec.relative_dir] = {"dir": spec.relative_dir, "variant": spec.variant.name, "game": spec.game,
                                    "seed": spec.seed, "algo": spec.variant.algo, "note": spec.variant.note,
                                    "overrides": dict(spec.variant.overrides), "frames": spec.frames}
-    order = [] if not os.path.exists(path) else [v for v in _read_order(path)]
-    for spec in plan:
-        if spec.variant.name not in order:
-            order.append(spec.variant.name)
+    order = []  # this plan's variants first, then those of earlier invocations
+    for name in [spec.variant.name for spec in plan] + (_read_order(path) if os.path.exists(path) else []):
+        if name not in order:
+            order.append(name)
     record = {"experiment": experiment, "frames": frames, "command": " ".join(sys.argv), "variants": order,
               "runs": sorted(runs.values(), key=lambda r: (r["seed"], r["game"], r["variant"]))}
     os.makedirs(out, exist_ok=True)
