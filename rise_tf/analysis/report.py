@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from rise_tf.analysis import aggregate
-from rise_tf.analysis.runs import MEMORY_GAME, Run, find_runs
+from rise_tf.analysis.runs import MEMORY_GAME, Run, experiment_records, find_runs
 
 SOLVED_SUCCESS = 0.95  # memory task: "solved" once a greedy evaluation reaches this success rate
 SCORE_TITLES = {"success_rate": "greedy success rate", "human_normalized": "human-normalized score",
@@ -274,14 +274,10 @@ def plot_aggregates(summary: dict, path: str) -> None:
 def _experiment_notes(roots: Sequence[str]):
     """({variant: one-line description}, [variant order]) from the experiments' experiment.json."""
     notes, order = {}, []
-    for root in roots:
-        path = os.path.join(root, "experiment.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                record = json.load(f)
-            order += [v for v in record.get("variants", []) if v not in order]
-            for entry in record.get("runs", []):
-                notes.setdefault(entry.get("variant"), entry.get("note", ""))
+    for record in (record for root in roots for record in experiment_records(root)):
+        order += [v for v in record.get("variants", []) if v not in order]
+        for entry in record.get("runs", []):
+            notes.setdefault(entry.get("variant"), entry.get("note", ""))
     return notes, order
 
 

@@ -101,14 +101,23 @@ def read_tensorboard_evals(directory: str) -> List[Dict[str, Any]]:
     return [by_frames[k] for k in sorted(by_frames)]
 
 
+def experiment_records(root: str) -> List[Dict[str, Any]]:
+    """The experiment.json records at or under `root` (each with its "root" directory added)."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(root, "**", "experiment.json"), recursive=True)):
+        record = _read_json(path)
+        if isinstance(record, dict):
+            records.append(dict(record, root=os.path.dirname(path)))
+    return records
+
+
 def _experiment_labels(root: str) -> Dict[str, Dict[str, Any]]:
-    """{absolute run dir: experiment.json entry} for every experiment.json under root (or at it)."""
+    """{absolute run dir: experiment.json entry} for every experiment under root."""
     labels = {}
-    for path in glob.glob(os.path.join(root, "**", "experiment.json"), recursive=True):
-        record = _read_json(path) or {}
+    for record in experiment_records(root):
         for entry in record.get("runs", []):
             if isinstance(entry, dict) and "dir" in entry:
-                labels[os.path.abspath(os.path.join(os.path.dirname(path), entry["dir"]))] = entry
+                labels[os.path.abspath(os.path.join(record["root"], entry["dir"]))] = entry
     return labels
 
 
