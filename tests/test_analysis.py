@@ -80,7 +80,8 @@ def _fake_run(directory, algo, game, seed, evals, update_ms, network=None, varia
         f.write(json.dumps({"kind": "train", "frames": 100, "return": 0.0}) + "\n")
         for frames, score in evals:
             key = "success_rate" if game == "MemoryCorridor" else "human_normalized"
-            f.write(json.dumps({"kind": "eval", "frames": frames, "return": score, key: score}) + "\n")
+            f.write(json.dumps({"kind": "eval", "frames": frames, "return": score, key: score,
+                                "wall_seconds": frames / 100}) + "\n")
         f.write('{"kind": "eval", "fra')  # a line cut by a crash is skipped
     with open(os.path.join(directory, "summary.json"), "w") as f:
         json.dump({"frames": evals[-1][0], "wall_seconds": 10.0 * update_ms, "update_ms": update_ms,
@@ -106,6 +107,7 @@ def test_report_from_a_synthetic_memory_experiment(tmp_path):
     assert base["aggregate"]["Mean"]["point"] == pytest.approx(0.5)
     assert rise["aggregate"]["Mean"] == {"point": 1.0, "low": 1.0, "high": 1.0}
     assert rise["solved_runs"] == 3 and rise["frames_to_solve"] == 2000 and base["solved_runs"] == 0
+    assert rise["seconds_to_solve"] == pytest.approx(20.0)
     assert rise["update_cost_vs_baseline"] == pytest.approx(1.25)
     assert rise["iqm_change_vs_baseline"]["point"] == pytest.approx(1.0)  # IQM 0.5 -> 1.0
     text = (out / "memory.md").read_text()

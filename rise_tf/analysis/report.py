@@ -50,10 +50,11 @@ def _order_labels(runs: Sequence[Run], baseline: Optional[str], order: Sequence[
     return labels
 
 
-def _frames_to_solve(run: Run) -> Optional[int]:
-    for frames, value in run.curve("success_rate"):
-        if value >= SOLVED_SUCCESS:
-            return int(frames)
+def _first_solving_eval(run: Run) -> Optional[dict]:
+    """The first greedy evaluation at >= SOLVED_SUCCESS (frames, wall_seconds when logged)."""
+    for record in sorted(run.evals, key=lambda e: e["frames"]):
+        if record.get("success_rate") is not None and record["success_rate"] >= SOLVED_SUCCESS:
+            return record
     return None
 
 
@@ -87,9 +88,10 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
                                                                                      seed=seed))
                                   for metric in aggregate.METRICS}
         if MEMORY_GAME in games:
-            solved = [_frames_to_solve(r) for r in mine if r.game == MEMORY_GAME]
-            entry["solved_runs"] = sum(s is not None for s in solved)
-            entry["frames_to_solve"] = _mean(solved)
+            solved = [e for e in (_first_solving_eval(r) for r in mine if r.game == MEMORY_GAME) if e is not None]
+            entry["solved_runs"] = len(solved)
+            entry["frames_to_solve"] = _mean(e["frames"] for e in solved)
+            entry["seconds_to_solve"] = _mean(e.get("wall_seconds") for e in solved)
         variants[label] = entry
 
     base = variants.get(baseline) if baseline else None
@@ -141,7 +143,8 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
     memory = MEMORY_GAME in games
     header = ["variant", "runs", "score mean [95% CI]", "IQM [95% CI]"]
     if memory:
-        header += [f"runs solved (≥{SOLVED_SUCCESS:.0%})", "frames to solve (mean of solved)"]
+        header += [f"runs solved (≥{SOLVED_SUCCESS:.0%})", "frames to solve (mean of solved)",
+                   "wall-clock to solve (s)"]
     header += ["wall-clock / run (s)", "update (ms)"]
     if baseline:
         header += [f"update cost / {baseline}", f"wall-clock / {baseline}"]
@@ -152,7 +155,8 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
         agg = entry.get("aggregate", {})
         row = [label, str(entry["runs"]), _estimate_text(agg.get("Mean")), _estimate_text(agg.get("IQM"))]
         if memory:
-            row += [f"{entry.get('solved_runs', 0)}/{entry['runs']}", _fmt(entry.get("frames_to_solve"), 0)]
+            row += [f"{entry.get('solved_runs', 0)}/{entry['runs']}", _fmt(entry.get("frames_to_solve"), 0),
+                    _fmt(entry.get("seconds_to_solve"), 0)]
         row += [_fmt(entry.get("wall_seconds_per_run"), 0), _fmt(entry.get("update_ms"), 1)]
         if baseline:
             row += [_fmt(entry.get("update_cost_vs_baseline"), 2, "×") if label != baseline else "1.00×",
