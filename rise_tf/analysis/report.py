@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -84,9 +85,9 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
                  "per_game": {game: {"mean": _mean(values), "runs": values}
                               for game, values in sorted(scores[label].items())}}
         if scores[label]:
-            entry["aggregate"] = {metric: dataclass_dict(aggregate.interval_estimate(scores[label], metric, reps,
-                                                                                     seed=seed))
-                                  for metric in aggregate.METRICS}
+            entry["aggregate"] = {
+                metric: dataclasses.asdict(aggregate.interval_estimate(scores[label], metric, reps, seed=seed))
+                for metric in aggregate.METRICS}
         if MEMORY_GAME in games:
             solved = [e for e in (_first_solving_eval(r) for r in mine if r.game == MEMORY_GAME) if e is not None]
             entry["solved_runs"] = len(solved)
@@ -104,7 +105,7 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
             entry["wall_clock_vs_baseline"] = entry["wall_seconds_per_run"] / base["wall_seconds_per_run"]
         try:
             change = aggregate.relative_change(scores[label], scores[baseline], "IQM", reps, seed=seed)
-            entry["iqm_change_vs_baseline"] = dataclass_dict(change)
+            entry["iqm_change_vs_baseline"] = dataclasses.asdict(change)
         except ValueError:
             pass  # no common game, or a zero baseline IQM
 
@@ -117,10 +118,6 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
                       "curve": r.curve(score_of_game[r.game]), **{k: r.summary.get(k) for k in (
                           "frames", "wall_seconds", "update_ms", "sample_ms", "fps", "final_return")}}
                      for r in runs]}
-
-
-def dataclass_dict(estimate: aggregate.Estimate) -> dict:
-    return {"point": estimate.point, "low": estimate.low, "high": estimate.high}
 
 
 def _estimate_text(entry: Optional[dict], digits=3, percent=False) -> str:

@@ -3,8 +3,8 @@
 A rise-tf run dir holds config.json, metrics.jsonl and (when finished) summary.json; an experiment
 dir adds experiment.json, which names each run's variant. Directories that only hold TensorBoard
 event files (a user's own runs, or a rise-tf run whose metrics.jsonl is gone) are read from the
-events: `eval/*` and `train/*` scalars. Labels: the experiment's variant name, else the algorithm
-plus the network settings that differ from its preset (e.g. `rise-dqn[core=gru]`).
+events' `eval/*` scalars. Labels: the experiment's variant name, else the algorithm plus the
+network/agent/replay settings that differ among the runs of that algorithm (e.g. `rise-dqn[core=gru]`).
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import re
 from typing import Any, Dict, List, Optional
 
 from rise_tf.envs.atari_scores import human_normalized_score
+from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME
 
-MEMORY_GAME = "MemoryCorridor"
 _EVENTS = "events.out.tfevents.*"
 
 
@@ -77,14 +77,18 @@ def _read_metrics(path: str) -> List[Dict[str, Any]]:
     return list({e["frames"]: e for e in evals}.values())
 
 
-def read_tensorboard_evals(directory: str) -> List[Dict[str, Any]]:
-    """eval/{return,success_rate,human_normalized} scalars of every event file under `directory`."""
+def event_dirs(directory: str) -> List[str]:
+    """Directories at or under `directory` that hold TensorBoard event files."""
+    return sorted({os.path.dirname(p) for p in glob.glob(os.path.join(directory, "**", _EVENTS), recursive=True)})
+
+
+def read_tensorboard_evals(directories: List[str]) -> List[Dict[str, Any]]:
+    """eval/{return,success_rate,human_normalized} scalars of the event files in `directories`."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util.tensor_util import make_ndarray
 
     by_frames: Dict[int, Dict[str, Any]] = {}
-    for events_dir in sorted({os.path.dirname(p) for p in glob.glob(os.path.join(directory, "**", _EVENTS),
-                                                                       recursive=True)}):
+    for events_dir in directories:
         accumulator = EventAccumulator(events_dir, size_guidance={"scalars": 0, "tensors": 0})
         accumulator.Reload()
         tags = accumulator.Tags()
@@ -154,7 +158,7 @@ def find_runs(root: str) -> List[Run]:
         if os.path.exists(metrics):
             evals, source = _read_metrics(metrics), "metrics.jsonl"
         else:
-            evals, source = read_tensorboard_evals(run_dir), "tensorboard"
+            evals, source = read_tensorboard_evals(event_dirs(run_dir)), "tensorboard"
         entry = labels.get(os.path.abspath(run_dir), {})
         configs.append(config)
         runs.append(Run(path=run_dir, label=entry.get("variant") or "",
@@ -166,15 +170,14 @@ def find_runs(root: str) -> List[Run]:
         run.label = run.label or label
     # Plain TensorBoard runs: event files outside any rise-tf run dir. One run per directory that holds
     # events; label = its path relative to root (minus a trailing seed part), game = unknown.
-    event_dirs = sorted({os.path.dirname(p) for p in glob.glob(os.path.join(root, "**", _EVENTS), recursive=True)})
-    for events_dir in event_dirs:
+    for events_dir in event_dirs(root):
         if any((events_dir + os.sep).startswith(t) for t in taken):
             continue
         relative = os.path.relpath(events_dir, root)
         parts = [p for p in relative.split(os.sep) if p not in (".", "tensorboard", "eval", "train")]
         seed_part = parts[-1] if parts and re.fullmatch(r"seed[_-]?\d+", parts[-1]) else None
         label_parts = parts[:-1] if seed_part else parts
-        evals = read_tensorboard_evals(events_dir)
+        evals = read_tensorboard_evals([events_dir])
         if not evals:
             continue
         runs.append(Run(path=events_dir, label="/".join(label_parts) or os.path.basename(root), game="unknown",

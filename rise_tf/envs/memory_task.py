@@ -15,6 +15,7 @@ from typing import Optional
 import gymnasium as gym
 import numpy as np
 
+GAME_NAME = "MemoryCorridor"  # the --game name of this task everywhere in rise-tf
 ENV_ID = "rise_tf/MemoryCorridor-v0"
 FRAME_SIZE = 84
 

@@ -18,9 +18,8 @@ from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
 from rise_tf.envs.atari import AtariEnv, AtariSettings
-from rise_tf.envs.memory_task import MemoryCorridorEnv
+from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME, MemoryCorridorEnv
 
-MEMORY_TASK = "MemoryCorridor"
 PARALLEL_MODES = ("serial", "threads", "processes")
 
 
@@ -73,7 +72,7 @@ def make_frame_env(game: str, seed: Optional[int] = None, *, atari: AtariSetting
                    terminal_on_life_loss: bool = False, corridor_length: int = 8,
                    num_cues: int = 2) -> FramePyEnvironment:
     """Builds one lane: an Atari game by name, or the memory task when game == 'MemoryCorridor'."""
-    if game == MEMORY_TASK:
+    if game == MEMORY_GAME:
         gym_env = MemoryCorridorEnv(corridor_length=corridor_length, num_cues=num_cues)
     else:
         gym_env = AtariEnv(game, atari)
@@ -82,7 +81,7 @@ def make_frame_env(game: str, seed: Optional[int] = None, *, atari: AtariSetting
 
 def frames_per_agent_step(game: str, atari: AtariSettings = AtariSettings()) -> int:
     """Environment frames per agent step: the action repeat for Atari, 1 for the memory task."""
-    return 1 if game == MEMORY_TASK else atari.preprocessing.action_repeat
+    return 1 if game == MEMORY_GAME else atari.preprocessing.action_repeat
 
 
 def make_batched_env(game: str, num_envs: int, seed: int, mode: str = "serial",

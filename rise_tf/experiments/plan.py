@@ -11,8 +11,7 @@ import difflib
 from typing import Dict, List, Sequence, Tuple
 
 from rise_tf.envs.atari_scores import GAME_SUBSETS
-
-MEMORY_GAME = "MemoryCorridor"
+from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +124,9 @@ def build_plan(experiment: str, seeds: int, frames: int, games: Sequence[str] = 
     if experiment == "atari" and not games:
         raise ValueError("the atari experiment needs --games (atari5, atari100k, or names such as Pong,Breakout)")
     game_list = resolve_games(games) if games else [MEMORY_GAME]
+    variant_list = resolve_variants(experiment, variants)
     extra = MEMORY_EVAL if game_list == [MEMORY_GAME] else ()
     return [RunSpec(variant, game, seed, frames, extra)
             for seed in range(first_seed, first_seed + seeds)
             for game in game_list
-            for variant in resolve_variants(experiment, variants)]
+            for variant in variant_list]

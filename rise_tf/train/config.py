@@ -10,6 +10,7 @@ import dataclasses
 import json
 from typing import Any, Dict, List, Tuple
 
+from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME
 from rise_tf.networks.encoders import FROZEN_ENCODERS, LEARNABLE_ENCODERS
 from rise_tf.networks.heads import HEADS
 from rise_tf.networks.recurrent import CORES
@@ -40,7 +41,7 @@ class EnvConfig:
     num_cues: int = _field(2, "MemoryCorridor: number of cues (= actions)")
 
     def validate(self):
-        if self.game != "MemoryCorridor":
+        if self.game != MEMORY_GAME:
             from rise_tf.envs.atari import resolve_game  # TF-free; raises with the closest names
 
             resolve_game(self.game)
@@ -193,7 +194,7 @@ class RunConfig:
 
     @property
     def is_memory_task(self) -> bool:
-        return self.env.game == "MemoryCorridor"
+        return self.env.game == MEMORY_GAME
 
     @property
     def frames_per_agent_step(self) -> int:
@@ -271,7 +272,7 @@ def make_config(algo: str = "rise-dqn", game: str = "Pong", **section_updates) -
     if algo not in PRESETS:
         raise ValueError(f"unknown algo {algo!r}; choose one of {sorted(PRESETS)}")
     config = RunConfig(algo=algo).replace(env={"game": game}, **PRESETS[algo])
-    if game == "MemoryCorridor":
+    if game == MEMORY_GAME:
         config = config.replace(**MEMORY_TASK_SCALE)
     if section_updates:
         config = config.replace(**section_updates)
