@@ -56,13 +56,13 @@ class _Recorder:
             images[0].save(self.path, save_all=True, append_images=images[1:], duration=int(1000 / self.fps), loop=0)
 
 
-def play(policy, game: str, episodes: int, realtime: bool = False, record: Optional[str] = None,
-         seed: int = 0, max_episode_frames: int = 108_000, sticky_action_prob: float = 0.25) -> dict:
-    from rise_tf.envs.atari import AtariEnv, AtariSettings
+def play(policy, game: str, episodes: int, *, realtime: bool, record: Optional[str], seed: int,
+         max_episode_frames: int, sticky_action_prob: float) -> dict:
+    from rise_tf.envs.atari import AtariEnv, AtariSettings, NOOP_MAX
     from rise_tf.envs.atari_scores import human_normalized_score
 
-    settings = AtariSettings(sticky_action_prob=sticky_action_prob, max_episode_frames=max_episode_frames,
-                             preprocessing=policy.preprocessing)
+    settings = AtariSettings(sticky_action_prob=sticky_action_prob, noop_max=NOOP_MAX,
+                             max_episode_frames=max_episode_frames, preprocessing=policy.preprocessing)
     env = AtariEnv(game, settings, seed=seed)
     if list(env.action_meanings) != list(policy.action_meanings):
         env.close()
@@ -117,7 +117,12 @@ def main(argv=None) -> int:
     parser.add_argument("--realtime", action="store_true", help="pace to 60 Hz game time, count missed deadlines")
     parser.add_argument("--record", default=None, metavar="FILE", help="write the raw screen to FILE (.mp4 or .gif)")
     parser.add_argument("--seed", type=int, default=0, help="emulator and no-op seed")
-    parser.add_argument("--max-episode-frames", type=int, default=108_000, help="episode cap, emulator frames")
+    from rise_tf.envs.atari import MAX_EPISODE_FRAMES, STICKY_ACTION_PROB
+
+    parser.add_argument("--max-episode-frames", type=int, default=MAX_EPISODE_FRAMES,
+                        help="episode cap, emulator frames")
+    parser.add_argument("--sticky-action-prob", type=float, default=STICKY_ACTION_PROB,
+                        help="probability the emulator repeats the previous action (ALE v5)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="execution provider")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -128,8 +133,9 @@ def main(argv=None) -> int:
 
     try:
         policy = Policy.load(args.model, threads=args.threads, device=args.device)
-        result = play(policy, args.game or policy.game, args.episodes, args.realtime, args.record, args.seed,
-                      args.max_episode_frames)
+        result = play(policy, args.game or policy.game, args.episodes, realtime=args.realtime, record=args.record,
+                      seed=args.seed, max_episode_frames=args.max_episode_frames,
+                      sticky_action_prob=args.sticky_action_prob)
     except (FileNotFoundError, ModelError, ValueError, OSError) as error:
         print(f"rise-play: error: {error}", file=sys.stderr)
         return 2

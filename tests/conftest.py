@@ -34,3 +34,48 @@ def pong_onnx(pong_run, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("pong-onnx") / "pong.onnx")
     step_model.export_onnx(step_model.load_policy(pong_run), path)
     return path
+
+
+# ------------------------------------------------------------------ explicit small pieces
+# Constructors take every argument explicitly (the run config is the only place defaults live);
+# these helpers spell out small test sizes once, and each test overrides what it is about.
+
+def spec_for(memory="rise", **overrides):
+    from rise_tf.networks.rise_q_network import network_input_spec
+
+    values = dict(frame_size=84, frame_stack=4, window_length=4, embedding_size=16)
+    values.update(overrides)
+    return network_input_spec(memory, **values)
+
+
+def network_for(spec, num_actions, **overrides):
+    from rise_tf.networks.rise_q_network import build_network
+
+    values = dict(memory="rise", learnable_encoder="nature", width_scale=1, impala_pool_size=6,
+                  spectral_norm=False, frozen_encoder="random_projection",
+                  embedding_size=spec["embedding_window"].shape[-1] if "embedding_window" in spec else 16,
+                  frozen_seed=0, core="lstm", core_units=8, fusion="gate", head="dueling", head_hidden_units=0,
+                  noisy=False, noisy_sigma0=0.5, num_cosines=8, num_taus=4)
+    values.update(overrides)
+    return build_network(spec, num_actions=num_actions, **values)
+
+
+def atari_settings(**overrides):
+    from rise_tf.envs import atari
+    from rise_tf.envs.atari_preprocessing import PreprocessingConfig
+
+    values = dict(sticky_action_prob=atari.STICKY_ACTION_PROB, noop_max=atari.NOOP_MAX,
+                  max_episode_frames=atari.MAX_EPISODE_FRAMES, preprocessing=PreprocessingConfig())
+    values.update(overrides)
+    return atari.AtariSettings(**values)
+
+
+def lane_options(**overrides):
+    """make_frame_env / make_batched_env keyword arguments for a standard lane."""
+    from rise_tf.envs import memory_task
+
+    values = dict(atari=atari_settings(), terminal_on_life_loss=False,
+                  corridor_length=memory_task.STANDARD_CORRIDOR_LENGTH, num_cues=memory_task.STANDARD_NUM_CUES,
+                  frame_size=84)
+    values.update(overrides)
+    return values

@@ -5,20 +5,23 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
 from rise_tf.agents.losses import double_dqn_targets, dqn_targets, huber, td_loss
-from rise_tf.agents.rise_dqn_agent import RiseDqnAgent
-from rise_tf.networks.rise_q_network import build_network, network_input_spec
+from rise_tf.agents.rise_agent import RiseAgent
+
+from conftest import network_for, spec_for
 
 NUM_ACTIONS = 2
-SPEC = network_input_spec("rise", frame_size=36, window_length=3, embedding_size=4)
+SPEC = spec_for("rise", frame_size=36, window_length=3, embedding_size=4)
 
 
-def make_agent(period=1000, double_dqn=True, lr=1e-3):
+def make_agent(period=1000, double_dqn=True, lr=1e-3, loss="huber", munchausen=False, **network):
     time_step_spec = ts.time_step_spec(tf.TensorSpec([36, 36], tf.uint8, "frame"))
     action_spec = tensor_spec.BoundedTensorSpec([], tf.int32, 0, NUM_ACTIONS - 1)
-    net = build_network(SPEC, NUM_ACTIONS, embedding_size=4, core_units=4, head="linear")
-    agent = RiseDqnAgent(time_step_spec, action_spec, net, tf.keras.optimizers.Adam(lr),
-                         double_dqn=double_dqn, target_update_period=period,
-                         train_step_counter=tf.Variable(0, dtype=tf.int64))
+    net = network_for(SPEC, NUM_ACTIONS, **{"core_units": 4, "head": "linear", **network})
+    agent = RiseAgent(time_step_spec, action_spec, net, tf.keras.optimizers.Adam(lr), embedding_dtype="float16",
+                      loss=loss, double_dqn=double_dqn, huber_delta=1.0, munchausen=munchausen,
+                      munchausen_temperature=0.03, munchausen_alpha=0.9, munchausen_log_policy_clip=-1.0,
+                      target_update_period=period, target_update_tau=1.0, gradient_clip_norm=10.0,
+                      eval_epsilon=0.0, train_step_counter=tf.Variable(0, dtype=tf.int64))
     agent.initialize()
     return agent
 
@@ -39,17 +42,17 @@ def set_constant_q(network, bias):
     """Zero every trainable weight and set the linear head's bias: then Q(s, ·) = bias for all s."""
     for variable in network.trainable_variables:
         variable.assign(tf.zeros_like(variable))
-    network.head.q.bias.assign(bias)
+    network.head.q.out.bias.assign(bias)
 
 
 def test_huber_and_targets_by_hand():
-    np.testing.assert_allclose(huber(tf.constant([0.5, -2.0, 1.0])), [0.125, 1.5, 0.5])
+    np.testing.assert_allclose(huber(tf.constant([0.5, -2.0, 1.0]), 1.0), [0.125, 1.5, 0.5])
     online = tf.constant([[1.0, 2.0]])
     target = tf.constant([[4.0, 3.0]])
     # double DQN picks action 1 by the online net, valued 3 by the target: 1 + 0.5 * 3 = 2.5
     np.testing.assert_allclose(double_dqn_targets(online, target, tf.constant([1.0]), tf.constant([0.5])), [2.5])
     np.testing.assert_allclose(dqn_targets(target, tf.constant([1.0]), tf.constant([0.5])), [3.0])
-    loss, td = td_loss(tf.constant([[1.0, 2.0]]), tf.constant([1]), tf.constant([5.0]), tf.constant([2.0]))
+    loss, td = td_loss(tf.constant([[1.0, 2.0]]), tf.constant([1]), tf.constant([5.0]), tf.constant([2.0]), 1.0)
     np.testing.assert_allclose(td, [3.0])
     np.testing.assert_allclose(loss, 2.0 * 2.5)  # weight 2 x huber(3) = 2 x (3 - 0.5)
 
@@ -78,7 +81,7 @@ def test_train_steps_give_finite_losses_and_change_only_trainable_weights():
     for step in range(3):
         loss_info = agent.train(batch_of(8, seed=step), tf.ones(8))
         assert np.isfinite(loss_info.loss.numpy())
-        assert loss_info.extra.td_errors.shape == (8,)
+        assert loss_info.extra.sample_errors.shape == (8,)
     assert int(agent.train_step_counter) == 3
     for before, variable in zip(frozen_before, agent.q_network.frozen_encoder.variables):
         np.testing.assert_array_equal(before, variable.numpy())

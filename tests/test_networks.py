@@ -4,7 +4,9 @@ import tensorflow as tf
 
 from rise_tf.networks.encoders import adaptive_max_pool, area_resize_matrix, make_frozen_encoder
 from rise_tf.networks.recurrent import MaskedRecurrentCore
-from rise_tf.networks.rise_q_network import build_network, network_input_spec, spec_with_batch
+from rise_tf.networks.rise_q_network import spec_with_batch
+
+from conftest import network_for, spec_for
 
 
 def random_inputs(spec, batch, seed=0):
@@ -24,8 +26,8 @@ def random_inputs(spec, batch, seed=0):
 @pytest.mark.parametrize("memory", ["none", "rise", "full_recurrent"])
 @pytest.mark.parametrize("encoder", ["nature", "impala"])
 def test_q_values_have_one_column_per_action(memory, encoder):
-    spec = network_input_spec(memory, window_length=4, embedding_size=16)
-    net = build_network(spec, 5, memory=memory, learnable_encoder=encoder, embedding_size=16, core_units=8)
+    spec = spec_for(memory, window_length=4, embedding_size=16)
+    net = network_for(spec, 5, memory=memory, learnable_encoder=encoder)
     q_values, state = net(random_inputs(spec, 3))
     assert q_values.shape == (3, 5) and state == ()
     assert np.all(np.isfinite(q_values.numpy()))
@@ -33,24 +35,24 @@ def test_q_values_have_one_column_per_action(memory, encoder):
 
 @pytest.mark.parametrize("frozen", ["random_projection", "random_cnn", "pooled_pixels"])
 def test_frozen_encoder_is_not_trainable_is_saved_and_is_seeded(frozen):
-    spec = network_input_spec("rise", embedding_size=16)
-    net = build_network(spec, 3, frozen_encoder=frozen, embedding_size=16, frozen_seed=7)
+    spec = spec_for("rise", embedding_size=16)
+    net = network_for(spec, 3, frozen_encoder=frozen, frozen_seed=7)
     frozen_ids = {id(v) for v in net.frozen_encoder.variables}
     assert frozen_ids and not frozen_ids & {id(v) for v in net.trainable_variables}
     assert frozen_ids <= {id(v) for v in net.variables}  # checkpointed with the network
     frames = tf.constant(np.random.default_rng(0).integers(0, 256, (2, 84, 84)), tf.uint8)
     embedding = net.embed_frames(frames)
     assert embedding.shape == (2, 16)
-    again = build_network(spec, 3, frozen_encoder=frozen, embedding_size=16, frozen_seed=7)
+    again = network_for(spec, 3, frozen_encoder=frozen, frozen_seed=7)
     np.testing.assert_array_equal(again.embed_frames(frames), embedding)  # same seed, same ϑ
     if frozen != "pooled_pixels":  # pooled pixels has no random weights
-        other = build_network(spec, 3, frozen_encoder=frozen, embedding_size=16, frozen_seed=8)
+        other = network_for(spec, 3, frozen_encoder=frozen, frozen_seed=8)
         assert not np.allclose(other.embed_frames(frames), embedding)
 
 
 def test_training_never_calls_the_frozen_encoder():
-    spec = network_input_spec("rise", embedding_size=16)
-    net = build_network(spec, 3, embedding_size=16)
+    spec = spec_for("rise", embedding_size=16)
+    net = network_for(spec, 3)
     calls = []
     original = net.frozen_encoder.call
     net.frozen_encoder.call = lambda frames: calls.append(1) or original(frames)
@@ -75,9 +77,9 @@ def test_masked_steps_do_not_change_the_recurrent_state():
 
 
 def test_gate_and_concat_fusions_differ_in_shape_of_features():
-    spec = network_input_spec("rise", embedding_size=16)
-    gate = build_network(spec, 4, embedding_size=16, core_units=8, fusion="gate")
-    concat = build_network(spec, 4, embedding_size=16, core_units=8, fusion="concat")
+    spec = spec_for("rise", embedding_size=16)
+    gate = network_for(spec, 4, fusion="gate")
+    concat = network_for(spec, 4, fusion="concat")
     assert gate.gate is not None and concat.gate is None
     assert concat(random_inputs(spec, 2))[0].shape == (2, 4)
 
@@ -97,19 +99,21 @@ def test_adaptive_max_pool_matches_bins():
 
 def test_invalid_choices_raise_clear_errors():
     with pytest.raises(ValueError, match="square"):
-        make_frozen_encoder("pooled_pixels", 50, 0)
+        make_frozen_encoder("pooled_pixels", embedding_size=50, seed=0)
     with pytest.raises(ValueError, match="unknown frozen encoder"):
-        make_frozen_encoder("imagenet", 16, 0)
+        make_frozen_encoder("imagenet", embedding_size=16, seed=0)
     with pytest.raises(ValueError, match="unknown memory"):
-        network_input_spec("transformer")
-    spec = network_input_spec("rise", embedding_size=16)
+        spec_for("transformer")
+    spec = spec_for("rise", embedding_size=16)
     with pytest.raises(ValueError, match="unknown head"):
-        build_network(spec, 3, embedding_size=16, head="distributional-ish")
+        network_for(spec, 3, head="distributional-ish")
     with pytest.raises(ValueError, match="unknown recurrent core"):
-        build_network(spec, 3, embedding_size=16, core="transformer")
+        network_for(spec, 3, core="transformer")
+    with pytest.raises(ValueError, match="Nature CNN has none"):
+        network_for(spec, 3, spectral_norm=True)
 
 
 def test_zero_inputs_helper_has_batch_axis():
-    spec = network_input_spec("full_recurrent", window_length=3)
+    spec = spec_for("full_recurrent", window_length=3)
     zeros = spec_with_batch(spec, 2)
     assert zeros["frame_window"].shape == (2, 3, 84, 84) and zeros["window_mask"].shape == (2, 3)

@@ -3,17 +3,19 @@ import tensorflow as tf
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
-from rise_tf.networks.rise_q_network import build_network, network_input_spec
 from rise_tf.policies.rise_policy import RiseQPolicy
+
+from conftest import network_for, spec_for
 
 FRAME = tf.TensorSpec([36, 36], tf.uint8, "frame")
 ACTIONS = tensor_spec.BoundedTensorSpec([], tf.int32, 0, 3)
 
 
-def make_policy(memory="rise", epsilon=None):
-    spec = network_input_spec(memory, frame_size=36, window_length=3, embedding_size=4)
-    net = build_network(spec, 4, memory=memory, embedding_size=4, core_units=4)
-    return RiseQPolicy(ts.time_step_spec(FRAME), ACTIONS, net, epsilon=epsilon), net
+def make_policy(memory="rise", epsilon=None, stochastic=False, **network):
+    spec = spec_for(memory, frame_size=36, window_length=3, embedding_size=4)
+    net = network_for(spec, 4, memory=memory, core_units=4, **network)
+    return RiseQPolicy(ts.time_step_spec(FRAME), ACTIONS, net, embedding_dtype="float16", epsilon=epsilon,
+                       stochastic_network=stochastic), net
 
 
 def step(step_type, frames):

@@ -14,8 +14,9 @@ KEYS = ["frame_stack", "embedding_window", "window_mask"]
 
 
 def make_replay(capacity=64, lanes=1, **layout):
-    defaults = dict(num_lanes=lanes, capacity=capacity, frame_size=4, embedding_size=2, frame_stack=2,
-                    window_length=4, n_step=3, gamma=0.5, reward_clip=0.0)
+    defaults = dict(num_lanes=lanes, capacity=capacity, frame_size=4, embedding_size=2, embedding_dtype="float16",
+                    frame_stack=2, window_length=4, n_step=3, gamma=0.5, reward_clip=0.0, prioritized=True,
+                    priority_exponent=0.5)
     defaults.update(layout)
     return EmbeddingReplay(ReplayLayout(**defaults), KEYS, seed=0)
 
@@ -115,7 +116,7 @@ def test_ring_buffer_overwrites_and_drops_windows_that_reach_overwritten_rows():
 
 
 def test_prioritized_sampling_and_importance_weights_by_hand():
-    replay = make_replay(capacity=32, priority_exponent=1.0, priority_epsilon=0.0)
+    replay = make_replay(capacity=32, priority_exponent=1.0)
     write(replay, [FIRST] + [MID] * 5, [1] * 6)  # rows 0, 1, 2 sampleable
     keys = np.array([0, 1, 2])
     replay.update_priorities(keys, np.array([1.0, 1.0, 2.0]))  # priorities 1, 1, 2 (α = 1)
@@ -131,11 +132,11 @@ def test_prioritized_sampling_and_importance_weights_by_hand():
 
 
 def test_new_steps_get_the_max_priority_and_nan_priorities_are_refused():
-    replay = make_replay(capacity=32, priority_exponent=1.0, priority_epsilon=0.0)
+    replay = make_replay(capacity=32, priority_exponent=1.0)
     write(replay, [FIRST] + [MID] * 4, [1] * 5)
     replay.update_priorities(np.array([0]), np.array([7.0]))
     write(replay, [MID], [1], start=5)  # makes row 2 sampleable
-    assert replay.tree.get(np.array([2]))[0] == 7.0
+    assert replay.tree.get(np.array([2]))[0] == pytest.approx(7.0, rel=1e-6)  # (7 + 1e-6)^1
     with pytest.raises(ValueError, match="NaN"):
         replay.update_priorities(np.array([0]), np.array([np.nan]))
 

@@ -1,1 +1,1 @@
-"""RISE-DQN as a TF-Agents agent (runs the base and the full-recurrent models unchanged)."""
+"""The value-based TF-Agents agent (DQN and BTR bases, RISE or not), its pure losses and loss choices."""

@@ -67,14 +67,20 @@ def resolve_game(name: str) -> str:
                      f"({len(games)} games are available; see rise_tf.envs.atari.available_games())")
 
 
-@dataclasses.dataclass(frozen=True)
-class AtariSettings:
-    """Emulator protocol of one Atari environment."""
+# The standard protocol; the run config and rise-play take their defaults from these.
+STICKY_ACTION_PROB = 0.25  # ALE v5 default (Machado et al. 2018)
+NOOP_MAX = 30  # up to this many no-ops after reset (at least 1 when > 0)
+MAX_EPISODE_FRAMES = 108_000  # emulator frames (= 27,000 agent steps at repeat 4, 30 minutes)
 
-    sticky_action_prob: float = 0.25  # ALE v5 default (Machado et al. 2018)
-    noop_max: int = 30  # up to this many no-ops after reset (at least 1 when > 0)
-    max_episode_frames: int = 108_000  # emulator frames (= 27,000 agent steps at repeat 4)
-    preprocessing: PreprocessingConfig = PreprocessingConfig()
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AtariSettings:
+    """Emulator protocol of one Atari environment (see the constants above for the standard one)."""
+
+    sticky_action_prob: float
+    noop_max: int
+    max_episode_frames: int  # emulator frames
+    preprocessing: PreprocessingConfig
 
     def __post_init__(self):
         if not 0.0 <= self.sticky_action_prob < 1.0:
@@ -90,8 +96,7 @@ class AtariEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, game: str = "Pong", settings: AtariSettings = AtariSettings(),
-                 seed: Optional[int] = None):
+    def __init__(self, game: str, settings: AtariSettings, seed: Optional[int] = None):
         _ensure_ale_registered()
         self.game = resolve_game(game)
         self.settings = settings

@@ -18,7 +18,7 @@ from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
 from rise_tf.envs.atari import AtariEnv, AtariSettings
-from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME, MemoryCorridorEnv
+from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME, STANDARD_CUE_STEPS, MemoryCorridorEnv
 
 PARALLEL_MODES = ("serial", "threads", "processes")
 
@@ -68,24 +68,18 @@ class FramePyEnvironment(py_environment.PyEnvironment):
         self.gym_env.close()
 
 
-def make_frame_env(game: str, seed: Optional[int] = None, *, atari: AtariSettings = AtariSettings(),
-                   terminal_on_life_loss: bool = False, corridor_length: int = 8,
-                   num_cues: int = 2) -> FramePyEnvironment:
+def make_frame_env(game: str, seed: Optional[int], *, atari: AtariSettings, terminal_on_life_loss: bool,
+                   corridor_length: int, num_cues: int, frame_size: int) -> FramePyEnvironment:
     """Builds one lane: an Atari game by name, or the memory task when game == 'MemoryCorridor'."""
     if game == MEMORY_GAME:
-        gym_env = MemoryCorridorEnv(corridor_length=corridor_length, num_cues=num_cues)
+        gym_env = MemoryCorridorEnv(corridor_length=corridor_length, num_cues=num_cues,
+                                    cue_steps=STANDARD_CUE_STEPS, frame_size=frame_size)
     else:
         gym_env = AtariEnv(game, atari)
     return FramePyEnvironment(gym_env, terminal_on_life_loss=terminal_on_life_loss, seed=seed)
 
 
-def frames_per_agent_step(game: str, atari: AtariSettings = AtariSettings()) -> int:
-    """Environment frames per agent step: the action repeat for Atari, 1 for the memory task."""
-    return 1 if game == MEMORY_GAME else atari.preprocessing.action_repeat
-
-
-def make_batched_env(game: str, num_envs: int, seed: int, mode: str = "serial",
-                     **lane_kwargs) -> py_environment.PyEnvironment:
+def make_batched_env(game: str, num_envs: int, seed: int, mode: str, **lane_kwargs) -> py_environment.PyEnvironment:
     """N lanes of one game as a batched PyEnvironment; lane i is seeded with seed + i.
 
     mode: 'serial' steps lanes one after another in this process, 'threads' uses TF-Agents' thread

@@ -5,6 +5,14 @@ is never trained: its weights are drawn once from a numpy generator seeded by `s
 non-trainable variables (so they are saved in checkpoints and exported), and identical on every
 machine for the same seed. Pooling is done with fixed area-averaging matrices (two MatMuls) rather
 than image-resize ops so that ϑ exports to plain ONNX.
+
+The Impala CNN can carry spectral normalisation (Miyato et al. 2018) on the two convolutions of each
+residual block, as Beyond The Rainbow does. Deliberate deviation: BTR uses PyTorch's
+`parametrizations.spectral_norm` (W/σ(W) recomputed in every forward, gradients through σ); we use
+Keras' `SpectralNormalization`, which on every training call runs one power iteration and rescales
+the kernel variable in place (gradients then reach the rescaled kernel directly). Both keep the
+residual convolutions' largest singular value at 1; the library layer also exports as a plain
+convolution (inference reads the stored, already normalised kernel).
 """
 from __future__ import annotations
 
@@ -13,8 +21,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-LEARNABLE_ENCODERS = ("nature", "impala")
-FROZEN_ENCODERS = ("random_projection", "random_cnn", "pooled_pixels")
+from rise_tf.networks.choices import FROZEN_ENCODERS, LEARNABLE_ENCODERS
 
 
 def area_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
@@ -40,7 +47,7 @@ def _to_unit_float(frames: tf.Tensor) -> tf.Tensor:
 class NatureCNN(tf.keras.layers.Layer):
     """Mnih et al. (2015): 3 convolutions then a 512-unit dense layer."""
 
-    def __init__(self, feature_units: int = 512, width_scale: int = 1, name: str = "nature_cnn"):
+    def __init__(self, *, width_scale: int, feature_units: int = 512, name: str = "nature_cnn"):
         super().__init__(name=name)
         w = width_scale
         self.convs = [
@@ -52,21 +59,48 @@ class NatureCNN(tf.keras.layers.Layer):
         self.dense = tf.keras.layers.Dense(feature_units, activation="relu", name="features")
         self.output_size = feature_units
 
-    def call(self, frames):  # frames: uint8 [B, H, W, C]
+    def call(self, frames, training=False):  # frames: uint8 [B, H, W, C]
         x = _to_unit_float(frames)
         for conv in self.convs:
             x = conv(x)
         return self.dense(self.flatten(x))  # [B, 512]
 
 
+class SpectralNormalization(tf.keras.layers.SpectralNormalization):
+    """Keras' layer with a graph-safe `normalize_weights`: Keras 2.15 branches on a tensor with a
+    Python `if` (a check for all-zero weights), which fails inside TF-Agents' policy functions
+    (compiled with autograph off). Same maths: one power iteration, then kernel /= σ in place."""
+
+    def normalize_weights(self):
+        weights = tf.reshape(self.kernel, [-1, self.kernel_shape[-1]])  # [fan_in, out]
+        vector_u = self.vector_u
+        for _ in range(self.power_iterations):
+            vector_v = tf.math.l2_normalize(tf.matmul(vector_u, weights, transpose_b=True))
+            vector_u = tf.math.l2_normalize(tf.matmul(vector_v, weights))
+        vector_u, vector_v = tf.stop_gradient(vector_u), tf.stop_gradient(vector_v)
+        sigma = tf.matmul(tf.matmul(vector_v, weights), vector_u, transpose_b=True)  # [1, 1]
+        self.vector_u.assign(vector_u)
+        # divide_no_nan leaves an all-zero kernel as it is (Keras skips it with the `if`).
+        self.kernel.assign(tf.reshape(tf.math.divide_no_nan(weights, sigma), self.kernel_shape))
+
+
 class _ResidualBlock(tf.keras.layers.Layer):
-    def __init__(self, channels: int, name: str):
+    def __init__(self, *, channels: int, spectral_norm: bool, name: str):
         super().__init__(name=name)
         self.conv_a = tf.keras.layers.Conv2D(channels, 3, padding="same", name="conv_a")
         self.conv_b = tf.keras.layers.Conv2D(channels, 3, padding="same", name="conv_b")
+        self.spectral_norm = spectral_norm
+        if spectral_norm:
+            self.conv_a = SpectralNormalization(self.conv_a, name="sn_conv_a")
+            self.conv_b = SpectralNormalization(self.conv_b, name="sn_conv_b")
 
-    def call(self, x):
-        return x + self.conv_b(tf.nn.relu(self.conv_a(tf.nn.relu(x))))
+    def _conv(self, conv, x, training):
+        # A training call runs the power iteration and renormalises the kernel (see module docstring).
+        return conv(x, training=bool(training)) if self.spectral_norm else conv(x)
+
+    def call(self, x, training=False):
+        hidden = self._conv(self.conv_a, tf.nn.relu(x), training)
+        return x + self._conv(self.conv_b, tf.nn.relu(hidden), training)
 
 
 def adaptive_max_pool(x: tf.Tensor, out_size: int) -> tf.Tensor:
@@ -86,32 +120,35 @@ class ImpalaCNN(tf.keras.layers.Layer):
     """Espeholt et al. (2018) residual CNN; `width_scale` multiplies channels (Beyond The Rainbow
     uses 2), followed by an adaptive max-pool to `pool_size` x `pool_size` and a flatten."""
 
-    def __init__(self, width_scale: int = 1, pool_size: int = 6, name: str = "impala_cnn"):
+    def __init__(self, *, width_scale: int, pool_size: int, spectral_norm: bool, name: str = "impala_cnn"):
         super().__init__(name=name)
         self.stages = []
         for i, channels in enumerate((16 * width_scale, 32 * width_scale, 32 * width_scale)):
             self.stages.append((
                 tf.keras.layers.Conv2D(channels, 3, padding="same", name=f"stage{i}_conv"),
                 tf.keras.layers.MaxPool2D(3, 2, padding="same"),
-                _ResidualBlock(channels, f"stage{i}_res0"),
-                _ResidualBlock(channels, f"stage{i}_res1"),
+                _ResidualBlock(channels=channels, spectral_norm=spectral_norm, name=f"stage{i}_res0"),
+                _ResidualBlock(channels=channels, spectral_norm=spectral_norm, name=f"stage{i}_res1"),
             ))
         self.pool_size = pool_size
         self.output_size = 32 * width_scale * pool_size * pool_size
 
-    def call(self, frames):  # frames: uint8 [B, H, W, C]
+    def call(self, frames, training=False):  # frames: uint8 [B, H, W, C]
         x = _to_unit_float(frames)
         for conv, pool, res0, res1 in self.stages:
-            x = res1(res0(pool(conv(x))))
+            x = res1(res0(pool(conv(x)), training=training), training=training)
         x = adaptive_max_pool(tf.nn.relu(x), self.pool_size)
         return tf.reshape(x, [-1, self.output_size])  # [B, 32*w*pool*pool]
 
 
-def make_learnable_encoder(name: str, width_scale: int = 1, impala_pool_size: int = 6):
+def make_learnable_encoder(name: str, *, width_scale: int, impala_pool_size: int, spectral_norm: bool):
     if name == "nature":
+        if spectral_norm:
+            raise ValueError("spectral_norm applies to the Impala CNN's residual blocks; the Nature CNN "
+                             "has none (use learnable_encoder impala, or no spectral_norm)")
         return NatureCNN(width_scale=width_scale)
     if name == "impala":
-        return ImpalaCNN(width_scale=width_scale, pool_size=impala_pool_size)
+        return ImpalaCNN(width_scale=width_scale, pool_size=impala_pool_size, spectral_norm=spectral_norm)
     raise ValueError(f"unknown learnable encoder {name!r}; choose one of {LEARNABLE_ENCODERS}")
 
 
@@ -121,7 +158,7 @@ def make_learnable_encoder(name: str, width_scale: int = 1, impala_pool_size: in
 class _FrozenEncoder(tf.keras.layers.Layer):
     """Base for ϑ: constants created from a seeded numpy generator, never trainable."""
 
-    def __init__(self, embedding_size: int, seed: int, name: str):
+    def __init__(self, *, embedding_size: int, seed: int, name: str):
         super().__init__(name=name, trainable=False)
         if embedding_size < 1:
             raise ValueError(f"embedding_size must be >= 1, got {embedding_size}")
@@ -148,9 +185,8 @@ class _FrozenEncoder(tf.keras.layers.Layer):
 class RandomProjectionEncoder(_FrozenEncoder):
     """Area-downsample the frame by `downsample`, flatten, multiply by a fixed Gaussian matrix."""
 
-    def __init__(self, embedding_size: int = 256, seed: int = 0, downsample: int = 2,
-                 name: str = "random_projection"):
-        super().__init__(embedding_size, seed, name)
+    def __init__(self, *, embedding_size: int, seed: int, downsample: int = 2, name: str = "random_projection"):
+        super().__init__(embedding_size=embedding_size, seed=seed, name=name)
         self.downsample = downsample
 
     def build(self, input_shape):  # input_shape: [B, H, W]
@@ -171,8 +207,8 @@ class RandomProjectionEncoder(_FrozenEncoder):
 class FrozenRandomCNN(_FrozenEncoder):
     """Nature-CNN convolutions with fixed random (He-normal) weights, then a fixed projection to E."""
 
-    def __init__(self, embedding_size: int = 256, seed: int = 0, name: str = "frozen_random_cnn"):
-        super().__init__(embedding_size, seed, name)
+    def __init__(self, *, embedding_size: int, seed: int, name: str = "frozen_random_cnn"):
+        super().__init__(embedding_size=embedding_size, seed=seed, name=name)
         self._conv_shapes = [(8, 4, 32), (4, 2, 64), (3, 1, 64)]  # (kernel, stride, channels)
 
     def build(self, input_shape):
@@ -199,8 +235,8 @@ class FrozenRandomCNN(_FrozenEncoder):
 class PooledPixelsEncoder(_FrozenEncoder):
     """The frame itself, area-averaged to a g x g grid (E = g^2) and centred: no weights at all."""
 
-    def __init__(self, embedding_size: int = 256, seed: int = 0, name: str = "pooled_pixels"):
-        super().__init__(embedding_size, seed, name)
+    def __init__(self, *, embedding_size: int, seed: int, name: str = "pooled_pixels"):
+        super().__init__(embedding_size=embedding_size, seed=seed, name=name)
         grid = int(round(math.sqrt(embedding_size)))
         if grid * grid != embedding_size:
             raise ValueError(f"pooled_pixels needs a square embedding_size (g*g), got {embedding_size}; "
@@ -215,11 +251,11 @@ class PooledPixelsEncoder(_FrozenEncoder):
         return tf.reshape(self._pool(frames, self.rows, self.cols) - 0.5, [-1, self.embedding_size])
 
 
-def make_frozen_encoder(name: str, embedding_size: int, seed: int) -> _FrozenEncoder:
+def make_frozen_encoder(name: str, *, embedding_size: int, seed: int) -> _FrozenEncoder:
     if name == "random_projection":
-        return RandomProjectionEncoder(embedding_size, seed)
+        return RandomProjectionEncoder(embedding_size=embedding_size, seed=seed)
     if name == "random_cnn":
-        return FrozenRandomCNN(embedding_size, seed)
+        return FrozenRandomCNN(embedding_size=embedding_size, seed=seed)
     if name == "pooled_pixels":
-        return PooledPixelsEncoder(embedding_size, seed)
+        return PooledPixelsEncoder(embedding_size=embedding_size, seed=seed)
     raise ValueError(f"unknown frozen encoder {name!r}; choose one of {FROZEN_ENCODERS}")

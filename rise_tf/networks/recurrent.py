@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-CORES = ("lstm", "gru")
+from rise_tf.networks.choices import CORES
 
 
 class MaskedRecurrentCore(tf.keras.layers.Layer):
-    def __init__(self, units: int = 256, core: str = "lstm", name: str = "recurrent_core"):
+    def __init__(self, *, units: int, core: str, name: str = "recurrent_core"):
         super().__init__(name=name)
         if units < 1:
             raise ValueError(f"core units must be >= 1, got {units}")

@@ -8,6 +8,13 @@ The network never calls ϑ in `call`: RISE's embeddings arrive precomputed (stor
 acting time). ϑ lives here only so that it is saved and restored with the network, and the policy
 calls it through `embed_frames` once per frame.
 fusion="concat" replaces the gate by concatenating φ and ψ features (an ablation from the paper).
+
+With the IQN head (Beyond The Rainbow's), RISE's gate multiplies φ(o_t) *before* the τ-embedding
+product: Z_τ(s, ·) = ω( σ(Ω(ψ(...))) ⊙ φ(o_t) ⊙ ReLU(W cos(π i τ)) ). `quantile_values` gives the
+learner those quantiles; `call` gives Q = their mean (see heads.py for taus and noise by `training`).
+`training=True` means the stochastic network BTR acts and learns with: fresh noise in noisy layers,
+sampled taus, a spectral-norm power iteration; `training=False` is the deterministic network of
+evaluation and export.
 """
 from __future__ import annotations
 
@@ -17,16 +24,14 @@ import tensorflow as tf
 from tf_agents.networks import network
 from tf_agents.specs import tensor_spec
 
+from rise_tf.networks.choices import FUSIONS, MEMORIES
 from rise_tf.networks.encoders import make_frozen_encoder, make_learnable_encoder
 from rise_tf.networks.heads import make_head
 from rise_tf.networks.recurrent import MaskedRecurrentCore
 
-MEMORIES = ("none", "rise", "full_recurrent")
-FUSIONS = ("gate", "concat")
 
-
-def network_input_spec(memory: str, frame_size: int = 84, frame_stack: int = 4,
-                       window_length: int = 16, embedding_size: int = 256) -> Dict[str, tf.TensorSpec]:
+def network_input_spec(memory: str, *, frame_size: int, frame_stack: int, window_length: int,
+                       embedding_size: int) -> Dict[str, tf.TensorSpec]:
     """What the network reads for one decision (the policy state and the replay sampler build it)."""
     if memory not in MEMORIES:
         raise ValueError(f"unknown memory {memory!r}; choose one of {MEMORIES}")
@@ -48,11 +53,11 @@ def input_frame_size(spec: Dict[str, tf.TensorSpec]) -> int:
 
 
 class RiseQNetwork(network.Network):
-    def __init__(self, input_tensor_spec, num_actions: int, memory: str = "rise",
-                 learnable_encoder: str = "nature", width_scale: int = 1, impala_pool_size: int = 6,
-                 frozen_encoder: str = "random_projection", embedding_size: int = 256,
-                 frozen_seed: int = 0, core: str = "lstm", core_units: int = 256,
-                 fusion: str = "gate", head: str = "dueling", name: str = "RiseQNetwork"):
+    def __init__(self, input_tensor_spec, *, num_actions: int, memory: str, learnable_encoder: str,
+                 width_scale: int, impala_pool_size: int, spectral_norm: bool, frozen_encoder: str,
+                 embedding_size: int, frozen_seed: int, core: str, core_units: int, fusion: str, head: str,
+                 head_hidden_units: int, noisy: bool, noisy_sigma0: float, num_cosines: int, num_taus: int,
+                 name: str = "RiseQNetwork"):
         super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
         if memory not in MEMORIES:
             raise ValueError(f"unknown memory {memory!r}; choose one of {MEMORIES}")
@@ -63,19 +68,28 @@ class RiseQNetwork(network.Network):
         self.memory = memory
         self.fusion = fusion
         self.num_actions = num_actions
-        self.learnable_encoder = make_learnable_encoder(learnable_encoder, width_scale, impala_pool_size)
+        self.learnable_encoder = make_learnable_encoder(
+            learnable_encoder, width_scale=width_scale, impala_pool_size=impala_pool_size,
+            spectral_norm=spectral_norm)
         self.frozen_encoder = None
         self.core = None
         self.gate = None
         if memory == "rise":
-            self.frozen_encoder = make_frozen_encoder(frozen_encoder, embedding_size, frozen_seed)
+            self.frozen_encoder = make_frozen_encoder(frozen_encoder, embedding_size=embedding_size,
+                                                      seed=frozen_seed)
         if memory != "none":
-            self.core = MaskedRecurrentCore(core_units, core)
+            self.core = MaskedRecurrentCore(units=core_units, core=core)
         if memory == "rise" and fusion == "gate":
             # Ω: lifts ψ's output to φ's width; its sigmoid gates φ(o_t) elementwise.
             self.gate = tf.keras.layers.Dense(self.learnable_encoder.output_size, activation="sigmoid",
                                               name="gate")
-        self.head = make_head(head, num_actions)
+        self.head = make_head(head, num_actions=num_actions, hidden_units=head_hidden_units, noisy=noisy,
+                              noisy_sigma0=noisy_sigma0, num_cosines=num_cosines, num_taus=num_taus)
+
+    @property
+    def distributional(self) -> bool:
+        """True when the head gives quantiles (`quantile_values`), not just one Q per action."""
+        return self.head.distributional
 
     @property
     def trainable_variables(self):
@@ -98,28 +112,38 @@ class RiseQNetwork(network.Network):
             raise ValueError(f"memory={self.memory!r} has no frozen encoder")
         return self.frozen_encoder(frames)
 
-    def call(self, observation, step_type=None, network_state=(), training=False):
+    def features(self, observation, training=False):
+        """What the head reads: φ's features (gated by RISE's memory) or ψ's output. [B, F]"""
         if self.memory == "full_recurrent":
             frames = observation["frame_window"]  # [B, k, H, W]
             window_length, height, width = frames.shape[1], frames.shape[2], frames.shape[3]
             # The cost RISE avoids: φ runs over every frame of the window, k times the work.
-            per_frame = self.learnable_encoder(tf.reshape(frames, [-1, height, width, 1]))  # [B*k, F]
+            per_frame = self.learnable_encoder(tf.reshape(frames, [-1, height, width, 1]), training=training)  # [B*k, F]
             per_frame = tf.reshape(per_frame, [-1, window_length, per_frame.shape[-1]])  # [B, k, F]
-            features = self.core(per_frame, observation["window_mask"])  # [B, U]
-        else:
-            features = self.learnable_encoder(observation["frame_stack"])  # [B, F]
-            if self.memory == "rise":
-                memory = self.core(observation["embedding_window"], observation["window_mask"])  # [B, U]
-                if self.fusion == "gate":
-                    features = self.gate(memory) * features
-                else:
-                    features = tf.concat([features, memory], axis=-1)
-        return self.head(features), network_state  # [B, A]
+            return self.core(per_frame, observation["window_mask"])  # [B, U]
+        features = self.learnable_encoder(observation["frame_stack"], training=training)  # [B, F]
+        if self.memory == "rise":
+            memory = self.core(observation["embedding_window"], observation["window_mask"])  # [B, U]
+            if self.fusion == "gate":
+                return self.gate(memory) * features  # before the head (and before IQN's τ product)
+            return tf.concat([features, memory], axis=-1)
+        return features
+
+    def call(self, observation, step_type=None, network_state=(), training=False):
+        return self.head(self.features(observation, training), training=training), network_state  # [B, A]
+
+    def quantile_values(self, observation, training=False):
+        """IQN only: (quantile values [B, N, A], their taus [B, N]); taus sampled when training."""
+        if not self.distributional:
+            raise ValueError("quantile_values needs a distributional head (head='iqn')")
+        features = self.features(observation, training)
+        taus = self.head.sample_taus(tf.shape(features)[0], training)
+        return self.head.quantiles(features, taus, training), taus
 
 
-def build_network(input_spec, num_actions: int, **kwargs) -> RiseQNetwork:
-    """Constructs a RiseQNetwork and creates all its variables."""
-    net = RiseQNetwork(input_spec, num_actions, **kwargs)
+def build_network(input_spec, **kwargs) -> RiseQNetwork:
+    """Constructs a RiseQNetwork (keyword arguments only) and creates all its variables."""
+    net = RiseQNetwork(input_spec, **kwargs)
     net.create_variables(input_spec)
     return net
 

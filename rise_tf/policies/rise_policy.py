@@ -6,10 +6,15 @@ stack, ϑ embeds it once, and the embedding is pushed into the window. The embed
 policy info so the replay observer stores it and the learner never recomputes it. It is rounded to
 the replay's storage dtype before entering the window so that acting and learning read identical
 numbers.
+
+`stochastic_network=True` (the collect policy) runs the network with training=True: fresh noise in
+noisy layers and sampled IQN taus on every step, as Beyond The Rainbow acts. Otherwise (greedy and
+evaluation policies, export) the network is deterministic. `epsilon` (a variable, a number, or None
+for none) adds ε-greedy exploration on top.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import tensorflow as tf
 from tf_agents.policies import tf_policy
@@ -17,10 +22,11 @@ from tf_agents.trajectories import policy_step
 
 
 class RiseQPolicy(tf_policy.TFPolicy):
-    def __init__(self, time_step_spec, action_spec, q_network, embedding_dtype: str = "float16",
-                 epsilon: Optional[tf.Variable] = None, name: Optional[str] = None):
+    def __init__(self, time_step_spec, action_spec, q_network, *, embedding_dtype: str,
+                 epsilon: Optional[Union[tf.Variable, float]], stochastic_network: bool, name: Optional[str] = None):
         self._q_network = q_network
         self._epsilon = epsilon
+        self._stochastic_network = stochastic_network
         self._embedding_dtype = tf.as_dtype(embedding_dtype)
         self._num_actions = int(action_spec.maximum - action_spec.minimum + 1)
         self._emits_embedding = q_network.memory == "rise"
@@ -68,7 +74,7 @@ class RiseQPolicy(tf_policy.TFPolicy):
 
     def _action(self, time_step, policy_state, seed=None):
         new_state, embedding = self.next_state(time_step.observation, time_step.is_first(), policy_state)
-        q_values, _ = self._q_network(new_state)  # [B, A]
+        q_values, _ = self._q_network(new_state, training=self._stochastic_network)  # [B, A]
         action = tf.argmax(q_values, axis=-1, output_type=tf.int32)
         if self._epsilon is not None:
             batch = tf.shape(action)[0]

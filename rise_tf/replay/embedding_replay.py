@@ -30,7 +30,7 @@ import numpy as np
 from rise_tf.replay.sum_tree import SumTree
 
 FIRST, MID, LAST = 0, 1, 2  # TF-Agents StepType values
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: layout without priority_epsilon (a module constant now)
 
 
 def n_step_targets(rewards: np.ndarray, discounts: np.ndarray, num_steps: np.ndarray,
@@ -65,8 +65,9 @@ class ReplayStore(abc.ABC):
         """Returns (batch, keys, importance_weights)."""
 
     @abc.abstractmethod
-    def update_priorities(self, keys: np.ndarray, td_errors: np.ndarray) -> None:
-        ...
+    def update_priorities(self, keys: np.ndarray, errors: np.ndarray) -> None:
+        """New priorities (|error| + ε)^α for sampled keys; errors are per-sample |TD| (or BTR's
+        quantile error)."""
 
     @property
     @abc.abstractmethod
@@ -74,30 +75,40 @@ class ReplayStore(abc.ABC):
         ...
 
 
-@dataclasses.dataclass(frozen=True)
+def min_lane_capacity(*, window_length: int, frame_stack: int, n_step: int) -> int:
+    """Steps each lane must hold: the longest input window, the n-step lookahead, and two rows of
+    slack (the row being written and the episode's LAST row). The config checks by this too."""
+    return max(window_length, frame_stack) + n_step + 2
+
+
+PRIORITY_EPSILON = 1e-6  # added to |error| before the exponent, so no stored step has priority 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ReplayLayout:
-    """Shapes and learning constants the sampler needs; saved next to the buffer's contents."""
+    """Shapes and learning constants the sampler needs; saved next to the buffer's contents.
+    No defaults: the run config is their one source (the builder passes every field)."""
 
     num_lanes: int
     capacity: int  # total steps over all lanes
-    frame_size: int = 84
-    embedding_size: int = 256  # 0 when the network has no frozen encoder
-    embedding_dtype: str = "float16"
-    frame_stack: int = 4
-    window_length: int = 16
-    n_step: int = 3
-    gamma: float = 0.99
-    reward_clip: float = 1.0  # rewards clipped to [-c, c] in the targets; 0 disables clipping
-    prioritized: bool = True
-    priority_exponent: float = 0.5  # α
-    priority_epsilon: float = 1e-6
+    frame_size: int
+    embedding_size: int  # 0 when the network has no frozen encoder
+    embedding_dtype: str
+    frame_stack: int
+    window_length: int
+    n_step: int
+    gamma: float
+    reward_clip: float  # rewards clipped to [-c, c] in the targets; 0 disables clipping
+    prioritized: bool
+    priority_exponent: float  # α
 
     def __post_init__(self):
+        need = min_lane_capacity(window_length=self.window_length, frame_stack=self.frame_stack, n_step=self.n_step)
         checks = [
             (self.num_lanes >= 1, f"num_lanes must be >= 1, got {self.num_lanes}"),
-            (self.capacity >= self.num_lanes * (max(self.window_length, self.frame_stack) + self.n_step + 2),
+            (self.capacity >= self.num_lanes * need,
              f"capacity {self.capacity} is too small for {self.num_lanes} lanes: each lane needs at least "
-             f"window + n_step + 2 = {max(self.window_length, self.frame_stack) + self.n_step + 2} steps"),
+             f"max(window, frame stack) + n_step + 2 = {need} steps"),
             (self.embedding_size >= 0, f"embedding_size must be >= 0, got {self.embedding_size}"),
             (self.embedding_dtype in ("float16", "float32"),
              f"embedding_dtype must be float16 or float32, got {self.embedding_dtype!r}"),
@@ -115,6 +126,14 @@ class ReplayLayout:
     @property
     def lane_capacity(self) -> int:
         return self.capacity // self.num_lanes
+
+    def estimated_bytes(self) -> int:
+        """Memory the buffer allocates for this layout (frames, embeddings, scalars, sum tree)."""
+        slots = self.num_lanes * self.lane_capacity
+        per_slot = (self.frame_size ** 2 + self.embedding_size * np.dtype(self.embedding_dtype).itemsize
+                    + 4 + 4 + 4 + 1 + 8 + 1)  # action, reward, discount, step type, episode start, sampleable
+        tree_leaves = 1 << int(np.ceil(np.log2(max(slots, 2))))
+        return slots * per_slot + 2 * tree_leaves * 8
 
 
 class EmbeddingReplay(ReplayStore):
@@ -319,7 +338,7 @@ class EmbeddingReplay(ReplayStore):
         td_errors = np.abs(np.asarray(td_errors, np.float64))
         if not np.all(np.isfinite(td_errors)):
             raise ValueError("TD errors contain NaN or inf; refusing to write them as priorities")
-        priorities = (td_errors + self.layout.priority_epsilon) ** self.layout.priority_exponent
+        priorities = (td_errors + PRIORITY_EPSILON) ** self.layout.priority_exponent
         keys = np.asarray(keys, np.int64)
         cap = self.layout.lane_capacity
         still_valid = self.sampleable[keys // cap, keys % cap]  # a key may have been overwritten since

@@ -1,4 +1,8 @@
-"""The one place that reads a RunConfig and wires environments, network, agent and replay together."""
+"""The one place that reads a RunConfig and wires environments, network, agent and replay together.
+
+Every constructor below is called with explicit keyword arguments taken from the config, which is
+the only place a default lives.
+"""
 from __future__ import annotations
 
 from typing import Optional
@@ -6,7 +10,7 @@ from typing import Optional
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
-from rise_tf.agents.rise_dqn_agent import RiseDqnAgent
+from rise_tf.agents.rise_agent import RiseAgent
 from rise_tf.envs.atari import AtariSettings
 from rise_tf.envs.atari_preprocessing import PreprocessingConfig
 from rise_tf.envs.py_env import make_batched_env
@@ -26,7 +30,7 @@ def lane_kwargs(config: RunConfig, training: bool) -> dict:
                             max_episode_frames=env.max_episode_frames, preprocessing=preprocessing_config(config)),
         # Life loss as terminal is a learning signal only; evaluation always plays whole games.
         terminal_on_life_loss=env.terminal_on_life_loss and training,
-        corridor_length=env.corridor_length, num_cues=env.num_cues)
+        corridor_length=env.corridor_length, num_cues=env.num_cues, frame_size=env.frame_size)
 
 
 def make_env(config: RunConfig, num_envs: Optional[int] = None, seed_offset: int = 0, training: bool = True,
@@ -38,42 +42,50 @@ def make_env(config: RunConfig, num_envs: Optional[int] = None, seed_offset: int
 
 def network_spec(config: RunConfig):
     net = config.network
-    return network_input_spec(net.memory, config.env.frame_size, net.frame_stack, net.window_length,
-                              net.embedding_size)
+    return network_input_spec(net.memory, frame_size=config.env.frame_size, frame_stack=net.frame_stack,
+                              window_length=net.window_length, embedding_size=net.embedding_size)
 
 
 def make_network(config: RunConfig, num_actions: int):
     net = config.network
-    return build_network(network_spec(config), num_actions, memory=net.memory,
+    return build_network(network_spec(config), num_actions=num_actions, memory=net.memory,
                          learnable_encoder=net.learnable_encoder, width_scale=net.width_scale,
-                         impala_pool_size=net.impala_pool_size, frozen_encoder=net.frozen_encoder,
-                         embedding_size=net.embedding_size, frozen_seed=net.frozen_seed, core=net.core,
-                         core_units=net.core_units, fusion=net.fusion, head=net.head)
+                         impala_pool_size=net.impala_pool_size, spectral_norm=net.spectral_norm,
+                         frozen_encoder=net.frozen_encoder, embedding_size=net.embedding_size,
+                         frozen_seed=config.frozen_seed, core=net.core, core_units=net.core_units,
+                         fusion=net.fusion, head=net.head, head_hidden_units=net.head_hidden_units,
+                         noisy=net.noisy, noisy_sigma0=net.noisy_sigma0, num_cosines=net.num_cosines,
+                         num_taus=net.num_taus)
 
 
-def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counter=None) -> RiseDqnAgent:
+def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counter=None) -> RiseAgent:
     time_step_spec = tensor_spec.from_spec(time_step_spec)
     action_spec = tensor_spec.from_spec(action_spec)
     num_actions = int(action_spec.maximum - action_spec.minimum + 1)
     agent_config = config.agent
     optimizer = tf.keras.optimizers.Adam(agent_config.learning_rate, epsilon=agent_config.adam_epsilon)
-    agent = RiseDqnAgent(
+    agent = RiseAgent(
         time_step_spec, action_spec, make_network(config, num_actions), optimizer,
-        embedding_dtype=config.network.embedding_dtype, double_dqn=agent_config.double_dqn,
-        huber_delta=agent_config.huber_delta, target_update_period=agent_config.target_update_period,
-        target_update_tau=agent_config.target_update_tau, gradient_clip_norm=agent_config.gradient_clip_norm,
+        embedding_dtype=config.network.embedding_dtype, loss=agent_config.loss, double_dqn=agent_config.double_dqn,
+        huber_delta=agent_config.huber_delta, munchausen=agent_config.munchausen,
+        munchausen_temperature=agent_config.munchausen_temperature, munchausen_alpha=agent_config.munchausen_alpha,
+        munchausen_log_policy_clip=agent_config.munchausen_log_policy_clip,
+        target_update_period=agent_config.target_update_period, target_update_tau=agent_config.target_update_tau,
+        gradient_clip_norm=agent_config.gradient_clip_norm, eval_epsilon=config.train.eval_epsilon,
         train_step_counter=train_step_counter)
     agent.initialize()
     return agent
 
 
-def make_replay(config: RunConfig) -> EmbeddingReplay:
-    spec = network_spec(config)
-    layout = ReplayLayout(
+def replay_layout(config: RunConfig) -> ReplayLayout:
+    return ReplayLayout(
         num_lanes=config.env.num_envs, capacity=config.replay.capacity, frame_size=config.env.frame_size,
         embedding_size=config.network.embedding_size if config.network.memory == "rise" else 0,
         embedding_dtype=config.network.embedding_dtype, frame_stack=config.network.frame_stack,
         window_length=config.network.window_length, n_step=config.agent.n_step, gamma=config.agent.gamma,
         reward_clip=config.agent.reward_clip, prioritized=config.replay.prioritized,
         priority_exponent=config.replay.priority_exponent)
-    return EmbeddingReplay(layout, list(spec), seed=config.train.seed)
+
+
+def make_replay(config: RunConfig) -> EmbeddingReplay:
+    return EmbeddingReplay(replay_layout(config), list(network_spec(config)), seed=config.train.seed)

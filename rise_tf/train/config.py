@@ -1,24 +1,48 @@
 """Run configuration: frozen dataclasses by section, presets per algorithm, JSON round-trip, CLI flags.
 
-Only the builder reads this; the pieces it builds take explicit arguments. Every field carries a
+These dataclasses are the only place a default lives: the builder reads them and passes every
+value explicitly (constructors take keyword arguments without defaults). Every field carries a
 one-line help string, which becomes its `rise-train --flag` help. Units are in the names: `*_frames`
 count emulator frames (4 per agent step on Atari), `*_updates` count learner updates.
+
+TensorFlow-free (choice lists come from `networks.choices` and `agents.choices`), so `rise-train
+--help` and config validation start in well under a second.
+
+Presets: `dqn`, `rise-dqn`, `r2d2-lite` (the DQN base) and `btr`, `rise-btr`, `r2d2-btr` (Beyond The
+Rainbow, Clark et al. 2025, with the values of its ICML code release). Deliberate deviations of the
+BTR presets from that code:
+- ε decays geometrically with time constant 2M agent steps, as BTR's per-step update does, but as a
+  closed form of frames (ε_end + (ε_start − ε_end)·exp(−frames / decay_frames)).
+- PER β anneals linearly over the whole frame budget (BTR: from the end of warm-up).
+- PER samples the whole replay (BTR samples each batch from one env's buffer, picked by its total
+  priority, "a slight simplification of PER").
+- Evaluation uses the quantile midpoints as taus (BTR: random taus), so it is deterministic apart
+  from ε_eval.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Dict, List, Tuple
+import math
+from typing import Any, Dict, List, Optional, Tuple
 
+from rise_tf.agents.choices import DISTRIBUTIONAL_LOSSES, LOSSES
+from rise_tf.envs import atari, memory_task
+from rise_tf.envs.atari_preprocessing import PreprocessingConfig
 from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME
-from rise_tf.networks.encoders import FROZEN_ENCODERS, LEARNABLE_ENCODERS
-from rise_tf.networks.heads import HEADS
-from rise_tf.networks.recurrent import CORES
-from rise_tf.networks.rise_q_network import FUSIONS, MEMORIES
+from rise_tf.networks.choices import (CORES, DISTRIBUTIONAL_HEADS, FROZEN_ENCODERS, FUSIONS, HEADS,
+                                      LEARNABLE_ENCODERS, MEMORIES)
+from rise_tf.replay.embedding_replay import min_lane_capacity
+
+EPSILON_SCHEDULES = ("linear", "exponential")
 
 
-def _field(default, help_text: str):
-    return dataclasses.field(default=default, metadata={"help": help_text})
+def _field(default, help_text: str, parse=None):
+    """A config field; `parse` names the CLI type when the default (None) does not show it."""
+    metadata = {"help": help_text}
+    if parse is not None:
+        metadata["parse"] = parse
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -26,25 +50,33 @@ def _require(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _require_finite(section) -> None:
+    """Every float setting must be a real number: inf and NaN pass most range checks and then
+    loop forever (replay_ratio inf) or poison the weights (learning_rate inf)."""
+    for field in dataclasses.fields(section):
+        value = getattr(section, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            _require(False, f"{field.name} must be a finite number, got {value}")
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
     game: str = _field("Pong", "Atari game (Pong, space_invaders, ALE/Breakout-v5) or MemoryCorridor")
     num_envs: int = _field(8, "parallel game lanes collected in lock-step")
     parallel: str = _field("serial", "how lanes step: serial | threads | processes")
-    sticky_action_prob: float = _field(0.25, "probability the emulator repeats the previous action (ALE v5)")
-    noop_max: int = _field(30, "up to this many no-op actions after each reset")
-    max_episode_frames: int = _field(108_000, "episode truncation, in emulator frames")
+    sticky_action_prob: float = _field(atari.STICKY_ACTION_PROB, "probability the emulator repeats the previous action (ALE v5)")
+    noop_max: int = _field(atari.NOOP_MAX, "up to this many no-op actions after each reset")
+    max_episode_frames: int = _field(atari.MAX_EPISODE_FRAMES, "episode truncation, in emulator frames")
     terminal_on_life_loss: bool = _field(False, "learner treats a life loss as terminal (discount 0)")
-    action_repeat: int = _field(4, "emulator frames per agent step (Atari)")
-    frame_size: int = _field(84, "preprocessed frames are frame_size x frame_size")
-    corridor_length: int = _field(8, "MemoryCorridor: steps between the cue and the decision")
-    num_cues: int = _field(2, "MemoryCorridor: number of cues (= actions)")
+    action_repeat: int = _field(PreprocessingConfig.action_repeat, "emulator frames per agent step (Atari)")
+    frame_size: int = _field(PreprocessingConfig.frame_size, "preprocessed frames are frame_size x frame_size (Atari and MemoryCorridor)")
+    corridor_length: int = _field(memory_task.STANDARD_CORRIDOR_LENGTH, "MemoryCorridor: steps between the cue and the decision")
+    num_cues: int = _field(memory_task.STANDARD_NUM_CUES, "MemoryCorridor: number of cues (= actions)")
 
     def validate(self):
+        _require_finite(self)
         if self.game != MEMORY_GAME:
-            from rise_tf.envs.atari import resolve_game  # TF-free; raises with the closest names
-
-            resolve_game(self.game)
+            atari.resolve_game(self.game)  # raises with the closest names
         _require(self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}")
         _require(self.parallel in ("serial", "threads", "processes"),
                  f"parallel must be serial, threads or processes, got {self.parallel!r}")
@@ -63,6 +95,7 @@ class NetworkConfig:
     learnable_encoder: str = _field("nature", "trainable CNN φ: nature | impala")
     width_scale: int = _field(1, "channel multiplier of φ (Beyond The Rainbow uses impala x2)")
     impala_pool_size: int = _field(6, "impala: adaptive max-pool output is pool x pool")
+    spectral_norm: bool = _field(False, "impala: spectral normalisation on the residual-block convolutions (BTR)")
     frozen_encoder: str = _field("random_projection", "frozen encoder ϑ: random_projection | random_cnn | pooled_pixels")
     embedding_size: int = _field(64, "width of ϑ's embedding E (pooled_pixels needs a square)")
     embedding_dtype: str = _field("float16", "dtype embeddings are stored (and rounded) in: float16 | float32")
@@ -71,10 +104,18 @@ class NetworkConfig:
     core: str = _field("lstm", "recurrent core ψ: lstm | gru")
     core_units: int = _field(64, "hidden units of ψ")
     fusion: str = _field("gate", "how ψ meets φ: gate (the paper) | concat (ablation)")
-    head: str = _field("dueling", "Q head ω: linear | dueling")
-    frozen_seed: int = _field(0, "seed of ϑ's fixed weights (part of the model: saved and exported)")
+    head: str = _field("dueling", "Q head ω: linear | dueling | iqn (implicit quantiles with dueling streams, BTR)")
+    head_hidden_units: int = _field(0, "hidden units per head stream; 0 = no hidden layer (BTR: 512)")
+    noisy: bool = _field(False, "factorised noisy linear layers in the head (noise off when evaluating and exported)")
+    noisy_sigma0: float = _field(0.5, "noisy layers: initial σ = sigma0 / sqrt(fan_in)")
+    num_cosines: int = _field(64, "iqn: cosine features of each tau")
+    num_taus: int = _field(8, "iqn: taus sampled per state when acting and learning; evaluation and export "
+                              "use this many quantile midpoints")
+    frozen_seed: Optional[int] = _field(None, "seed of ϑ's fixed weights (saved and exported) [default: --seed]",
+                                        parse=int)
 
     def validate(self):
+        _require_finite(self)
         _require(self.memory in MEMORIES, f"unknown memory {self.memory!r}; choose one of {MEMORIES}")
         _require(self.learnable_encoder in LEARNABLE_ENCODERS,
                  f"unknown learnable_encoder {self.learnable_encoder!r}; choose one of {LEARNABLE_ENCODERS}")
@@ -95,11 +136,18 @@ class NetworkConfig:
         _require(self.core_units >= 1, f"core_units must be >= 1, got {self.core_units}")
         _require(self.fusion in FUSIONS, f"unknown fusion {self.fusion!r}; choose one of {FUSIONS}")
         _require(self.head in HEADS, f"unknown head {self.head!r}; choose one of {HEADS}")
+        _require(self.head_hidden_units >= 0, f"head_hidden_units must be >= 0, got {self.head_hidden_units}")
+        _require(self.noisy_sigma0 >= 0, f"noisy_sigma0 must be >= 0, got {self.noisy_sigma0}")
+        _require(self.num_cosines >= 1, f"num_cosines must be >= 1, got {self.num_cosines}")
+        _require(self.num_taus >= 1, f"num_taus must be >= 1, got {self.num_taus}")
+        _require(not self.spectral_norm or self.learnable_encoder == "impala",
+                 "spectral_norm applies to the Impala CNN's residual blocks; use --learnable-encoder impala "
+                 "or --no-spectral-norm")
 
 
 @dataclasses.dataclass(frozen=True)
 class ReplayConfig:
-    capacity: int = _field(500_000, "agent steps kept in replay over all lanes (~7.2 KB each)")
+    capacity: int = _field(500_000, "agent steps kept in replay over all lanes (~7.2 KB each at 84x84)")
     prioritized: bool = _field(True, "prioritized replay (PER); false = uniform")
     priority_exponent: float = _field(0.5, "PER α")
     importance_beta_start: float = _field(0.4, "PER β at the start of learning")
@@ -107,6 +155,7 @@ class ReplayConfig:
     save_replay: bool = _field(False, "also checkpoint the replay contents (large) so resume keeps them")
 
     def validate(self):
+        _require_finite(self)
         _require(self.capacity >= 1, f"capacity must be >= 1, got {self.capacity}")
         _require(self.priority_exponent >= 0, f"priority_exponent must be >= 0, got {self.priority_exponent}")
         _require(0 <= self.importance_beta_start <= 1 and 0 <= self.importance_beta_end <= 1,
@@ -120,14 +169,26 @@ class AgentConfig:
     batch_size: int = _field(32, "sampled steps per learner update")
     n_step: int = _field(3, "steps in the n-step return")
     gamma: float = _field(0.99, "discount per agent step")
+    loss: str = _field("huber", "huber (TD errors; heads linear, dueling) | quantile_huber (head iqn)")
     double_dqn: bool = _field(True, "double-DQN targets (argmax by the online network)")
-    huber_delta: float = _field(1.0, "Huber loss threshold")
+    huber_delta: float = _field(1.0, "Huber loss threshold (κ of the quantile Huber loss)")
+    munchausen: bool = _field(False, "Munchausen targets: α·clip(τ log π(a|s), l0, 0) added to the reward, soft bootstrap")
+    munchausen_temperature: float = _field(0.03, "Munchausen entropy temperature τ")
+    munchausen_alpha: float = _field(0.9, "Munchausen scaling α of the log-policy bonus")
+    munchausen_log_policy_clip: float = _field(-1.0, "Munchausen: τ log π is clipped to [l0, 0]; this is l0")
     reward_clip: float = _field(1.0, "clip rewards to [-c, c] in the targets; 0 disables")
     target_update_period: int = _field(2000, "learner updates between target-network updates")
     target_update_tau: float = _field(1.0, "1 = hard copy; < 1 = Polyak averaging factor")
     gradient_clip_norm: float = _field(10.0, "clip gradients to this global norm; 0 disables")
 
     def validate(self):
+        _require_finite(self)
+        _require(self.loss in LOSSES, f"unknown loss {self.loss!r}; choose one of {LOSSES}")
+        _require(not (self.munchausen and self.double_dqn),
+                 "Munchausen targets replace double-DQN's argmax; add --no-double-dqn (or --no-munchausen)")
+        _require(self.munchausen_temperature > 0, f"munchausen_temperature must be > 0, got {self.munchausen_temperature}")
+        _require(self.munchausen_log_policy_clip < 0,
+                 f"munchausen_log_policy_clip must be < 0, got {self.munchausen_log_policy_clip}")
         _require(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
         _require(self.adam_epsilon > 0, f"adam_epsilon must be > 0, got {self.adam_epsilon}")
         _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -147,7 +208,11 @@ class TrainConfig:
     replay_ratio: float = _field(0.25, "learner updates per agent step collected (0.25 = one update every 4 steps)")
     epsilon_start: float = _field(1.0, "ε-greedy exploration at the start")
     epsilon_end: float = _field(0.01, "ε after the decay")
-    epsilon_decay_frames: int = _field(1_000_000, "frames over which ε decays linearly")
+    epsilon_decay_frames: int = _field(1_000_000, "linear: frames over which ε decays; exponential: its time constant")
+    epsilon_schedule: str = _field("linear", "ε decay: linear | exponential (BTR)")
+    epsilon_greedy_fraction: float = _field(1.0, "ε-greedy acts in this first fraction of the budget, then ε = 0 "
+                                                 "(BTR: 0.5, noisy nets explore after)")
+    eval_epsilon: float = _field(0.0, "ε of the evaluation policy (BTR: 0.01)")
     eval_every_frames: int = _field(500_000, "frames between greedy evaluations; 0 disables")
     eval_episodes: int = _field(4, "episodes per evaluation (one lane each)")
     checkpoint_every_frames: int = _field(250_000, "frames between checkpoints")
@@ -157,10 +222,16 @@ class TrainConfig:
     deterministic_ops: bool = _field(False, "TensorFlow op determinism (reproducible, slower)")
 
     def validate(self):
+        _require_finite(self)
         _require(self.frames >= 1, f"frames must be >= 1, got {self.frames}")
         _require(self.warmup_frames >= 0, f"warmup_frames must be >= 0, got {self.warmup_frames}")
         _require(self.replay_ratio >= 0, f"replay_ratio must be >= 0, got {self.replay_ratio}")
-        _require(0 <= self.epsilon_end <= 1 and 0 <= self.epsilon_start <= 1, "epsilons must be in [0, 1]")
+        _require(0 <= self.epsilon_end <= 1 and 0 <= self.epsilon_start <= 1 and 0 <= self.eval_epsilon <= 1,
+                 "epsilon_start, epsilon_end and eval_epsilon must be in [0, 1]")
+        _require(self.epsilon_schedule in EPSILON_SCHEDULES,
+                 f"unknown epsilon_schedule {self.epsilon_schedule!r}; choose one of {EPSILON_SCHEDULES}")
+        _require(0 <= self.epsilon_greedy_fraction <= 1,
+                 f"epsilon_greedy_fraction must be in [0, 1], got {self.epsilon_greedy_fraction}")
         _require(self.epsilon_decay_frames >= 1, f"epsilon_decay_frames must be >= 1, got {self.epsilon_decay_frames}")
         _require(self.eval_every_frames >= 0, f"eval_every_frames must be >= 0, got {self.eval_every_frames}")
         _require(self.eval_episodes >= 1, f"eval_episodes must be >= 1, got {self.eval_episodes}")
@@ -174,9 +245,12 @@ SECTIONS = (("env", EnvConfig), ("network", NetworkConfig), ("replay", ReplayCon
 CONFIG_VERSION = 1
 
 
+DEFAULT_ALGO = "rise-dqn"
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    algo: str = "rise-dqn"
+    algo: str = DEFAULT_ALGO
     env: EnvConfig = EnvConfig()
     network: NetworkConfig = NetworkConfig()
     replay: ReplayConfig = ReplayConfig()
@@ -187,10 +261,26 @@ class RunConfig:
         _require(self.algo in PRESETS, f"unknown algo {self.algo!r}; choose one of {sorted(PRESETS)}")
         for section, _ in SECTIONS:
             getattr(self, section).validate()
-        _require(self.replay.capacity >= self.env.num_envs * (self.network.window_length + self.agent.n_step + 2),
+        net, agent = self.network, self.agent
+        lane_need = min_lane_capacity(window_length=net.window_length, frame_stack=net.frame_stack, n_step=agent.n_step)
+        _require(self.replay.capacity >= self.env.num_envs * lane_need,
                  f"replay capacity {self.replay.capacity} is too small for {self.env.num_envs} lanes with "
-                 f"window {self.network.window_length}; raise --capacity")
+                 f"window {net.window_length} and n_step {agent.n_step}: it needs at least "
+                 f"{self.env.num_envs * lane_need}; raise --capacity")
+        _require(agent.batch_size <= self.replay.capacity,
+                 f"batch_size {agent.batch_size} exceeds the replay capacity {self.replay.capacity}")
+        distributional_head = net.head in DISTRIBUTIONAL_HEADS
+        distributional_loss = agent.loss in DISTRIBUTIONAL_LOSSES
+        _require(distributional_head == distributional_loss,
+                 f"loss {agent.loss!r} cannot train head {net.head!r}: quantile_huber needs a distributional head "
+                 f"({', '.join(DISTRIBUTIONAL_HEADS)}), huber needs one of "
+                 f"{', '.join(h for h in HEADS if h not in DISTRIBUTIONAL_HEADS)}")
         return self
+
+    @property
+    def frozen_seed(self) -> int:
+        """ϑ's seed: network.frozen_seed when set, else the run's seed."""
+        return self.train.seed if self.network.frozen_seed is None else self.network.frozen_seed
 
     @property
     def is_memory_task(self) -> bool:
@@ -218,7 +308,7 @@ class RunConfig:
             sections[section] = kind(**given)
         unknown = set(values) - {"algo"}
         _require(not unknown, f"unknown config keys {sorted(unknown)}")
-        return cls(algo=values.get("algo", "rise-dqn"), **sections)
+        return cls(algo=values.get("algo", DEFAULT_ALGO), **sections)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -249,31 +339,83 @@ def _flatten(values: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
-# Presets: the three models the project compares, trained by the same agent.
+# Beyond The Rainbow (Clark et al. 2025), from its ICML code release (VIPTankz/BeyondTheRainbowICML,
+# main.py / Agent.py / networks.py; see ../shared/reference/btr.md and this module's docstring).
+_BTR_BATCH = 256
+BTR = {
+    "env": {"num_envs": 64},
+    "network": {"learnable_encoder": "impala", "width_scale": 2, "impala_pool_size": 6, "spectral_norm": True,
+                "head": "iqn", "head_hidden_units": 512, "noisy": True, "noisy_sigma0": 0.5, "num_cosines": 64,
+                "num_taus": 8},
+    "replay": {"capacity": 1_048_576, "prioritized": True, "priority_exponent": 0.2,
+               "importance_beta_start": 0.4, "importance_beta_end": 1.0},
+    "agent": {"loss": "quantile_huber", "munchausen": True, "double_dqn": False, "munchausen_temperature": 0.03,
+              "munchausen_alpha": 0.9, "munchausen_log_policy_clip": -1.0, "huber_delta": 1.0, "gamma": 0.997,
+              "n_step": 3, "batch_size": _BTR_BATCH, "learning_rate": 1e-4, "adam_epsilon": 0.005 / _BTR_BATCH,
+              "gradient_clip_norm": 10.0, "target_update_period": 500, "target_update_tau": 1.0, "reward_clip": 1.0},
+    # One update per vector step of 64 envs; learning starts after 200k transitions (x4 frames);
+    # ε decays with a 2M-transition time constant, ε-greedy only in the first half of training.
+    "train": {"replay_ratio": 1 / 64, "warmup_frames": 800_000, "epsilon_start": 1.0, "epsilon_end": 0.01,
+              "epsilon_schedule": "exponential", "epsilon_decay_frames": 8_000_000, "epsilon_greedy_fraction": 0.5,
+              "eval_epsilon": 0.01, "eval_every_frames": 1_000_000, "eval_episodes": 100, "frames": 200_000_000},
+}
+
+
+def _with(base: Dict[str, Dict[str, Any]], **sections: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    merged = {name: dict(values) for name, values in base.items()}
+    for name, values in sections.items():
+        merged.setdefault(name, {}).update(values)
+    return merged
+
+
+# Presets: the models the project compares, on two bases, all trained by the same agent.
 PRESETS = {
     "dqn": {"network": {"memory": "none"}},
     "rise-dqn": {"network": {"memory": "rise"}},
     "r2d2-lite": {"network": {"memory": "full_recurrent"}},
+    "btr": _with(BTR, network={"memory": "none"}),
+    "rise-btr": _with(BTR, network={"memory": "rise"}),
+    "r2d2-btr": _with(BTR, network={"memory": "full_recurrent"}),  # the cost RISE avoids, on BTR's body
 }
+BASE_OF = {"dqn": "dqn", "rise-dqn": "dqn", "r2d2-lite": "dqn", "btr": "btr", "rise-btr": "btr", "r2d2-btr": "btr"}
 
 # The memory task is small and fast: scale the Atari schedule down so it learns in minutes on a CPU.
 MEMORY_TASK_SCALE = {
-    "env": {"num_envs": 8},
-    "replay": {"capacity": 50_000},
-    "agent": {"target_update_period": 250, "gamma": 0.9, "n_step": 1, "learning_rate": 1e-3},
-    "train": {"frames": 30_000, "warmup_frames": 2_000, "replay_ratio": 0.25, "epsilon_decay_frames": 10_000,
-              "epsilon_end": 0.05, "eval_every_frames": 10_000, "eval_episodes": 32,
-              "checkpoint_every_frames": 20_000, "log_every_frames": 1_000},
+    "dqn": {
+        "env": {"num_envs": 8},
+        "replay": {"capacity": 50_000},
+        "agent": {"target_update_period": 250, "gamma": 0.9, "n_step": 1, "learning_rate": 1e-3},
+        "train": {"frames": 30_000, "warmup_frames": 2_000, "replay_ratio": 0.25, "epsilon_decay_frames": 10_000,
+                  "epsilon_end": 0.05, "eval_every_frames": 10_000, "eval_episodes": 32,
+                  "checkpoint_every_frames": 20_000, "log_every_frames": 1_000},
+    },
+    # BTR's learner (IQN with noisy dueling streams, Munchausen targets, PER α 0.2) on a smaller body:
+    # the Nature CNN that rise-dqn uses here instead of spectral-norm Impala x2 (which costs ~6-25x
+    # more per frame: ~370 ms per update at x1 and batch 32 on a 2-core CPU), 128 hidden units
+    # instead of 512 and batch 32 instead of 256, so it learns the task in minutes on a CPU and its
+    # comparison with rise-dqn differs in the learner only. The schedule is the DQN memory one.
+    "btr": {
+        "env": {"num_envs": 8},
+        "network": {"learnable_encoder": "nature", "width_scale": 1, "spectral_norm": False,
+                    "head_hidden_units": 128},
+        "replay": {"capacity": 50_000},
+        "agent": {"target_update_period": 250, "gamma": 0.9, "n_step": 1, "learning_rate": 1e-3,
+                  "batch_size": 32, "adam_epsilon": 0.005 / 32},
+        "train": {"frames": 40_000, "warmup_frames": 2_000, "replay_ratio": 0.25, "epsilon_schedule": "linear",
+                  "epsilon_decay_frames": 10_000, "epsilon_end": 0.05, "epsilon_greedy_fraction": 0.5,
+                  "eval_epsilon": 0.0, "eval_every_frames": 10_000, "eval_episodes": 32,
+                  "checkpoint_every_frames": 20_000, "log_every_frames": 1_000},
+    },
 }
 
 
-def make_config(algo: str = "rise-dqn", game: str = "Pong", **section_updates) -> RunConfig:
+def make_config(algo: str = DEFAULT_ALGO, game: str = EnvConfig.game, **section_updates) -> RunConfig:
     """Preset for `algo`, scaled for the memory task if `game` is MemoryCorridor, then overrides."""
     if algo not in PRESETS:
         raise ValueError(f"unknown algo {algo!r}; choose one of {sorted(PRESETS)}")
-    config = RunConfig(algo=algo).replace(env={"game": game}, **PRESETS[algo])
+    config = RunConfig(algo=algo).replace(**PRESETS[algo]).replace(env={"game": game})
     if game == MEMORY_GAME:
-        config = config.replace(**MEMORY_TASK_SCALE)
+        config = config.replace(**MEMORY_TASK_SCALE[BASE_OF[algo]])
     if section_updates:
         config = config.replace(**section_updates)
     return config.validate()

@@ -26,7 +26,7 @@ from tf_agents.policies import py_tf_eager_policy
 
 from rise_tf.envs.atari_scores import human_normalized_score
 from rise_tf.train import builder, checkpoints
-from rise_tf.train.config import RunConfig
+from rise_tf.train.config import RunConfig, TrainConfig
 from rise_tf.train.evaluation import EvalResult, evaluate
 
 CONFIG_FILE = "config.json"
@@ -43,6 +43,16 @@ class TrainingError(RuntimeError):
 def linear_schedule(start: float, end: float, duration: float, t: float) -> float:
     fraction = min(max(t / duration, 0.0), 1.0) if duration > 0 else 1.0
     return start + fraction * (end - start)
+
+
+def exploration_epsilon(train: TrainConfig, frames: int) -> float:
+    """ε of the collect policy after `frames`: linear or geometric decay, and 0 once the ε-greedy
+    part of the budget (epsilon_greedy_fraction) is over (BTR: noisy nets explore after half)."""
+    if frames >= train.epsilon_greedy_fraction * train.frames:
+        return 0.0
+    if train.epsilon_schedule == "exponential":
+        return train.epsilon_end + (train.epsilon_start - train.epsilon_end) * math.exp(-frames / train.epsilon_decay_frames)
+    return linear_schedule(train.epsilon_start, train.epsilon_end, train.epsilon_decay_frames, frames)
 
 
 def prepare_run_dir(run_dir: str, config: RunConfig, resume: bool) -> RunConfig:
@@ -154,6 +164,12 @@ class Trainer:
         if path is None:
             print(f"[rise-train] {self.run_dir} has no checkpoint yet; starting from step 0 with its config.")
             return
+        saved_algo = checkpoints.load_state(path).get("config", {}).get("algo")
+        if saved_algo is not None and saved_algo != self.config.algo:
+            raise TrainingError(
+                f"{path} was written by a {saved_algo} run, but {self.run_dir}/config.json says {self.config.algo}: "
+                f"a {saved_algo} checkpoint cannot be resumed as {self.config.algo}. Restore the run's config.json, "
+                f"or start a new --run-dir for {self.config.algo}.")
         state = checkpoints.restore(path, self._trackables())
         self.counters.update({key: state[key] for key in self.counters if key in state})
         replay_dir = os.path.join(path, "replay")
@@ -196,8 +212,7 @@ class Trainer:
         try:
             while self.counters["frames"] < train.frames:
                 # 1. Act: ε decays with frames; the driver steps every lane once (policy -> env -> observers).
-                self.agent.epsilon.assign(linear_schedule(train.epsilon_start, train.epsilon_end,
-                                                          train.epsilon_decay_frames, self.counters["frames"]))
+                self.agent.epsilon.assign(exploration_epsilon(train, self.counters["frames"]))
                 steps_before = self._stats.agent_steps
                 time_step, policy_state = driver.run(time_step, policy_state)
                 new_steps = self._stats.agent_steps - steps_before
@@ -275,7 +290,7 @@ class Trainer:
                 f"the loss became NaN/inf at update {self.counters['updates']:,} ({self.counters['frames']:,} "
                 f"frames); the weights were not changed by that update. Last good checkpoint: {where}. Lower "
                 f"--learning-rate or set --gradient-clip-norm, then --resume {self.run_dir}.") from None
-        self.replay.update_priorities(keys, loss_info.extra.td_errors.numpy())  # .numpy() waits for the update
+        self.replay.update_priorities(keys, loss_info.extra.sample_errors.numpy())  # .numpy() waits for the update
         if self._updates_this_process > 0:
             self.counters["update_seconds"] += time.perf_counter() - updating
             self.counters["sample_seconds"] += updating - sampled
@@ -330,7 +345,7 @@ class Trainer:
         if self._eval_env is None:
             self._eval_env = builder.make_env(self.config, num_envs=min(episodes, MAX_EVAL_LANES),
                                               seed_offset=EVAL_SEED_OFFSET, training=False, parallel="serial")
-        result = evaluate(self.agent.policy, self._eval_env, episodes, self.config.env.game)
+        result = evaluate(self.agent.evaluation_policy, self._eval_env, episodes, self.config.env.game)
         record = {"kind": "eval", "frames": self.counters["frames"], "return": result.mean_return,
                   "returns": result.returns, "success_rate": result.success_rate,
                   "episode_steps": float(np.mean(result.lengths)), "wall_seconds": self._wall_seconds()}

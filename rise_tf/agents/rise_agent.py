@@ -1,0 +1,206 @@
+"""RiseAgent: one value-based TF-Agents agent for every model rise-tf trains (DQN and BTR bases,
+with or without RISE, and the full-recurrent comparison).
+
+A TF-Agents `TFAgent`: `agent.policy` (greedy), `agent.evaluation_policy` (ε_eval-greedy, the
+deterministic network) and `agent.collect_policy` (ε-greedy on the stochastic network: noise and
+sampled taus) plug into TF-Agents drivers; `agent.train(batch, weights)` runs one update as a single
+tf.function. The batch is what `EmbeddingReplay.sample` builds (network inputs at t and at the
+bootstrap step, n-step return, bootstrap discount, action), not a raw Trajectory: the learner reads
+stored embeddings and never calls the frozen encoder.
+
+Losses, picked by `loss` and checked against the head:
+- "huber": (double) DQN or Munchausen-DQN targets, Huber TD loss, for one-Q-per-action heads.
+- "quantile_huber": IQN quantile targets (or Munchausen-IQN, Beyond The Rainbow's), quantile Huber
+  loss over all pairs of online and target taus, for the IQN head.
+
+Deliberate deviations from Beyond The Rainbow's code (Clark et al. 2025):
+- Munchausen's log-policy at s_t is read from the online network's own forward pass of this update
+  (held fixed), not from a second online forward pass with fresh taus: same network, same noise,
+  one pass fewer.
+- Noise is drawn afresh in every forward pass with training=True (acting, the online and the target
+  passes of an update); BTR redraws the online noise once per acting step and reuses it in the
+  update that follows.
+"""
+from __future__ import annotations
+
+import collections
+from typing import Optional
+
+import tensorflow as tf
+from tf_agents.agents import tf_agent
+from tf_agents.utils import common
+
+from rise_tf.agents.choices import DISTRIBUTIONAL_LOSSES, LOSSES
+from rise_tf.agents.losses import (double_dqn_targets, dqn_targets, munchausen_targets, quantile_huber_loss,
+                                   quantile_targets, td_loss)
+from rise_tf.policies.rise_policy import RiseQPolicy
+
+# sample_errors: the per-sample error written back as PER priority (|TD| or Σ_i mean_j |δ_ij|).
+RiseLossInfo = collections.namedtuple("RiseLossInfo", ("sample_errors", "q_mean"))
+
+
+def training_batch_spec(network_input_spec):
+    """The structure `EmbeddingReplay.sample` returns (without the batch axis)."""
+    return {
+        "observation": network_input_spec,
+        "action": tf.TensorSpec([], tf.int32, "action"),
+        "n_step_return": tf.TensorSpec([], tf.float32, "n_step_return"),
+        "bootstrap_discount": tf.TensorSpec([], tf.float32, "bootstrap_discount"),
+        "next_observation": network_input_spec,
+    }
+
+
+class RiseAgent(tf_agent.TFAgent):
+    def __init__(self, time_step_spec, action_spec, q_network, optimizer, *, embedding_dtype: str, loss: str,
+                 double_dqn: bool, huber_delta: float, munchausen: bool, munchausen_temperature: float,
+                 munchausen_alpha: float, munchausen_log_policy_clip: float, target_update_period: int,
+                 target_update_tau: float, gradient_clip_norm: float, eval_epsilon: float,
+                 train_step_counter: Optional[tf.Variable] = None, name: str = "RiseAgent"):
+        """
+        Args:
+          loss: one of LOSSES; quantile_huber needs a distributional (IQN) network and vice versa.
+          huber_delta: Huber threshold; κ of the quantile Huber loss.
+          munchausen*: Munchausen targets (temperature τ, α, log-policy clip l0); replaces double-DQN.
+          target_update_period: learner updates between target-network updates.
+          target_update_tau: 1.0 = hard copy every period; < 1 = Polyak averaging with this τ.
+          gradient_clip_norm: clip gradients to this global norm; 0 disables.
+          eval_epsilon: ε of `evaluation_policy`.
+        """
+        tf.Module.__init__(self, name=name)
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
+        if (loss in DISTRIBUTIONAL_LOSSES) != q_network.distributional:
+            raise ValueError(f"loss {loss!r} does not fit the network's {'distributional' if q_network.distributional else 'one-Q-per-action'} "
+                             f"head: use quantile_huber with head iqn, huber with linear or dueling")
+        if munchausen and double_dqn:
+            raise ValueError("Munchausen targets replace double-DQN's argmax; turn double_dqn off")
+        if target_update_period < 1:
+            raise ValueError(f"target_update_period must be >= 1, got {target_update_period}")
+        if not 0.0 < target_update_tau <= 1.0:
+            raise ValueError(f"target_update_tau must be in (0, 1], got {target_update_tau}")
+        self._q_network = q_network
+        self._target_q_network = q_network.copy(name="TargetQNetwork")
+        self._target_q_network.create_variables(q_network.input_tensor_spec)
+        self._optimizer = optimizer
+        self._loss_kind = loss
+        self._double_dqn = double_dqn
+        self._huber_delta = huber_delta
+        self._munchausen = dict(temperature=munchausen_temperature, alpha=munchausen_alpha,
+                                log_policy_clip=munchausen_log_policy_clip) if munchausen else None
+        self._gradient_clip_norm = gradient_clip_norm or None
+        self.epsilon = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="collect_epsilon")
+        policy = RiseQPolicy(time_step_spec, action_spec, q_network, embedding_dtype=embedding_dtype,
+                             epsilon=None, stochastic_network=False, name="greedy")
+        self._evaluation_policy = RiseQPolicy(time_step_spec, action_spec, q_network, embedding_dtype=embedding_dtype,
+                                              epsilon=eval_epsilon or None, stochastic_network=False,
+                                              name="evaluation")
+        collect_policy = RiseQPolicy(time_step_spec, action_spec, q_network, embedding_dtype=embedding_dtype,
+                                     epsilon=self.epsilon, stochastic_network=True, name="collect")
+        super().__init__(time_step_spec, action_spec, policy, collect_policy,
+                         train_sequence_length=None,
+                         training_data_spec=training_batch_spec(q_network.input_tensor_spec),
+                         train_step_counter=train_step_counter)
+        self._update_target = self._make_target_update(target_update_period, target_update_tau)
+        # TFAgent only compiles _train under TF1 (`function_in_tf1`); in TF2 it would run eagerly, op
+        # by op. One compiled function per update is what makes the learner fast.
+        self._train_fn = tf.function(self._train)
+
+    @property
+    def q_network(self):
+        return self._q_network
+
+    @property
+    def target_q_network(self):
+        return self._target_q_network
+
+    @property
+    def optimizer(self):
+        return self._optimizer
+
+    @property
+    def evaluation_policy(self) -> RiseQPolicy:
+        """The deterministic network, acting ε_eval-greedily (ε_eval = 0 makes it `policy`)."""
+        return self._evaluation_policy
+
+    @property
+    def target_update_schedule(self) -> tf.Module:
+        """Holds the counter of the periodic target update (checkpoint it to resume the phase)."""
+        return self._update_target
+
+    def _make_target_update(self, period: int, tau: float):
+        def update():
+            return common.soft_variables_update(
+                self._q_network.variables, self._target_q_network.variables, tau=tau,
+                tau_non_trainable=1.0)
+        return common.Periodically(update, period, "target_update")
+
+    def _initialize(self):
+        # Start the target from the online weights (ϑ included, though only the online ϑ is used).
+        return common.soft_variables_update(self._q_network.variables, self._target_q_network.variables,
+                                            tau=1.0)
+
+    # ------------------------------------------------------------------ losses
+
+    def _bootstrap(self, batch):
+        """Everything the targets need from s_{t+n}, computed outside the gradient tape (the tape
+        would otherwise record the target network's forward pass: its variables are trainable)."""
+        next_observation = batch["next_observation"]
+        if self._loss_kind == "quantile_huber":
+            next_values, _ = self._target_q_network.quantile_values(next_observation, training=True)  # [B, N', A]
+            next_mean_q = tf.reduce_mean(next_values, axis=1)  # [B, A]
+        else:
+            next_values, _ = self._target_q_network(next_observation, training=True)  # [B, A]
+            next_mean_q = next_values
+        chooser = next_mean_q  # Q(s', ·) whose argmax is a* for non-Munchausen targets
+        if self._double_dqn:
+            chooser, _ = self._q_network(next_observation, training=False)
+        return {"values": tf.stop_gradient(next_values), "mean_q": tf.stop_gradient(next_mean_q),
+                "chooser": tf.stop_gradient(chooser)}
+
+    def _targets(self, batch, bootstrap, q_values):
+        """n-step targets: [B] for Huber, [B, N'] for quantiles. q_values = Q(s_t, ·) (Munchausen's π)."""
+        returns, discounts = batch["n_step_return"], batch["bootstrap_discount"]
+        if self._munchausen:
+            return munchausen_targets(q_values, batch["action"], bootstrap["mean_q"], bootstrap["values"], returns,
+                                      discounts, **self._munchausen)
+        if self._loss_kind == "quantile_huber":
+            next_actions = tf.argmax(bootstrap["chooser"], axis=-1, output_type=tf.int32)
+            return quantile_targets(bootstrap["values"], next_actions, returns, discounts)
+        if self._double_dqn:
+            return double_dqn_targets(bootstrap["chooser"], bootstrap["values"], returns, discounts)
+        return dqn_targets(bootstrap["values"], returns, discounts)
+
+    def _online_loss(self, batch, bootstrap, weights, training):
+        """(weighted mean loss [], per-sample errors [B], mean Q []) from the online pass over s_t."""
+        if weights is None:
+            weights = tf.ones_like(batch["n_step_return"])
+        if self._loss_kind == "quantile_huber":
+            quantiles, taus = self._q_network.quantile_values(batch["observation"], training=training)  # [B, N, A]
+            q_values = tf.reduce_mean(quantiles, axis=1)  # [B, A]
+            targets = tf.stop_gradient(self._targets(batch, bootstrap, q_values))  # [B, N']
+            chosen = tf.gather(quantiles, batch["action"], axis=-1, batch_dims=1)  # [B, N]
+            per_sample, errors = quantile_huber_loss(chosen, targets, taus, self._huber_delta)
+            return tf.reduce_mean(weights * per_sample), errors, tf.reduce_mean(q_values)
+        q_values, _ = self._q_network(batch["observation"], training=training)  # [B, A]
+        targets = tf.stop_gradient(self._targets(batch, bootstrap, q_values))  # [B]
+        loss, td_errors = td_loss(q_values, batch["action"], targets, weights, self._huber_delta)
+        return loss, tf.abs(td_errors), tf.reduce_mean(q_values)
+
+    def _loss(self, experience, weights=None, training=False):
+        loss, errors, q_mean = self._online_loss(experience, self._bootstrap(experience), weights, training)
+        return tf_agent.LossInfo(loss, RiseLossInfo(errors, q_mean))
+
+    def _train(self, experience, weights=None):
+        variables = self._q_network.trainable_variables
+        bootstrap = self._bootstrap(experience)  # outside the tape: nothing to differentiate
+        with tf.GradientTape() as tape:
+            loss, errors, q_mean = self._online_loss(experience, bootstrap, weights, training=True)
+            # A NaN/inf loss stops here, before any weight changes.
+            loss = tf.debugging.check_numerics(loss, "RISE loss is NaN or inf")
+        gradients = tape.gradient(loss, variables)
+        if self._gradient_clip_norm:
+            gradients, _ = tf.clip_by_global_norm(gradients, self._gradient_clip_norm)
+        self._optimizer.apply_gradients(zip(gradients, variables))
+        self.train_step_counter.assign_add(1)
+        self._update_target()
+        return tf_agent.LossInfo(loss, RiseLossInfo(errors, q_mean))
