@@ -50,8 +50,9 @@ def load_policy(run_dir: str, checkpoint: Optional[str] = None) -> LoadedPolicy:
     env.close()
     network = builder.make_network(config, len(meanings))
     state = checkpoints.restore(path, {"q_network": network}, partial=True)  # the online network only
+    # The greedy policy on the deterministic network: no ε, no noise, the quantile-midpoint taus.
     policy = RiseQPolicy(tensor_spec.from_spec(time_step_spec), tensor_spec.from_spec(action_spec), network,
-                         config.network.embedding_dtype)
+                         embedding_dtype=config.network.embedding_dtype, epsilon=None, stochastic_network=False)
     return LoadedPolicy(config, network, policy, meanings, path, int(state.get("frames", 0)))
 
 

@@ -45,9 +45,12 @@ def test_metadata_lets_a_runtime_configure_itself(pong_run, tmp_path):
     assert outputs[contract.Q_VALUES].shape == (3, 6) and outputs[contract.ACTION].dtype == np.int32
 
 
-@pytest.mark.parametrize("algo", ["dqn", "r2d2-lite"])
-def test_base_and_full_recurrent_models_export_with_parity(algo, tmp_path):
-    run = tiny_run(tmp_path / algo, algo, "MemoryCorridor")
+@pytest.mark.parametrize("algo, game", [("dqn", "MemoryCorridor"), ("r2d2-lite", "MemoryCorridor"),
+                                        ("rise-btr", "MemoryCorridor"), ("rise-btr", "Pong")])
+def test_base_full_recurrent_and_btr_models_export_with_parity(algo, game, tmp_path):
+    # rise-btr on Pong has BTR's own body (spectral-norm Impala x2, noisy IQN dueling streams with
+    # 512 units); the exported model is the deterministic network (no noise, quantile-midpoint taus).
+    run = tiny_run(tmp_path / algo, algo, game)
     loaded = step_model.load_policy(run)
     path = str(tmp_path / "model.onnx")
     step, names = step_model.export_onnx(loaded, path)

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from rise_tf.envs.atari import AtariEnv, AtariSettings
+from rise_tf.envs.atari import AtariEnv
 from rise_tf.envs.atari_preprocessing import PreprocessingConfig, preprocess_screens
+
+from conftest import atari_settings  # noqa: E402
 
 
 def test_output_shape_dtype_and_range():
@@ -49,7 +51,7 @@ def test_bad_config_is_rejected():
 
 def test_env_frames_equal_preprocessing_of_recorded_raw_screens():
     """Parity on recorded frames: what the env emits is exactly the shared function of its screens."""
-    env = AtariEnv("Breakout", AtariSettings(noop_max=5), seed=3)
+    env = AtariEnv("Breakout", atari_settings(noop_max=5), seed=3)
     frame, _ = env.reset()
     rng = np.random.default_rng(0)
     for step in range(60):

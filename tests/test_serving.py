@@ -8,9 +8,11 @@ import onnx
 import pytest
 import tensorflow as tf
 
-from rise_tf.envs.atari import AtariEnv, AtariSettings
+from rise_tf.envs.atari import AtariEnv
 from rise_tf.export import contract, step_model
 from rise_tf.serving.runner import ModelError, Policy
+
+from conftest import atari_settings  # noqa: E402
 
 
 def test_serving_imports_and_acts_with_tensorflow_blocked(pong_onnx):
@@ -35,7 +37,7 @@ def test_runner_matches_training_preprocessing_and_the_tf_policy_on_real_screens
     loaded = step_model.load_policy(pong_run)
     step, names, _ = step_model.make_step_function(loaded)
     runner = Policy.load(pong_onnx)
-    env = AtariEnv("Pong", AtariSettings(), seed=7)
+    env = AtariEnv("Pong", atari_settings(), seed=7)
     frame, _ = env.reset()
     state = [np.zeros([1] + list(s.shape[1:]), s.dtype.as_numpy_dtype) for s in step.input_signature[2:]]
     for t in range(40):
