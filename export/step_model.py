@@ -21,7 +21,7 @@ from rise_tf.networks.rise_q_network import input_frame_size
 from rise_tf.policies.rise_policy import RiseQPolicy
 from rise_tf.train import builder, checkpoints
 from rise_tf.train.config import RunConfig
-from rise_tf.train.trainer import load_run_config
+from rise_tf.run_dir import load_run_config
 
 
 class ExportError(RuntimeError):

@@ -1,5 +1,7 @@
 import argparse
 
+import numpy as np
+
 import pytest
 
 from rise_tf.train.cli import build_parser, config_from_args, parse_count
@@ -61,3 +63,92 @@ def test_every_field_is_a_flag_and_flags_reach_the_config():
     config = config_from_args(args)
     assert config.train.frames == 2_000_000 and not config.replay.prioritized
     assert config.network.core == "gru" and config.network.memory == "none"
+
+
+def test_btr_presets_carry_beyond_the_rainbow_settings():
+    config = make_config("rise-btr", "Phoenix")
+    net, agent, train, replay = config.network, config.agent, config.train, config.replay
+    assert (net.memory, net.learnable_encoder, net.width_scale, net.impala_pool_size) == ("rise", "impala", 2, 6)
+    assert net.spectral_norm and net.noisy and net.head == "iqn" and net.head_hidden_units == 512
+    assert (net.num_taus, net.num_cosines, net.noisy_sigma0) == (8, 64, 0.5)
+    assert agent.loss == "quantile_huber" and agent.munchausen and not agent.double_dqn
+    assert (agent.munchausen_temperature, agent.munchausen_alpha, agent.munchausen_log_policy_clip) == (0.03, 0.9, -1.0)
+    assert (agent.gamma, agent.n_step, agent.batch_size, agent.learning_rate) == (0.997, 3, 256, 1e-4)
+    assert agent.adam_epsilon == pytest.approx(0.005 / 256) and agent.gradient_clip_norm == 10
+    assert agent.target_update_period == 500
+    assert (replay.capacity, replay.priority_exponent, replay.importance_beta_start) == (1_048_576, 0.2, 0.4)
+    assert config.env.num_envs == 64 and train.replay_ratio == pytest.approx(1 / 64)
+    assert train.warmup_frames == 800_000 and train.eval_epsilon == 0.01 and train.epsilon_greedy_fraction == 0.5
+    assert make_config("btr", "Phoenix").network.memory == "none"
+    assert make_config("r2d2-btr", "Phoenix").network.memory == "full_recurrent"
+    small = make_config("rise-btr", "MemoryCorridor")  # the per-task preset: a smaller body
+    assert small.network.learnable_encoder == "nature" and small.network.head == "iqn" and small.agent.munchausen
+
+
+def test_frozen_seed_follows_the_run_seed_unless_set():
+    assert make_config("rise-dqn", train={"seed": 5}).frozen_seed == 5
+    assert make_config("rise-dqn", train={"seed": 5}, network={"frozen_seed": 2}).frozen_seed == 2
+
+
+@pytest.mark.parametrize("updates, message", [
+    ({"network": {"head": "dueling"}}, "cannot train head 'dueling'"),
+    ({"agent": {"double_dqn": True}}, "Munchausen targets replace double-DQN"),
+    ({"network": {"learnable_encoder": "nature"}}, "spectral_norm applies to the Impala"),
+    ({"agent": {"loss": "cross_entropy"}}, "unknown loss"),
+    ({"train": {"replay_ratio": float("inf")}}, "replay_ratio must be a finite number"),
+    ({"agent": {"learning_rate": float("nan")}}, "learning_rate must be a finite number"),
+    ({"train": {"epsilon_schedule": "cosine"}}, "unknown epsilon_schedule"),
+    ({"agent": {"batch_size": 10_000_000}}, "exceeds the replay capacity"),
+])
+def test_combinations_that_cannot_work_are_refused(updates, message):
+    with pytest.raises(ValueError, match=message):
+        make_config("rise-btr", "Pong", **updates)
+
+
+def test_numbers_accept_fractions_and_refuse_inf_and_nan():
+    from rise_tf.counts import parse_real
+
+    assert parse_real("1/64") == 1 / 64 and parse_real("1e-4") == 1e-4 and parse_real("-1") == -1.0
+    for bad in ("inf", "nan", "-inf", "1/0", "lots"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_real(bad)
+    for bad in ("inf", "nan", "1e400"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_count(bad)
+
+
+def test_exploration_epsilon_schedules():
+    from rise_tf.train.trainer import exploration_epsilon
+
+    btr = make_config("btr", "Pong", train={"frames": 100_000_000}).train
+    assert exploration_epsilon(btr, 0) == pytest.approx(1.0)
+    # geometric: ε_end + (1 - ε_end) e^(-t/T) with T = 8M frames (2M agent steps)
+    assert exploration_epsilon(btr, 8_000_000) == pytest.approx(0.01 + 0.99 * np.exp(-1.0))
+    assert exploration_epsilon(btr, 49_999_996) == pytest.approx(0.01, abs=0.002)
+    assert exploration_epsilon(btr, 50_000_000) == 0.0  # second half: noisy nets explore alone
+    dqn = make_config("dqn", "Pong").train
+    assert exploration_epsilon(dqn, dqn.epsilon_decay_frames // 2) == pytest.approx(0.505)
+    assert exploration_epsilon(dqn, dqn.frames - 1) == pytest.approx(dqn.epsilon_end)
+
+
+def test_replay_memory_is_estimated_before_allocating():
+    from rise_tf.run_dir import RunDirError, check_replay_fits
+    from rise_tf.train.config import replay_layout
+
+    config = make_config("rise-btr", "Pong")
+    needed = check_replay_fits(config, available=100 * 2**30)
+    # 84*84 frame + 64 float16 embedding + 22 bytes of scalars per step, plus the sum tree (2^20 leaves * 16 B)
+    assert needed == 1_048_576 * (7056 + 128 + 22) + 2 * 1_048_576 * 8
+    assert replay_layout(config).estimated_bytes() == needed
+    with pytest.raises(RunDirError, match=r"needs about 7\.1 GiB.*only 4\.0 GiB.*Lower --capacity \(about 475,"):
+        check_replay_fits(config, available=4 * 2**30)
+
+
+def test_help_and_config_load_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from rise_tf.train.cli import build_parser; build_parser().format_help(); "
+            "import rise_tf.train.config, rise_tf.run_dir; print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,6 +1,7 @@
 """The rise-train CLI on real games: checkpoints, resume, Ctrl-C and every bad-input path."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -127,3 +128,60 @@ def test_same_seed_gives_the_same_run_on_cpu(tmp_path):
     first, second = run("a"), run("b")
     assert len(first) == 3 and first[-1][1] > 0
     assert first == second
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--frames", "inf"], "'inf' is not a finite count"),
+    (["--replay-ratio", "inf"], "'inf' is not a finite number"),
+    (["--learning-rate", "nan"], "'nan' is not a finite number"),
+    (["--capacity", "10G"], r"needs about .* GiB .* only .* GiB of memory is available. Lower --capacity"),
+    (["--algo", "rise-btr", "--head", "dueling"], "cannot train head 'dueling'"),
+])
+def test_bad_numbers_and_sizes_exit_2_and_write_nothing(args, message, tmp_path, capsys):
+    run_dir = tmp_path / "never"
+    assert exit_code(args + ["--run-dir", str(run_dir)]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not run_dir.exists()
+
+
+def exit_code(args):
+    """main()'s exit code, whether it returns it or argparse exits with it."""
+    try:
+        return main(args)
+    except SystemExit as stop:
+        return stop.code
+
+
+def test_unusable_run_dirs_and_resume_paths_exit_2_with_the_fix(tmp_path, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not a directory")
+    cases = [
+        (["--run-dir", str(a_file)], "is a file, not a directory"),
+        (["--run-dir", str(a_file / "run")], "lies under"),
+        (["--resume", str(a_file)], "is a file, not a rise-tf run directory"),
+        (["--run-dir", ""], "--run-dir is empty"),
+    ]
+    if os.path.isdir("/sys") and not os.access("/sys", os.W_OK | os.X_OK) or os.geteuid() == 0:
+        cases.append((["--run-dir", "/sys/rise-tf-cannot-write-here"], "cannot write the run directory"))
+    for args, message in cases:
+        assert main(["--game", "MemoryCorridor", "--no-progress"] * ("--resume" not in args) + args) == 2, args
+        assert message in capsys.readouterr().err
+    assert a_file.read_text() == "not a directory"
+    assert not os.path.exists("/sys/rise-tf-cannot-write-here")
+
+
+def test_a_rise_dqn_checkpoint_is_not_resumed_as_rise_btr(tmp_path, capsys):
+    run_dir = str(tmp_path / "memory")
+    base = ["--game", "MemoryCorridor", "--frames", "200", "--warmup-frames", "100", "--eval-every-frames", "0",
+            "--no-progress", "--run-dir", run_dir, "--num-envs", "2"]
+    assert main(base + ["--algo", "rise-dqn"]) == 0
+    assert main(base + ["--algo", "rise-btr"]) == 2  # same directory, another algo
+    assert "holds a rise-dqn run; it cannot continue as rise-btr" in capsys.readouterr().err
+    config_path = os.path.join(run_dir, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config["algo"] = "rise-btr"  # a hand-edited config.json: the checkpoint still says rise-dqn
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    assert main(["--resume", run_dir, "--frames", "300", "--no-progress"]) == 2
+    assert "written by a rise-dqn run" in capsys.readouterr().err

@@ -15,8 +15,8 @@ from rise_tf.envs.atari import AtariSettings
 from rise_tf.envs.atari_preprocessing import PreprocessingConfig
 from rise_tf.envs.py_env import make_batched_env
 from rise_tf.networks.rise_q_network import build_network, network_input_spec
-from rise_tf.replay.embedding_replay import EmbeddingReplay, ReplayLayout
-from rise_tf.train.config import RunConfig
+from rise_tf.replay.embedding_replay import EmbeddingReplay
+from rise_tf.train.config import RunConfig, replay_layout
 
 
 def preprocessing_config(config: RunConfig) -> PreprocessingConfig:
@@ -75,16 +75,6 @@ def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counte
         train_step_counter=train_step_counter)
     agent.initialize()
     return agent
-
-
-def replay_layout(config: RunConfig) -> ReplayLayout:
-    return ReplayLayout(
-        num_lanes=config.env.num_envs, capacity=config.replay.capacity, frame_size=config.env.frame_size,
-        embedding_size=config.network.embedding_size if config.network.memory == "rise" else 0,
-        embedding_dtype=config.network.embedding_dtype, frame_stack=config.network.frame_stack,
-        window_length=config.network.window_length, n_step=config.agent.n_step, gamma=config.agent.gamma,
-        reward_clip=config.agent.reward_clip, prioritized=config.replay.prioritized,
-        priority_exponent=config.replay.priority_exponent)
 
 
 def make_replay(config: RunConfig) -> EmbeddingReplay:

@@ -1,9 +1,11 @@
-"""`rise-train`: train base DQN, RISE-DQN or the full-recurrent model on Atari or the memory task.
+"""`rise-train`: train RISE or its bases (DQN, Beyond The Rainbow) on Atari or the memory task.
 
     rise-train --game Pong --algo rise-dqn --frames 2M --run-dir runs/pong
+    rise-train --game Phoenix --algo rise-btr --frames 200M --run-dir runs/phoenix
     rise-train --resume runs/pong                 # after Ctrl-C or a crash: continues to the budget
-    rise-train --game MemoryCorridor --algo dqn --print-config
-Every config field is a flag (see --help); counts accept K/M/G suffixes (2M = 2,000,000).
+    rise-train --game MemoryCorridor --algo rise-btr --print-config
+Every config field is a flag (see --help); counts accept K/M/G suffixes (2M = 2,000,000), numbers
+accept fractions (--replay-ratio 1/64). --help and bad input answer before TensorFlow loads.
 """
 from __future__ import annotations
 
@@ -17,8 +19,18 @@ from rise_tf.startup import quiet_third_party_startup
 
 quiet_third_party_startup()  # before anything below imports TensorFlow
 
-from rise_tf.counts import parse_count  # noqa: E402,F401  (re-exported: demo and tests use it here)
-from rise_tf.train.config import PRESETS, RunConfig, flag_table, make_config  # noqa: E402
+from rise_tf.counts import parse_count, parse_real  # noqa: E402,F401  (re-exported: demo and tests use it here)
+from rise_tf.run_dir import RunDirError, check_replay_fits, check_writable_run_dir, load_run_config  # noqa: E402
+from rise_tf.train.config import DEFAULT_ALGO, PRESETS, EnvConfig, RunConfig, flag_table, make_config  # noqa: E402
+
+ALGO_HELP = {
+    "dqn": "DQN base (4-frame stack, no memory)",
+    "rise-dqn": "RISE on the DQN base",
+    "r2d2-lite": "full-recurrent model on the DQN base (φ re-encodes all k frames)",
+    "btr": "Beyond The Rainbow base (Impala x2 + spectral norm, noisy dueling IQN, Munchausen)",
+    "rise-btr": "RISE on the BTR base (the paper's setting)",
+    "r2d2-btr": "full-recurrent model on the BTR body",
+}
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -26,9 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="Run directory: config.json, checkpoints/, tensorboard/ (view with tensorboard --logdir), "
                "metrics.jsonl.")
-    parser.add_argument("--algo", choices=sorted(PRESETS), default=None,
-                        help="preset: dqn (base, frame stack only), rise-dqn, r2d2-lite (full-recurrent) "
-                             "[default: rise-dqn]")
+    parser.add_argument("--algo", choices=sorted(PRESETS), default=None, metavar="ALGO",
+                        help="preset: " + "; ".join(f"{name}: {text}" for name, text in ALGO_HELP.items())
+                             + f" [default: {DEFAULT_ALGO}]")
     parser.add_argument("--run-dir", default=None,
                         help="where the run lives [default: runs/<game>-<algo>-seed<seed>]")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
@@ -36,18 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     for section, _ in (("env", None), ("network", None), ("replay", None), ("agent", None), ("train", None)):
-        group = parser.add_argument_group(f"{section} settings (defaults shown are the rise-dqn Atari preset)")
+        group = parser.add_argument_group(f"{section} settings (defaults shown are the {DEFAULT_ALGO} Atari preset; "
+                                          f"--print-config shows a preset's values)")
         for flag, flag_section, field in flag_table():
             if flag_section != section:
                 continue
+            text = field.metadata["help"]
             kwargs = dict(default=None, dest=f"{section}.{field.name}",
-                          help=f"{field.metadata['help']} [default: {field.default}]")
-            if isinstance(field.default, bool):
+                          help=text if "[default:" in text else f"{text} [default: {field.default}]")
+            kind = field.metadata.get("parse", type(field.default))
+            if kind is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
-            elif isinstance(field.default, int):
+            elif kind is int:
                 kwargs.update(type=parse_count, metavar="N")
-            elif isinstance(field.default, float):
-                kwargs.update(type=float, metavar="X")
+            elif kind is float:
+                kwargs.update(type=parse_real, metavar="X")
             else:
                 kwargs["metavar"] = "NAME"
             group.add_argument(f"--{flag}", **kwargs)
@@ -61,24 +76,23 @@ def config_from_args(args) -> RunConfig:
         if "." in key and value is not None:
             section, name = key.split(".")
             updates.setdefault(section, {})[name] = value
-    game = updates.get("env", {}).get("game", "Pong")
-    return make_config(args.algo or "rise-dqn", game, **updates)
+    game = updates.get("env", {}).get("game", EnvConfig.game)
+    return make_config(args.algo or DEFAULT_ALGO, game, **updates)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from rise_tf.train.trainer import Trainer, TrainingError, load_run_config
-    from rise_tf.train.checkpoints import CheckpointError
-
     try:
+        # Everything that can be wrong with the input is checked here, before TensorFlow loads and
+        # before a file is written.
         if args.resume:
             given = {k: v for k, v in vars(args).items() if "." in k and v is not None}
             allowed = {"train.frames"}
             if args.algo or set(given) - allowed:
                 bad = sorted(set(given) - allowed) + (["algo"] if args.algo else [])
-                parser.error(f"--resume continues a run with its own config; only --frames may change "
-                             f"(got {', '.join('--' + b.split('.')[-1].replace('_', '-') for b in bad)}). "
+                parser.error(f"--resume continues a run with its own config (algo included); only --frames may "
+                             f"change (got {', '.join('--' + b.split('.')[-1].replace('_', '-') for b in bad)}). "
                              f"Start a new --run-dir to change settings.")
             config = load_run_config(args.resume)
             if "train.frames" in given:
@@ -86,11 +100,21 @@ def main(argv: Optional[List[str]] = None) -> int:
             run_dir = args.resume
         else:
             config = config_from_args(args)
-            run_dir = args.run_dir or os.path.join(
+            run_dir = args.run_dir if args.run_dir is not None else os.path.join(
                 "runs", f"{config.env.game}-{config.algo}-seed{config.train.seed}")
         if args.print_config:
             print(config.to_json())
             return 0
+        check_replay_fits(config)
+        check_writable_run_dir(run_dir)
+    except (ValueError, RunDirError) as error:
+        print(f"rise-train: error: {error}", file=sys.stderr)
+        return 2
+
+    from rise_tf.train.checkpoints import CheckpointError
+    from rise_tf.train.trainer import Trainer, TrainingError
+
+    try:
         trainer = Trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
         try:
             summary = trainer.run()

@@ -32,7 +32,7 @@ from rise_tf.envs.atari_preprocessing import PreprocessingConfig
 from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME
 from rise_tf.networks.choices import (CORES, DISTRIBUTIONAL_HEADS, FROZEN_ENCODERS, FUSIONS, HEADS,
                                       LEARNABLE_ENCODERS, MEMORIES)
-from rise_tf.replay.embedding_replay import min_lane_capacity
+from rise_tf.replay.embedding_replay import ReplayLayout, min_lane_capacity
 
 EPSILON_SCHEDULES = ("linear", "exponential")
 
@@ -419,6 +419,18 @@ def make_config(algo: str = DEFAULT_ALGO, game: str = EnvConfig.game, **section_
     if section_updates:
         config = config.replace(**section_updates)
     return config.validate()
+
+
+def replay_layout(config: RunConfig) -> ReplayLayout:
+    """The replay's shapes and learning constants from a config (TF-free: `rise-train` sizes the
+    replay from it before TensorFlow loads; the builder builds the replay from it)."""
+    return ReplayLayout(
+        num_lanes=config.env.num_envs, capacity=config.replay.capacity, frame_size=config.env.frame_size,
+        embedding_size=config.network.embedding_size if config.network.memory == "rise" else 0,
+        embedding_dtype=config.network.embedding_dtype, frame_stack=config.network.frame_stack,
+        window_length=config.network.window_length, n_step=config.agent.n_step, gamma=config.agent.gamma,
+        reward_clip=config.agent.reward_clip, prioritized=config.replay.prioritized,
+        priority_exponent=config.replay.priority_exponent)
 
 
 def flag_table() -> List[Tuple[str, str, dataclasses.Field]]:

@@ -25,13 +25,12 @@ from tf_agents.drivers import py_driver
 from tf_agents.policies import py_tf_eager_policy
 
 from rise_tf.envs.atari_scores import human_normalized_score
+from rise_tf.run_dir import (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, load_run_config, write_json_atomic,
+                             write_run_config)
 from rise_tf.train import builder, checkpoints
 from rise_tf.train.config import RunConfig, TrainConfig
 from rise_tf.train.evaluation import EvalResult, evaluate
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
 EVAL_SEED_OFFSET = 10_000  # eval lanes never share seeds with training lanes
 MAX_EVAL_LANES = 16
 
@@ -57,11 +56,14 @@ def exploration_epsilon(train: TrainConfig, frames: int) -> float:
 
 def prepare_run_dir(run_dir: str, config: RunConfig, resume: bool) -> RunConfig:
     """Writes config.json for a new run, or checks it for a resumed one. Returns the run's config."""
-    path = os.path.join(run_dir, CONFIG_FILE)
     if resume:
         return load_run_config(run_dir)
-    if os.path.exists(path):
+    if os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
         existing = load_run_config(run_dir)
+        if existing.algo != config.algo:
+            raise TrainingError(
+                f"{run_dir} holds a {existing.algo} run; it cannot continue as {config.algo}. Continue it with "
+                f"--resume {run_dir} (as {existing.algo}), or choose a new --run-dir for {config.algo}.")
         differences = existing.differences(config)
         if differences:
             raise TrainingError(
@@ -72,28 +74,6 @@ def prepare_run_dir(run_dir: str, config: RunConfig, resume: bool) -> RunConfig:
                             f"choose a new --run-dir.")
     write_run_config(run_dir, config)
     return config
-
-
-def write_run_config(run_dir: str, config: RunConfig) -> None:
-    os.makedirs(run_dir, exist_ok=True)
-    path = os.path.join(run_dir, CONFIG_FILE)
-    temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        f.write(config.to_json())
-    os.replace(temporary, path)  # atomic: a crash leaves the old or the new config, never half of one
-
-
-def load_run_config(run_dir: str) -> RunConfig:
-    path = os.path.join(run_dir, CONFIG_FILE)
-    try:
-        with open(path) as f:
-            return RunConfig.from_dict(json.load(f)).validate()
-    except FileNotFoundError:
-        raise TrainingError(f"{run_dir} is not a rise-tf run: {CONFIG_FILE} is missing. Start one with "
-                            f"rise-train --run-dir {run_dir}.") from None
-    except (json.JSONDecodeError, TypeError, ValueError) as error:
-        raise TrainingError(f"{path} is not a valid rise-tf run config ({error}). Restore it from the "
-                            f"run's checkpoints or start a new run.") from None
 
 
 class _EpisodeStats:
@@ -383,10 +363,7 @@ class Trainer:
 
     def _write_summary(self, summary) -> None:
         """summary.json: the run's totals, rewritten atomically each time run() ends."""
-        path = os.path.join(self.run_dir, SUMMARY_FILE)
-        with open(path + ".tmp", "w") as f:
-            json.dump(summary, f, indent=2)
-        os.replace(path + ".tmp", path)
+        write_json_atomic(os.path.join(self.run_dir, SUMMARY_FILE), json.dumps(summary, indent=2))
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -1,0 +1,114 @@
+"""A run directory's files and the checks made before anything is written. TensorFlow-free.
+
+    <run_dir>/config.json    the resolved RunConfig (written atomically)
+              metrics.jsonl  training and evaluation records
+              summary.json   the run's totals, rewritten when a run ends
+              checkpoints/   see rise_tf.train.checkpoints
+              tensorboard/
+
+`rise-train` calls the checks first (config, replay memory, run directory), so bad input ends with
+a message that names the cause and the fix, before TensorFlow loads and before a file is written.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from rise_tf.train.config import RunConfig, replay_layout
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+class RunDirError(ValueError):
+    """A run directory or a run's resources that cannot be used; the message names the fix."""
+
+
+def write_json_atomic(path: str, text: str) -> None:
+    """Writes `text` to `path` via a temporary file and a rename: a crash leaves the old or the new
+    file, never half of one."""
+    temporary = path + ".tmp"
+    with open(temporary, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
+
+
+def write_run_config(run_dir: str, config: RunConfig) -> None:
+    os.makedirs(run_dir, exist_ok=True)
+    write_json_atomic(os.path.join(run_dir, CONFIG_FILE), config.to_json())
+
+
+def load_run_config(run_dir: str) -> RunConfig:
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise RunDirError(f"{run_dir} is a file, not a rise-tf run directory. Give the directory a run was "
+                          f"trained in (it holds {CONFIG_FILE}).")
+    try:
+        with open(path) as f:
+            return RunConfig.from_dict(json.load(f)).validate()
+    except FileNotFoundError:
+        raise RunDirError(f"{run_dir} is not a rise-tf run: {CONFIG_FILE} is missing. Start one with "
+                          f"rise-train --run-dir {run_dir}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as error:
+        raise RunDirError(f"{path} is not a valid rise-tf run config ({error}). Restore it from the "
+                          f"run's checkpoints or start a new run.") from None
+
+
+def check_writable_run_dir(run_dir: str) -> None:
+    """Creates `run_dir` (if needed) and proves a file can be written in it; raises RunDirError with
+    the reason otherwise. Permission bits alone do not tell (root ignores them), so this tries."""
+    if not run_dir or not run_dir.strip():
+        raise RunDirError("--run-dir is empty; give a directory path, e.g. --run-dir runs/pong")
+    path = os.path.abspath(run_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise RunDirError(f"--run-dir {run_dir} is a file, not a directory; choose a directory path "
+                          f"(it will be created).")
+    ancestor = os.path.dirname(path)
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise RunDirError(f"--run-dir {run_dir} lies under {ancestor}, which is a file; choose a path under "
+                          f"a directory.")
+    probe = os.path.join(path, f".write-test-{os.getpid()}")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise RunDirError(f"cannot write the run directory {run_dir} ({error.strerror or error}); choose a "
+                          f"directory you can write to with --run-dir.") from None
+
+
+def available_memory_bytes() -> Optional[int]:
+    """Memory the kernel says a new allocation can get (MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_replay_fits(config: RunConfig, available: Optional[int] = None) -> int:
+    """Estimates the replay's bytes before anything is allocated; raises RunDirError when they exceed
+    the memory available. Returns the estimate."""
+    layout = replay_layout(config)
+    needed = layout.estimated_bytes()
+    available = available_memory_bytes() if available is None else available
+    if available is not None and needed > available:
+        per_step = needed / max(layout.capacity, 1)
+        fits = int(available * 0.8 / per_step)
+        raise RunDirError(
+            f"replay --capacity {config.replay.capacity:,} needs about {needed / 2**30:.1f} GiB "
+            f"({per_step:,.0f} bytes per step at {config.env.frame_size}x{config.env.frame_size}), but only "
+            f"{available / 2**30:.1f} GiB of memory is available. Lower --capacity (about {fits:,} fits) or "
+            f"--frame-size.")
+    return needed
