@@ -3,6 +3,10 @@
 All three agents train on batches assembled from one replay filled with the same random frames
 and embeddings, so the only difference is the model. Rounds alternate the models (A B C A B C ...)
 so machine noise hits all of them alike; the figure is the median time per update.
+
+`measure` compares the DQN-base models; `measure_btr` the BTR-base ones (bench.json `learner_btr`):
+there one update of the full-recurrent model takes tens of seconds on a CPU, so it runs fewer
+updates per round than the other two.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from rise_tf.train import builder
 from rise_tf.train.config import make_config
 
 MODELS = (("base", "dqn"), ("rise", "rise-dqn"), ("full_recurrent", "r2d2-lite"))
+BTR_MODELS = (("btr", "btr"), ("rise_btr", "rise-btr"), ("full_recurrent", "r2d2-btr"))
 
 
 def _filled_replay(config, steps_per_lane: int, seed: int = 0):
@@ -31,8 +36,8 @@ def _filled_replay(config, steps_per_lane: int, seed: int = 0):
     return replay
 
 
-def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, batch_size: int = 32,
-            overrides=None, models=MODELS) -> dict:
+def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, models, warmup_updates):
+    """{model name: [seconds per update, one entry per round]}."""
     time_step_spec = action_spec = None
     env = None
     agents, batches = {}, {}
@@ -44,10 +49,11 @@ def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, ba
             time_step_spec, action_spec = env.time_step_spec(), env.action_spec()
         agent = builder.make_agent(config, time_step_spec, action_spec)
         replay = _filled_replay(config, 1_000)
-        samples = [replay.sample(batch_size) for _ in range(updates_per_round)]
+        count = updates_per_round.get(name, 1) if isinstance(updates_per_round, dict) else updates_per_round
+        samples = [replay.sample(batch_size) for _ in range(count)]
         batches[name] = [(tf.nest.map_structure(tf.convert_to_tensor, b), tf.convert_to_tensor(w))
                          for b, _, w in samples]
-        for batch, weights in batches[name][:3]:  # compile and warm up
+        for batch, weights in batches[name][:warmup_updates]:  # compile and warm up
             agent.train(batch, weights)
         agents[name] = agent
     env.close()
@@ -59,7 +65,13 @@ def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, ba
             for batch, weights in batches[name]:
                 loss = agent.train(batch, weights).loss
             float(loss)  # wait for the last update
-            times[name].append((time.perf_counter() - start) / updates_per_round)
+            times[name].append((time.perf_counter() - start) / len(batches[name]))
+    return times
+
+
+def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, batch_size: int = 32,
+            overrides=None, models=MODELS) -> dict:
+    times = _timed_updates(game, rounds, updates_per_round, batch_size, overrides, models, warmup_updates=3)
     result = {f"{name}_update_ms": 1000 * float(np.median(t)) for name, t in times.items()}
     if "base_update_ms" in result and "rise_update_ms" in result:
         result["rise_over_base"] = result["rise_update_ms"] / result["base_update_ms"]
@@ -67,6 +79,21 @@ def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, ba
         result["full_recurrent_over_rise"] = result["full_recurrent_update_ms"] / result["rise_update_ms"]
     result["batch_size"] = batch_size
     result["window_length"] = make_config("rise-dqn", game).network.window_length
+    return result
+
+
+def measure_btr(game: str = "Pong", rounds: int = 4, batch_size: int = 64) -> dict:
+    """BTR (Impala x2 + spectral norm, noisy dueling IQN, Munchausen) vs RISE on it vs full recurrence
+    on the same body (k = 16 frames through the Impala CNN), same data, interleaved rounds."""
+    updates = {"btr": 3, "rise_btr": 3, "full_recurrent": 1}
+    times = _timed_updates(game, rounds, updates, batch_size, None, BTR_MODELS, warmup_updates=1)
+    result = {f"{name}_update_ms": 1000 * float(np.median(t)) for name, t in times.items()}
+    result["rise_btr_over_btr"] = result["rise_btr_update_ms"] / result["btr_update_ms"]
+    result["full_over_rise_btr"] = result["full_recurrent_update_ms"] / result["rise_btr_update_ms"]
+    # Each round's RISE/BTR ratio, to show the spread that noise gives the median above.
+    result["rise_btr_over_btr_per_round"] = [r / b for r, b in zip(times["rise_btr"], times["btr"])]
+    result.update(batch_size=batch_size, rounds=rounds, updates_per_round=updates,
+                  window_length=make_config("rise-btr", game).network.window_length)
     return result
 
 

@@ -15,7 +15,8 @@ from rise_tf.startup import quiet_third_party_startup  # noqa: E402
 
 quiet_third_party_startup()
 
-from benchmarks import collection, learner_cost, machine, replay_cost, step_latency, training_throughput  # noqa: E402
+from benchmarks import (collection, learner_cost, machine, memory_task, replay_cost, step_latency,  # noqa: E402
+                        training_throughput)
 
 
 def _markdown(results: dict) -> str:
@@ -53,6 +54,25 @@ def _markdown(results: dict) -> str:
               f"(raw 210x160x3 frame, one client): p50 {s['server_round_trip_p50_ms']:.2f} ms, "
               f"p99 {s['server_round_trip_p99_ms']:.2f} ms.",
               "", f"ONNX execution providers: {', '.join(s['providers'])}; batch 1 uses one thread."]
+    b = results.get("learner_btr")
+    if b:
+        lines += ["", f"## Learner update cost on the Beyond The Rainbow body (batch {b['batch_size']}, median ms per update)",
+                  "", "| BTR | RISE-BTR | full-recurrent BTR (k=16) | RISE-BTR / BTR | full-recurrent / RISE-BTR |",
+                  "|---:|---:|---:|---:|---:|",
+                  f"| {b['btr_update_ms']:.0f} | {b['rise_btr_update_ms']:.0f} | {b['full_recurrent_update_ms']:.0f} | "
+                  f"{b['rise_btr_over_btr']:.3f} | {b['full_over_rise_btr']:.1f} |", "",
+                  f"{b['rounds']} interleaved rounds ({b['updates_per_round']} updates per round); RISE-BTR / BTR per "
+                  f"round: {', '.join(f'{r:.3f}' for r in b['rise_btr_over_btr_per_round'])}."]
+    m = results.get("memory_task")
+    if m:
+        lines += ["", f"## Memory task: frames and wall-clock to solve (first greedy evaluation >= 95 %, every 2k frames)",
+                  "", "| model | body, head | batch | frames to solve | seconds to solve | final success | update ms |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for name, r in m.items():
+            frames = f"{r['frames_to_solve']:,}" if r["frames_to_solve"] else f"not in {r['budget_frames']:,}"
+            seconds = f"{r['seconds_to_solve']:.0f}" if r["seconds_to_solve"] else "-"
+            lines.append(f"| {r['algo']} | {r['learnable_encoder']}, {r['head']} | {r['batch_size']} | {frames} | "
+                         f"{seconds} | {r['final_success_rate']:.3f} | {r['update_ms']:.1f} |")
     t = results.get("training")
     if t:
         lines += ["", f"## End-to-end training ({t['game']}, default config: {t['rise']['num_envs']} lanes, replay ratio "
@@ -81,6 +101,10 @@ def main() -> int:
     results["step_latency"] = step_latency.measure(steps=100 if args.quick else 300)
     print("[bench] end-to-end training throughput ...", flush=True)
     results["training"] = training_throughput.measure(timed_frames=4_000 if args.quick else 16_000)
+    print("[bench] learner update cost on the BTR body (minutes: full recurrence over Impala x2) ...", flush=True)
+    results["learner_btr"] = learner_cost.measure_btr(rounds=2 if args.quick else 4)
+    print("[bench] memory task: frames and wall-clock to solve, rise-dqn and rise-btr ...", flush=True)
+    results["memory_task"] = memory_task.measure(budget_frames=6_000 if args.quick else 20_000)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
         json.dump(results, f, indent=2)
