@@ -10,11 +10,11 @@ import json
 import os
 import tempfile
 
+from rise_tf.analysis.report import SOLVED_SUCCESS
 from rise_tf.run_dir import METRICS_FILE
 from rise_tf.train.config import make_config
 from rise_tf.train.trainer import Trainer
 
-SOLVED = 0.95
 MODELS = (("rise_dqn", "rise-dqn"), ("rise_btr", "rise-btr"))
 
 
@@ -30,7 +30,7 @@ def _solve(algo: str, budget_frames: int, seed: int) -> dict:
             trainer.close()
         with open(os.path.join(run_dir, METRICS_FILE)) as f:
             evals = [r for r in map(json.loads, f) if r["kind"] == "eval"]
-    solved = next((r for r in evals if r["success_rate"] >= SOLVED), None)
+    solved = next((r for r in evals if r["success_rate"] >= SOLVED_SUCCESS), None)
     return {"algo": algo, "budget_frames": budget_frames, "seed": seed,
             "frames_to_solve": solved["frames"] if solved else None,
             "seconds_to_solve": solved["wall_seconds"] if solved else None,

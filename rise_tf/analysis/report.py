@@ -23,6 +23,7 @@ import numpy as np
 
 from rise_tf.analysis import aggregate
 from rise_tf.analysis.runs import MEMORY_GAME, Run, experiment_records, find_runs
+from rise_tf.run_dir import METRICS_FILE
 
 SOLVED_SUCCESS = 0.95  # memory task: "solved" once a greedy evaluation reaches this success rate
 SCORE_TITLES = {"success_rate": "greedy success rate", "human_normalized": "human-normalized score",
@@ -109,7 +110,7 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
         except ValueError:
             pass  # no common game, or a zero baseline IQM
 
-    unfinished = [r.path for r in runs if r.source == "metrics.jsonl" and not r.summary.get("completed")]
+    unfinished = [r.path for r in runs if r.source == METRICS_FILE and not r.summary.get("completed")]
     return {"games": games, "score": score_of_game, "variants": variants, "baseline": baseline if base else None,
             "unfinished_runs": unfinished,
             "bootstrap_reps": reps, "confidence": 0.95,

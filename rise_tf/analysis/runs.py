@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from rise_tf.envs.atari_scores import human_normalized_score
 from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME
+from rise_tf.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 _EVENTS = "events.out.tfevents.*"
 
@@ -149,14 +150,14 @@ def find_runs(root: str) -> List[Run]:
         raise FileNotFoundError(f"{root} is not a directory of runs")
     labels = _experiment_labels(root)
     runs, taken, configs = [], [], []
-    for config_path in sorted(glob.glob(os.path.join(root, "**", "config.json"), recursive=True)):
+    for config_path in sorted(glob.glob(os.path.join(root, "**", CONFIG_FILE), recursive=True)):
         run_dir = os.path.dirname(config_path)
         config = _read_json(config_path)
         if not isinstance(config, dict) or "network" not in config:
             continue  # not a rise-tf run config
-        metrics = os.path.join(run_dir, "metrics.jsonl")
+        metrics = os.path.join(run_dir, METRICS_FILE)
         if os.path.exists(metrics):
-            evals, source = _read_metrics(metrics), "metrics.jsonl"
+            evals, source = _read_metrics(metrics), METRICS_FILE
         else:
             evals, source = read_tensorboard_evals(event_dirs(run_dir)), "tensorboard"
         entry = labels.get(os.path.abspath(run_dir), {})
@@ -164,7 +165,7 @@ def find_runs(root: str) -> List[Run]:
         runs.append(Run(path=run_dir, label=entry.get("variant") or "",
                         game=config.get("env", {}).get("game", "?"), seed=config.get("train", {}).get("seed"),
                         algo=config.get("algo"), evals=evals,
-                        summary=_read_json(os.path.join(run_dir, "summary.json")) or {}, source=source))
+                        summary=_read_json(os.path.join(run_dir, SUMMARY_FILE)) or {}, source=source))
         taken.append(run_dir + os.sep)
     for run, label in zip(runs, _config_labels(configs)):
         run.label = run.label or label

@@ -26,7 +26,7 @@ PARALLEL_MODES = ("serial", "threads", "processes")
 class FramePyEnvironment(py_environment.PyEnvironment):
     """One game lane as a TF-Agents PyEnvironment (auto-resets after LAST)."""
 
-    def __init__(self, gym_env, terminal_on_life_loss: bool = False, seed: Optional[int] = None):
+    def __init__(self, gym_env, *, terminal_on_life_loss: bool, seed: Optional[int]):
         super().__init__(handle_auto_reset=True)
         self.gym_env = gym_env
         self._terminal_on_life_loss = terminal_on_life_loss

@@ -139,7 +139,7 @@ class ReplayLayout:
 class EmbeddingReplay(ReplayStore):
     """Ring buffers per lane plus one sum tree over every (lane, slot)."""
 
-    def __init__(self, layout: ReplayLayout, input_keys: Sequence[str], seed: int = 0):
+    def __init__(self, layout: ReplayLayout, input_keys: Sequence[str], *, seed: int):
         unknown = set(input_keys) - {"frame_stack", "embedding_window", "frame_window", "window_mask"}
         if unknown:
             raise ValueError(f"replay cannot build network inputs {sorted(unknown)}")
@@ -332,13 +332,13 @@ class EmbeddingReplay(ReplayStore):
                 out["frame_window"] = self.frames[lanes[:, None], slots] * valid[:, :, None, None].astype(np.uint8)
         return out
 
-    def update_priorities(self, keys: np.ndarray, td_errors: np.ndarray) -> None:
+    def update_priorities(self, keys: np.ndarray, errors: np.ndarray) -> None:
         if not self.layout.prioritized:
             return
-        td_errors = np.abs(np.asarray(td_errors, np.float64))
-        if not np.all(np.isfinite(td_errors)):
-            raise ValueError("TD errors contain NaN or inf; refusing to write them as priorities")
-        priorities = (td_errors + PRIORITY_EPSILON) ** self.layout.priority_exponent
+        errors = np.abs(np.asarray(errors, np.float64))
+        if not np.all(np.isfinite(errors)):
+            raise ValueError("sample errors contain NaN or inf; refusing to write them as priorities")
+        priorities = (errors + PRIORITY_EPSILON) ** self.layout.priority_exponent
         keys = np.asarray(keys, np.int64)
         cap = self.layout.lane_capacity
         still_valid = self.sampleable[keys // cap, keys % cap]  # a key may have been overwritten since

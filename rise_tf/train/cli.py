@@ -111,6 +111,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"rise-train: error: {error}", file=sys.stderr)
         return 2
 
+    import tensorflow as tf
+
     from rise_tf.train.checkpoints import CheckpointError
     from rise_tf.train.trainer import Trainer, TrainingError
 
@@ -123,6 +125,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130 if summary.get("interrupted") else 0
     except (ValueError, TrainingError, CheckpointError) as error:
         print(f"rise-train: error: {error}", file=sys.stderr)
+        return 2
+    except (tf.errors.ResourceExhaustedError, MemoryError):
+        # The replay is sized before it is allocated; the networks and batches are not.
+        print(f"rise-train: error: out of memory building or training the model. Lower --batch-size, "
+              f"--frame-size, --width-scale or --num-envs; the latest checkpoint (if any) is in {run_dir}.",
+              file=sys.stderr)
         return 2
 
 

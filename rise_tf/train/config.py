@@ -84,7 +84,8 @@ class EnvConfig:
         _require(self.noop_max >= 0, f"noop_max must be >= 0, got {self.noop_max}")
         _require(self.max_episode_frames >= 1, f"max_episode_frames must be >= 1, got {self.max_episode_frames}")
         _require(self.action_repeat >= 1, f"action_repeat must be >= 1, got {self.action_repeat}")
-        _require(self.frame_size >= 36, f"frame_size must be >= 36 (the Nature CNN needs it), got {self.frame_size}")
+        _require(36 <= self.frame_size <= 512,
+                 f"frame_size must be in 36..512 (the Nature CNN needs 36; ALE screens are 210x160), got {self.frame_size}")
         _require(self.corridor_length >= 1, f"corridor_length must be >= 1, got {self.corridor_length}")
         _require(2 <= self.num_cues <= 6, f"num_cues must be in 2..6, got {self.num_cues}")
 
