@@ -1,4 +1,5 @@
-"""Greedy evaluation: one whole episode per lane, raw game scores (no clipping, no life-loss cuts)."""
+"""Evaluation: one whole episode per lane with the evaluation policy (deterministic network, ε_eval), raw
+game scores (no clipping, no life-loss cuts)."""
 from __future__ import annotations
 
 import dataclasses
