@@ -23,7 +23,8 @@ MODELS = (("base", "dqn"), ("rise", "rise-dqn"), ("full_recurrent", "r2d2-lite")
 BTR_MODELS = (("btr", "btr"), ("rise_btr", "rise-btr"), ("full_recurrent", "r2d2-btr"))
 
 
-def _filled_replay(config, steps_per_lane: int, seed: int = 0):
+def _filled_replay(config, steps_per_lane: int, num_actions: int, seed: int = 0):
+    """A replay of random frames, embeddings and actions (valid for a game with `num_actions`)."""
     replay = builder.make_replay(config)
     lanes = config.env.num_envs
     rng = np.random.default_rng(seed)
@@ -32,7 +33,7 @@ def _filled_replay(config, steps_per_lane: int, seed: int = 0):
         step_type = np.full(lanes, FIRST if row % 500 == 0 else MID)
         replay.add_batch(step_type, rng.integers(0, 256, (lanes, size, size), dtype=np.uint8),
                          rng.standard_normal((lanes, embedding)).astype(np.float32),
-                         rng.integers(0, 6, lanes), rng.standard_normal(lanes), np.ones(lanes))
+                         rng.integers(0, num_actions, lanes), rng.standard_normal(lanes), np.ones(lanes))
     return replay
 
 
@@ -48,7 +49,8 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
             env = builder.make_env(config)
             time_step_spec, action_spec = env.time_step_spec(), env.action_spec()
         agent = builder.make_agent(config, time_step_spec, action_spec)
-        replay = _filled_replay(config, 1_000)
+        num_actions = int(action_spec.maximum - action_spec.minimum + 1)
+        replay = _filled_replay(config, 1_000, num_actions)
         count = updates_per_round.get(name, 1) if isinstance(updates_per_round, dict) else updates_per_round
         samples = [replay.sample(batch_size) for _ in range(count)]
         batches[name] = [(tf.nest.map_structure(tf.convert_to_tensor, b), tf.convert_to_tensor(w))

@@ -13,7 +13,7 @@ def measure(batch_size: int = 32, repeats: int = 200) -> dict:
     result = {}
     for name, algo in (("rise", "rise-dqn"), ("base", "dqn"), ("full_recurrent", "r2d2-lite")):
         config = make_config(algo, "Pong", replay={"capacity": 100_000}, env={"num_envs": 8})
-        replay = _filled_replay(config, steps_per_lane=config.replay.capacity // 8)
+        replay = _filled_replay(config, steps_per_lane=config.replay.capacity // 8, num_actions=6)  # Pong's 6 actions
         replay.sample(batch_size)
         times = []
         for _ in range(repeats):

@@ -98,3 +98,26 @@ def test_memory_task_follows_the_frame_size():
     assert frame.shape == (42, 42) and frame.max() == 255  # the cue band, scaled down
     lane = make_frame_env("MemoryCorridor", seed=0, **lane_options(frame_size=48))
     assert lane.observation_spec().shape == (48, 48)
+
+
+def test_shipped_envs_pass_gymnasium_check_env():
+    """reset(seed=...) seeds gymnasium's np_random, so the same seed gives the same episode."""
+    from gymnasium.utils.env_checker import check_env
+
+    from rise_tf.envs.atari import AtariEnv
+
+    for env in (MemoryCorridorEnv(corridor_length=3, num_cues=2, cue_steps=1, frame_size=84),
+                AtariEnv("Pong", atari_settings(max_episode_frames=2_000))):
+        check_env(env, skip_render_check=True)
+        first, _ = env.reset(seed=11)
+        again, _ = env.reset(seed=11)
+        np.testing.assert_array_equal(first, again)
+        env.close()
+
+
+def test_memory_task_is_registered_by_a_string_entry_point():
+    import gymnasium as gym
+
+    from rise_tf.envs.memory_task import ENV_ID
+
+    assert gym.spec(ENV_ID).entry_point == "rise_tf.envs.memory_task:MemoryCorridorEnv"

@@ -116,7 +116,8 @@ class AtariEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0, 255, (size, size), np.uint8)
         self.action_space = gym.spaces.Discrete(len(self._action_set))
         self._screens = np.zeros((2,) + RAW_SCREEN_SHAPE, np.uint8)  # [previous, last]
-        self._rng = np.random.default_rng(seed)
+        if seed is not None:
+            self.np_random = np.random.default_rng(seed)  # the stream gymnasium's reset(seed=seed) makes
         self._next_seed = seed
         self._episode_frames = 0
         self._lives = 0
@@ -138,16 +139,16 @@ class AtariEnv(gym.Env):
         return preprocess_screens(self._screens[1], self._screens[0], self.settings.preprocessing)
 
     def reset(self, *, seed: Optional[int] = None, options=None):
+        super().reset(seed=seed)  # seeds self.np_random (the no-op draws) when a seed is given
         if seed is not None:
             self._next_seed = seed
-            self._rng = np.random.default_rng(seed)
         # gymnasium's reset seeds the emulator once; later resets continue its RNG stream.
         self._ale_env.reset(seed=self._next_seed)
         self._next_seed = None
         self._episode_frames = 0
         self._screens[:] = 0
         self._grab_screen()
-        noops = int(self._rng.integers(1, self.settings.noop_max + 1)) if self.settings.noop_max else 0
+        noops = int(self.np_random.integers(1, self.settings.noop_max + 1)) if self.settings.noop_max else 0
         for _ in range(noops):
             self._ale.act(self._action_set[0])
             self._episode_frames += 1

@@ -48,7 +48,8 @@ class MemoryCorridorEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0, 255, (frame_size, frame_size), np.uint8)
         self.action_space = gym.spaces.Discrete(num_cues)
         self.action_meanings = [f"CHOOSE_{i}" for i in range(num_cues)]
-        self._rng = np.random.default_rng(seed)
+        if seed is not None:
+            self.np_random = np.random.default_rng(seed)  # the stream gymnasium's reset(seed=seed) makes
         self._cue = 0
         self._t = 0
 
@@ -72,9 +73,8 @@ class MemoryCorridorEnv(gym.Env):
         return frame
 
     def reset(self, *, seed: Optional[int] = None, options=None):
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        self._cue = int(self._rng.integers(self.num_cues))
+        super().reset(seed=seed)  # seeds self.np_random when a seed is given (gymnasium's contract)
+        self._cue = int(self.np_random.integers(self.num_cues))
         self._t = 0
         return self._frame(), {"life_lost": False}
 
@@ -95,7 +95,7 @@ class MemoryCorridorEnv(gym.Env):
 
 def register() -> None:
     if ENV_ID not in gym.registry:
-        gym.register(ENV_ID, entry_point=MemoryCorridorEnv,
+        gym.register(ENV_ID, entry_point="rise_tf.envs.memory_task:MemoryCorridorEnv",
                      kwargs=dict(corridor_length=STANDARD_CORRIDOR_LENGTH, num_cues=STANDARD_NUM_CUES,
                                  cue_steps=STANDARD_CUE_STEPS, frame_size=PreprocessingConfig.frame_size))
 
