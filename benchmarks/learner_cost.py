@@ -38,7 +38,7 @@ def _filled_replay(config, steps_per_lane: int, num_actions: int, seed: int = 0)
 
 
 def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, models, warmup_updates):
-    """{model name: [seconds per update, one entry per round]}."""
+    """{model name: [seconds per update, one entry per round]}; updates_per_round: {model name: count}."""
     time_step_spec = action_spec = None
     env = None
     agents, batches = {}, {}
@@ -51,8 +51,7 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
         agent = builder.make_agent(config, time_step_spec, action_spec)
         num_actions = int(action_spec.maximum - action_spec.minimum + 1)
         replay = _filled_replay(config, 1_000, num_actions)
-        count = updates_per_round.get(name, 1) if isinstance(updates_per_round, dict) else updates_per_round
-        samples = [replay.sample(batch_size) for _ in range(count)]
+        samples = [replay.sample(batch_size) for _ in range(updates_per_round[name])]
         batches[name] = [(tf.nest.map_structure(tf.convert_to_tensor, b), tf.convert_to_tensor(w))
                          for b, _, w in samples]
         for batch, weights in batches[name][:warmup_updates]:  # compile and warm up
@@ -73,7 +72,8 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
 
 def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, batch_size: int = 32,
             overrides=None, models=MODELS) -> dict:
-    times = _timed_updates(game, rounds, updates_per_round, batch_size, overrides, models, warmup_updates=3)
+    times = _timed_updates(game, rounds, {name: updates_per_round for name, _ in models}, batch_size, overrides,
+                           models, warmup_updates=3)
     result = {f"{name}_update_ms": 1000 * float(np.median(t)) for name, t in times.items()}
     if "base_update_ms" in result and "rise_update_ms" in result:
         result["rise_over_base"] = result["rise_update_ms"] / result["base_update_ms"]

@@ -12,7 +12,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from rise_tf.envs.atari_scores import GAME_SUBSETS
 from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME
-from rise_tf.train.config import PRESETS
+from rise_tf.train.config import PRESET_DESCRIPTIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,21 +65,14 @@ ABLATIONS = (
     Variant("embedding_float32", "rise-dqn", (("embedding-dtype", "float32"),), "embeddings stored as float32"),
 )
 
-# The same comparison on the paper's base, Beyond The Rainbow (--variants btr,rise-btr,r2d2-btr).
-BTR_COMPARISON = (
-    Variant("btr", "btr", note="Beyond The Rainbow: Impala x2 + spectral norm, noisy dueling IQN, Munchausen"),
-    Variant("rise-btr", "rise-btr", note="RISE on BTR: the gate multiplies φ(o_t) before the τ product"),
-    Variant("r2d2-btr", "r2d2-btr", note="full-recurrent on BTR's body: Impala over all k=16 frames"),
-)
-
 EXPERIMENTS: Dict[str, Tuple[Variant, ...]] = {
     "memory": COMPARISON,
-    "atari": COMPARISON[:2],  # base vs RISE; add full_recurrent or the BTR variants with --variants
+    "atari": COMPARISON[:2],  # base vs RISE; add full_recurrent or preset names (btr, rise-btr) with --variants
     "ablations": ABLATIONS,
 }
-ALL_VARIANTS = {v.name: v for group in (*EXPERIMENTS.values(), BTR_COMPARISON) for v in group}
-# Every preset is also a variant under its own name (dqn, rise-dqn, r2d2-lite, ...).
-ALL_VARIANTS.update({algo: Variant(algo, algo, note=f"the {algo} preset") for algo in PRESETS if algo not in ALL_VARIANTS})
+ALL_VARIANTS = {v.name: v for group in EXPERIMENTS.values() for v in group}
+# Every preset is also a variant under its own name: dqn, rise-dqn, r2d2-lite, btr, rise-btr, r2d2-btr.
+ALL_VARIANTS.update({algo: Variant(algo, algo, note=note) for algo, note in PRESET_DESCRIPTIONS.items()})
 
 # Budgets a user gets without --frames. Memory task: where RISE-DQN has solved it on a CPU.
 DEFAULT_FRAMES = {"memory": 20_000, "ablations": 20_000, "atari": 10_000_000}

@@ -160,9 +160,13 @@ class IqnHead(tf.keras.layers.Layer):
         values = self.streams(mixed, training=training)  # [B*N, A]
         return tf.reshape(values, [-1, num_taus, self.num_actions])  # [B, N, A]
 
-    def call(self, features, training=False):  # [B, F] -> [B, A]
+    def sampled_quantiles(self, features, training=False):
+        """(quantile values [B, N, A], their taus [B, N]): taus sampled when training, midpoints otherwise."""
         taus = self.sample_taus(tf.shape(features)[0], training)
-        return tf.reduce_mean(self.quantiles(features, taus, training), axis=1)
+        return self.quantiles(features, taus, training), taus
+
+    def call(self, features, training=False):  # [B, F] -> [B, A]
+        return tf.reduce_mean(self.sampled_quantiles(features, training)[0], axis=1)
 
 
 def make_head(name: str, *, num_actions: int, hidden_units: int, noisy: bool, noisy_sigma0: float,

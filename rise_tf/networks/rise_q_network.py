@@ -136,9 +136,7 @@ class RiseQNetwork(network.Network):
         """IQN only: (quantile values [B, N, A], their taus [B, N]); taus sampled when training."""
         if not self.distributional:
             raise ValueError("quantile_values needs a distributional head (head='iqn')")
-        features = self.features(observation, training)
-        taus = self.head.sample_taus(tf.shape(features)[0], training)
-        return self.head.quantiles(features, taus, training), taus
+        return self.head.sampled_quantiles(self.features(observation, training), training)
 
 
 def build_network(input_spec, **kwargs) -> RiseQNetwork:

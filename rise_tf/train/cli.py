@@ -21,16 +21,8 @@ quiet_third_party_startup()  # before anything below imports TensorFlow
 
 from rise_tf.counts import parse_count, parse_real  # noqa: E402,F401  (re-exported: demo and tests use it here)
 from rise_tf.run_dir import RunDirError, check_replay_fits, check_writable_run_dir, load_run_config  # noqa: E402
-from rise_tf.train.config import DEFAULT_ALGO, PRESETS, EnvConfig, RunConfig, flag_table, make_config  # noqa: E402
-
-ALGO_HELP = {
-    "dqn": "DQN base (4-frame stack, no memory)",
-    "rise-dqn": "RISE on the DQN base",
-    "r2d2-lite": "full-recurrent model on the DQN base (φ re-encodes all k frames)",
-    "btr": "Beyond The Rainbow base (Impala x2 + spectral norm, noisy dueling IQN, Munchausen)",
-    "rise-btr": "RISE on the BTR base (the paper's setting)",
-    "r2d2-btr": "full-recurrent model on the BTR body",
-}
+from rise_tf.train.config import (DEFAULT_ALGO, PRESET_DESCRIPTIONS, PRESETS, EnvConfig, RunConfig,  # noqa: E402
+                                  flag_table, make_config)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -39,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run directory: config.json, checkpoints/, tensorboard/ (view with tensorboard --logdir), "
                "metrics.jsonl.")
     parser.add_argument("--algo", choices=sorted(PRESETS), default=None, metavar="ALGO",
-                        help="preset: " + "; ".join(f"{name}: {text}" for name, text in ALGO_HELP.items())
+                        help="preset: " + "; ".join(f"{name}: {text}" for name, text in PRESET_DESCRIPTIONS.items())
                              + f" [default: {DEFAULT_ALGO}]")
     parser.add_argument("--run-dir", default=None,
                         help="where the run lives [default: runs/<game>-<algo>-seed<seed>]")

@@ -341,9 +341,12 @@ def _flatten(values: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return flat
 
 
+def _btr_adam_epsilon(batch_size: int) -> float:
+    return 0.005 / batch_size  # BTR's Adam ε scales with the batch
+
+
 # Beyond The Rainbow (Clark et al. 2025), from its ICML code release (VIPTankz/BeyondTheRainbowICML,
 # main.py / Agent.py / networks.py; see ../shared/reference/btr.md and this module's docstring).
-_BTR_BATCH = 256
 BTR = {
     "env": {"num_envs": 64},
     "network": {"learnable_encoder": "impala", "width_scale": 2, "impala_pool_size": 6, "spectral_norm": True,
@@ -353,7 +356,7 @@ BTR = {
                "importance_beta_start": 0.4, "importance_beta_end": 1.0},
     "agent": {"loss": "quantile_huber", "munchausen": True, "double_dqn": False, "munchausen_temperature": 0.03,
               "munchausen_alpha": 0.9, "munchausen_log_policy_clip": -1.0, "huber_delta": 1.0, "gamma": 0.997,
-              "n_step": 3, "batch_size": _BTR_BATCH, "learning_rate": 1e-4, "adam_epsilon": 0.005 / _BTR_BATCH,
+              "n_step": 3, "batch_size": 256, "learning_rate": 1e-4, "adam_epsilon": _btr_adam_epsilon(256),
               "gradient_clip_norm": 10.0, "target_update_period": 500, "target_update_tau": 1.0, "reward_clip": 1.0},
     # One update per vector step of 64 envs; learning starts after 200k transitions (x4 frames);
     # ε decays with a 2M-transition time constant, ε-greedy only in the first half of training.
@@ -361,6 +364,7 @@ BTR = {
               "epsilon_schedule": "exponential", "epsilon_decay_frames": 8_000_000, "epsilon_greedy_fraction": 0.5,
               "eval_epsilon": 0.01, "eval_every_frames": 1_000_000, "eval_episodes": 100, "frames": 200_000_000},
 }
+BASES = {"dqn": {}, "btr": BTR}  # the DQN base is the dataclass defaults
 
 
 def _with(base: Dict[str, Dict[str, Any]], **sections: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
@@ -371,43 +375,42 @@ def _with(base: Dict[str, Dict[str, Any]], **sections: Dict[str, Any]) -> Dict[s
 
 
 # Presets: the models the project compares, on two bases, all trained by the same agent.
-PRESETS = {
-    "dqn": {"network": {"memory": "none"}},
-    "rise-dqn": {"network": {"memory": "rise"}},
-    "r2d2-lite": {"network": {"memory": "full_recurrent"}},
-    "btr": _with(BTR, network={"memory": "none"}),
-    "rise-btr": _with(BTR, network={"memory": "rise"}),
-    "r2d2-btr": _with(BTR, network={"memory": "full_recurrent"}),  # the cost RISE avoids, on BTR's body
+# name: (base, memory, description)
+_PRESET_TABLE = {
+    "dqn": ("dqn", "none", "DQN base (4-frame stack, no memory)"),
+    "rise-dqn": ("dqn", "rise", "RISE on the DQN base"),
+    "r2d2-lite": ("dqn", "full_recurrent", "full-recurrent model on the DQN base (φ re-encodes all k frames)"),
+    "btr": ("btr", "none", "Beyond The Rainbow base (Impala x2 + spectral norm, noisy dueling IQN, Munchausen)"),
+    "rise-btr": ("btr", "rise", "RISE on the BTR base (the paper's setting)"),
+    "r2d2-btr": ("btr", "full_recurrent", "full-recurrent model on the BTR body (the cost RISE avoids)"),
 }
-BASE_OF = {"dqn": "dqn", "rise-dqn": "dqn", "r2d2-lite": "dqn", "btr": "btr", "rise-btr": "btr", "r2d2-btr": "btr"}
+PRESETS = {name: _with(BASES[base], network={"memory": memory}) for name, (base, memory, _) in _PRESET_TABLE.items()}
+BASE_OF = {name: base for name, (base, _, _) in _PRESET_TABLE.items()}
+PRESET_DESCRIPTIONS = {name: description for name, (_, _, description) in _PRESET_TABLE.items()}
 
 # The memory task is small and fast: scale the Atari schedule down so it learns in minutes on a CPU.
+_MEMORY_TASK_DQN = {
+    "env": {"num_envs": 8},
+    "replay": {"capacity": 50_000},
+    "agent": {"target_update_period": 250, "gamma": 0.9, "n_step": 1, "learning_rate": 1e-3},
+    "train": {"frames": 30_000, "warmup_frames": 2_000, "replay_ratio": 0.25, "epsilon_decay_frames": 10_000,
+              "epsilon_end": 0.05, "eval_every_frames": 10_000, "eval_episodes": 32,
+              "checkpoint_every_frames": 20_000, "log_every_frames": 1_000},
+}
 MEMORY_TASK_SCALE = {
-    "dqn": {
-        "env": {"num_envs": 8},
-        "replay": {"capacity": 50_000},
-        "agent": {"target_update_period": 250, "gamma": 0.9, "n_step": 1, "learning_rate": 1e-3},
-        "train": {"frames": 30_000, "warmup_frames": 2_000, "replay_ratio": 0.25, "epsilon_decay_frames": 10_000,
-                  "epsilon_end": 0.05, "eval_every_frames": 10_000, "eval_episodes": 32,
-                  "checkpoint_every_frames": 20_000, "log_every_frames": 1_000},
-    },
+    "dqn": _MEMORY_TASK_DQN,
     # BTR's learner (IQN with noisy dueling streams, Munchausen targets, PER α 0.2) on a smaller body:
     # the Nature CNN that rise-dqn uses here instead of spectral-norm Impala x2 (which costs ~6-25x
     # more per frame: ~370 ms per update at x1 and batch 32 on a 2-core CPU), 128 hidden units
     # instead of 512 and batch 32 instead of 256, so it learns the task in minutes on a CPU and its
-    # comparison with rise-dqn differs in the learner only. The schedule is the DQN memory one.
-    "btr": {
-        "env": {"num_envs": 8},
-        "network": {"learnable_encoder": "nature", "width_scale": 1, "spectral_norm": False,
-                    "head_hidden_units": 128},
-        "replay": {"capacity": 50_000},
-        "agent": {"target_update_period": 250, "gamma": 0.9, "n_step": 1, "learning_rate": 1e-3,
-                  "batch_size": 32, "adam_epsilon": 0.005 / 32},
-        "train": {"frames": 40_000, "warmup_frames": 2_000, "replay_ratio": 0.25, "epsilon_schedule": "linear",
-                  "epsilon_decay_frames": 10_000, "epsilon_end": 0.05, "epsilon_greedy_fraction": 0.5,
-                  "eval_epsilon": 0.0, "eval_every_frames": 10_000, "eval_episodes": 32,
-                  "checkpoint_every_frames": 20_000, "log_every_frames": 1_000},
-    },
+    # comparison with rise-dqn differs in the learner only. The schedule is the DQN memory one, with
+    # a linear ε that stops at half the budget (noisy nets explore after) and greedy evaluation.
+    "btr": _with(_MEMORY_TASK_DQN,
+                 network={"learnable_encoder": "nature", "width_scale": 1, "spectral_norm": False,
+                          "head_hidden_units": 128},
+                 agent={"batch_size": 32, "adam_epsilon": _btr_adam_epsilon(32)},
+                 train={"frames": 40_000, "epsilon_schedule": "linear", "epsilon_greedy_fraction": 0.5,
+                        "eval_epsilon": 0.0}),
 }
 
 
