@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     except (step_model.ExportError, CheckpointError, TrainingError, ValueError) as error:
         print(f"rise-export: error: {error}", file=sys.stderr)
         return 2
-    summary = (f"parity over {report.steps} real {loaded.config.env.game} frames ({report.resets} resets): "
+    summary = (f"parity over {report.steps} real {loaded.config.env_name} frames ({report.resets} resets): "
                f"max |ΔQ| = {report.max_abs_q_difference:.2e} (tolerance {report.tolerance:g}), "
                f"greedy-action mismatches: {report.action_mismatches}")
     if not report.passed:

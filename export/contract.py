@@ -25,7 +25,8 @@ STATE_OUT_PREFIX = "state_out_"
 
 # Metadata (ONNX metadata_props), all values strings; JSON where structured.
 META_FORMAT_VERSION = "rise.format_version"
-META_GAME = "rise.game"
+META_GAME = "rise.game"  # the Atari game, memory task or gymnasium id
+META_ENV = "rise.env"  # JSON: {"kind": atari | memory | gym, "name", and what rebuilds the env (flicker, ...)}
 META_ALGO = "rise.algo"
 META_ACTION_MEANINGS = "rise.action_meanings"  # JSON list
 META_WINDOW_LENGTH = "rise.window_length"

@@ -20,8 +20,9 @@ from rise_tf.export import contract
 from rise_tf.networks.rise_q_network import input_frame_size
 from rise_tf.policies.rise_policy import RiseQPolicy
 from rise_tf.train import builder, checkpoints
-from rise_tf.train.config import RunConfig
-from rise_tf.run_dir import load_run_config
+from rise_tf.envs.py_env import frame_specs
+from rise_tf.train.config import RunConfig, env_description
+from rise_tf.run_dir import load_env_info, load_run_config
 
 
 class ExportError(RuntimeError):
@@ -44,10 +45,15 @@ def load_policy(run_dir: str, checkpoint: Optional[str] = None) -> LoadedPolicy:
     path = checkpoint or checkpoints.latest_checkpoint(run_dir)
     if path is None:
         raise ExportError(f"{run_dir} has no checkpoint yet; train first (rise-train --resume {run_dir}).")
-    env = builder.make_env(config, num_envs=1, training=False)
-    meanings = env.envs[0].action_meanings
-    time_step_spec, action_spec = env.time_step_spec(), env.action_spec()
-    env.close()
+    info = load_env_info(run_dir)
+    if info is not None:
+        meanings = info["action_meanings"]
+    else:  # runs older than env.json: ask the env itself
+        env = builder.make_env(config, num_envs=1, training=False)
+        meanings = env.envs[0].action_meanings
+        env.close()
+    observation_spec, action_spec = frame_specs(config.env.frame_size, len(meanings))
+    time_step_spec = ts.time_step_spec(observation_spec)
     network = builder.make_network(config, len(meanings))
     state = checkpoints.restore(path, {"q_network": network}, partial=True)  # the online network only
     # The greedy policy on the deterministic network: no ε, no noise, the quantile-midpoint taus.
@@ -86,7 +92,8 @@ def metadata(loaded: LoadedPolicy, names: List[str]) -> Dict[str, str]:
     config = loaded.config
     return {
         contract.META_FORMAT_VERSION: str(contract.FORMAT_VERSION),
-        contract.META_GAME: config.env.game,
+        contract.META_GAME: config.env_name,
+        contract.META_ENV: json.dumps(env_description(config)),
         contract.META_ALGO: config.algo,
         contract.META_ACTION_MEANINGS: json.dumps(loaded.action_meanings),
         contract.META_WINDOW_LENGTH: str(config.network.window_length),
@@ -127,12 +134,14 @@ def export_saved_model(loaded: LoadedPolicy, directory: str) -> None:
     policy_saver.PolicySaver(loaded.policy, batch_size=None).save(directory)
 
 
-def rollout_frames(loaded: LoadedPolicy, steps: int, seed: int = 123) -> Tuple[np.ndarray, np.ndarray]:
+def rollout_frames(loaded: LoadedPolicy, steps: int, seed: int = 123,
+                   env_factory: Optional[builder.EnvFactory] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Real frames from the run's game under the greedy TF policy, with a forced reset at steps // 2.
+    `env_factory`: the factory a Python-API run was trained with (its env is not registered).
 
     Returns frames [steps, H, W] uint8 and reset flags [steps] bool.
     """
-    env = builder.make_env(loaded.config, num_envs=1, seed_offset=seed, training=False)
+    env = builder.make_env(loaded.config, num_envs=1, seed_offset=seed, training=False, env_factory=env_factory)
     state = loaded.policy.get_initial_state(1)
     act = tf.function(loaded.policy.action)
     time_step = env.reset()

@@ -1,6 +1,7 @@
 """A run directory's files and the checks made before anything is written. TensorFlow-free.
 
     <run_dir>/config.json    the resolved RunConfig (written atomically)
+              env.json       the env's name and action meanings (export needs no env to rebuild the policy)
               metrics.jsonl  training and evaluation records
               summary.json   the run's totals, rewritten when a run ends
               checkpoints/   see rise_tf.train.checkpoints
@@ -20,6 +21,7 @@ from rise_tf.train.config import RunConfig, replay_layout
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+ENV_FILE = "env.json"
 
 
 class RunDirError(ValueError):
@@ -54,6 +56,23 @@ def load_run_config(run_dir: str) -> RunConfig:
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as error:
         raise RunDirError(f"{path} is not a valid rise-tf run config ({error}). Restore it from the "
                           f"run's checkpoints or start a new run.") from None
+
+
+def write_env_info(run_dir: str, name: str, action_meanings) -> None:
+    write_json_atomic(os.path.join(run_dir, ENV_FILE),
+                      json.dumps({"name": name, "action_meanings": list(action_meanings)}, indent=2))
+
+
+def load_env_info(run_dir: str) -> Optional[dict]:
+    """{"name", "action_meanings"} of the run's env, or None for runs that predate env.json."""
+    try:
+        with open(os.path.join(run_dir, ENV_FILE)) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunDirError(f"{os.path.join(run_dir, ENV_FILE)} is not valid JSON ({error}); delete it and the "
+                          f"export rebuilds the env instead.") from None
 
 
 def check_writable_run_dir(run_dir: str) -> None:

@@ -1,9 +1,11 @@
-"""`rise-play`: play ALE games with an exported step model, as a game loop would (no TensorFlow).
+"""`rise-play`: play an exported step model in its own env, as a game loop would (no TensorFlow).
 
     rise-play pong.onnx --episodes 3 --realtime --record pong.mp4
 
-Each agent step: the emulator repeats the action (4 frames), the runner gets the last two raw RGB
-screens and returns the next action. `--realtime` paces the loop to 60 Hz game time (one agent step
+The env is the model's own: an ALE game, or the gymnasium env id it was trained on (with its
+module and image key), with the same flicker (`--flicker` overrides). Each agent step: the env
+repeats the action (4 frames on Atari), the runner gets the last two raw screens as the agent sees
+them (blank on a flickered step) and returns the next action. `--realtime` paces the loop to 60 Hz game time (one agent step
 per 4/60 s) and counts the deadlines the policy missed. Reports raw and human-normalized scores and
 per-step policy latency (preprocessing + inference) p50/p99.
 """
@@ -56,18 +58,44 @@ class _Recorder:
             images[0].save(self.path, save_all=True, append_images=images[1:], duration=int(1000 / self.fps), loop=0)
 
 
-def play(policy, game: str, episodes: int, *, realtime: bool, record: Optional[str], seed: int,
-         max_episode_frames: int, sticky_action_prob: float) -> dict:
+def model_flicker(policy) -> float:
+    """The flicker probability the model was trained with (0 for models that predate it)."""
+    return float((policy.env_description or {}).get("flicker", 0.0))
+
+
+def make_play_env(policy, game: Optional[str], *, seed: int, max_episode_frames: int, sticky_action_prob: float,
+                  flicker: float):
+    """The model's own env (or `game`, an ALE game), configured as in training."""
+    description = policy.env_description or {"kind": "atari"}
+    if game is None and description["kind"] == "gym":
+        from rise_tf.envs.gym_image import GymImageEnv
+
+        return GymImageEnv.from_id(description["env_id"], env_module=description.get("env_module"),
+                                   image_key=description.get("image_key"), preprocessing=policy.preprocessing,
+                                   flicker_prob=flicker, seed=seed)
+    if game is None and description["kind"] == "memory":
+        raise ValueError(f"{policy.path} plays the memory task {policy.game}; rise-play runs Atari and gymnasium "
+                         f"image envs (evaluate memory-task runs with rise-train's greedy evaluations)")
     from rise_tf.envs.atari import AtariEnv, AtariSettings, NOOP_MAX
-    from rise_tf.envs.atari_scores import human_normalized_score
 
     settings = AtariSettings(sticky_action_prob=sticky_action_prob, noop_max=NOOP_MAX,
-                             max_episode_frames=max_episode_frames, preprocessing=policy.preprocessing)
-    env = AtariEnv(game, settings, seed=seed)
+                             max_episode_frames=max_episode_frames, preprocessing=policy.preprocessing,
+                             flicker_prob=flicker)
+    return AtariEnv(game or policy.game, settings, seed=seed)
+
+
+def play(policy, game: Optional[str], episodes: int, *, realtime: bool, record: Optional[str], seed: int,
+         max_episode_frames: int, sticky_action_prob: float, flicker: float) -> dict:
+    """Plays `episodes` episodes; `game` None = the model's own env. Returns scores and latencies."""
+    from rise_tf.envs.atari_scores import human_normalized_score
+
+    env = make_play_env(policy, game, seed=seed, max_episode_frames=max_episode_frames,
+                        sticky_action_prob=sticky_action_prob, flicker=flicker)
+    name = getattr(env, "game", None) or env.name
     if list(env.action_meanings) != list(policy.action_meanings):
         env.close()
-        raise ValueError(f"{env.game} has actions {env.action_meanings}, but the model was trained with "
-                         f"{policy.action_meanings} (game {policy.game!r}); play the model's own game.")
+        raise ValueError(f"{name} has actions {env.action_meanings}, but the model was trained with "
+                         f"{policy.action_meanings} (on {policy.game!r}); play the model's own game.")
     step_seconds = policy.preprocessing.action_repeat / EMULATOR_HZ
     recorder = _Recorder(record, EMULATOR_HZ / policy.preprocessing.action_repeat) if record else None
     scores, lengths, latencies, dropped = [], [], [], 0
@@ -79,9 +107,9 @@ def play(policy, game: str, episodes: int, *, realtime: bool, record: Optional[s
             deadline = time.perf_counter() + step_seconds
             while not done:
                 if recorder:
-                    recorder.add(env.last_screen)
+                    recorder.add(env.render())
                 start = time.perf_counter()
-                action = policy.act(env.last_screen, env.previous_screen)
+                action = policy.act(*env.observed_screens())  # blank on a flickered step, as in training
                 latencies.append(time.perf_counter() - start)
                 _, reward, terminated, truncated, _ = env.step(action)
                 score += reward
@@ -101,9 +129,9 @@ def play(policy, game: str, episodes: int, *, realtime: bool, record: Optional[s
         env.close()
         if recorder:
             recorder.close()
-    hns = [human_normalized_score(game, s) for s in scores]
+    hns = [human_normalized_score(name, s) for s in scores]
     latency_ms = 1000 * np.asarray(latencies)
-    return {"game": env.game, "scores": scores, "mean_score": float(np.mean(scores)), "episode_steps": lengths,
+    return {"game": name, "flicker": flicker, "scores": scores, "mean_score": float(np.mean(scores)), "episode_steps": lengths,
             "human_normalized": None if hns[0] is None else float(np.mean(hns)),
             "latency_p50_ms": float(np.percentile(latency_ms, 50)), "latency_p99_ms": float(np.percentile(latency_ms, 99)),
             "steps": int(sum(lengths)), "dropped_deadlines": dropped if realtime else None, "record": record}
@@ -112,7 +140,7 @@ def play(policy, game: str, episodes: int, *, realtime: bool, record: Optional[s
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="rise-play", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="an exported .onnx step model (rise-export)")
-    parser.add_argument("--game", default=None, help="ALE game [default: the model's own game]")
+    parser.add_argument("--game", default=None, help="ALE game [default: the model's own env]")
     parser.add_argument("--episodes", type=int, default=1, help="episodes to play")
     parser.add_argument("--realtime", action="store_true", help="pace to 60 Hz game time, count missed deadlines")
     parser.add_argument("--record", default=None, metavar="FILE", help="write the raw screen to FILE (.mp4 or .gif)")
@@ -123,19 +151,24 @@ def main(argv=None) -> int:
                         help="episode cap, emulator frames")
     parser.add_argument("--sticky-action-prob", type=float, default=STICKY_ACTION_PROB,
                         help="probability the emulator repeats the previous action (ALE v5)")
+    parser.add_argument("--flicker", type=float, default=None, metavar="P",
+                        help="blank each observed screen with probability P [default: the model's training flicker]")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="execution provider")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
+    if args.flicker is not None and not 0.0 <= args.flicker < 1.0:
+        parser.error(f"--flicker must be in [0, 1) (0 = off), got {args.flicker}")
     from rise_tf.serving.runner import ModelError, Policy
 
     try:
         policy = Policy.load(args.model, threads=args.threads, device=args.device)
-        result = play(policy, args.game or policy.game, args.episodes, realtime=args.realtime, record=args.record,
+        flicker = model_flicker(policy) if args.flicker is None else args.flicker
+        result = play(policy, args.game, args.episodes, realtime=args.realtime, record=args.record,
                       seed=args.seed, max_episode_frames=args.max_episode_frames,
-                      sticky_action_prob=args.sticky_action_prob)
+                      sticky_action_prob=args.sticky_action_prob, flicker=flicker)
     except (FileNotFoundError, ModelError, ValueError, OSError) as error:
         print(f"rise-play: error: {error}", file=sys.stderr)
         return 2
@@ -145,6 +178,8 @@ def main(argv=None) -> int:
     for episode, (score, steps) in enumerate(zip(result["scores"], result["episode_steps"]), 1):
         print(f"[rise-play] {result['game']} episode {episode}: score {score:g} in {steps} steps")
     hns = result["human_normalized"]
+    if result["flicker"]:
+        print(f"[rise-play] flicker: each observed screen blanked with probability {result['flicker']:g}")
     print(f"[rise-play] mean score {result['mean_score']:g}" + (f", human-normalized {hns:.3f}" if hns is not None else ""))
     print(f"[rise-play] policy latency per step: p50 {result['latency_p50_ms']:.2f} ms, "
           f"p99 {result['latency_p99_ms']:.2f} ms over {result['steps']} steps ({', '.join(policy.providers)})")

@@ -67,6 +67,8 @@ class Policy:
                              f"{contract.FORMAT_VERSION}. Use the rise-tf version that exported it, or re-export.")
         self.metadata: Dict[str, str] = dict(meta)
         self.game = meta[contract.META_GAME]
+        # How to rebuild the env (kind, flicker, ...); None for models exported before it was recorded.
+        self.env_description: Optional[Dict] = json.loads(meta[contract.META_ENV]) if contract.META_ENV in meta else None
         self.action_meanings: List[str] = json.loads(meta[contract.META_ACTION_MEANINGS])
         self.preprocessing = PreprocessingConfig.from_dict(json.loads(meta[contract.META_PREPROCESSING]))
         self.state_layout = contract.decode_state_layout(meta[contract.META_STATE])
@@ -102,7 +104,7 @@ class Policy:
         return preprocess_screens(screen, previous_screen, self.preprocessing)
 
     def act(self, screen: np.ndarray, previous_screen: Optional[np.ndarray] = None) -> int:
-        """One game: raw RGB screen(s) [210, 160, 3] uint8 -> greedy action index."""
+        """One game: raw screen(s) (RGB [H, W, 3] or gray [H, W]) uint8 -> greedy action index."""
         if self.batch_size != 1:
             self.reset(1)
         return int(self.step_frames(self.preprocess(screen, previous_screen)[None])[0])

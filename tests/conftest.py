@@ -65,7 +65,7 @@ def atari_settings(**overrides):
     from rise_tf.envs.atari_preprocessing import PreprocessingConfig
 
     values = dict(sticky_action_prob=atari.STICKY_ACTION_PROB, noop_max=atari.NOOP_MAX,
-                  max_episode_frames=atari.MAX_EPISODE_FRAMES, preprocessing=PreprocessingConfig())
+                  max_episode_frames=atari.MAX_EPISODE_FRAMES, preprocessing=PreprocessingConfig(), flicker_prob=0.0)
     values.update(overrides)
     return atari.AtariSettings(**values)
 
@@ -75,7 +75,6 @@ def lane_options(**overrides):
     from rise_tf.envs import memory_task
 
     values = dict(atari=atari_settings(), terminal_on_life_loss=False,
-                  corridor_length=memory_task.STANDARD_CORRIDOR_LENGTH, num_cues=memory_task.STANDARD_NUM_CUES,
-                  frame_size=84)
+                  memory=memory_task.MEMORY_TASKS[memory_task.GAME_NAME], frame_size=84, gym_source=None)
     values.update(overrides)
     return values

@@ -54,7 +54,7 @@ def test_life_loss_gives_zero_discount_but_the_episode_goes_on():
 
 
 def test_memory_task_rewards_only_the_cued_choice():
-    env = MemoryCorridorEnv(corridor_length=3, num_cues=2, cue_steps=1, frame_size=84)
+    env = MemoryCorridorEnv(corridor_length=3, num_cues=2, cue_steps=1, distractor_prob=0.0, frame_size=84)
     for seed in range(6):
         frame, _ = env.reset(seed=seed)
         cue = env._cue
@@ -85,7 +85,8 @@ def test_batched_env_steps_all_lanes(mode):
 def test_memory_task_is_registered_with_gymnasium():
     import gymnasium as gym
 
-    from rise_tf.envs.memory_task import ENV_ID
+    from rise_tf.envs.memory_task import GAME_NAME, env_id_of
+    ENV_ID = env_id_of(GAME_NAME)
 
     env = gym.make(ENV_ID, corridor_length=3)
     frame, _ = env.reset(seed=0)
@@ -93,7 +94,7 @@ def test_memory_task_is_registered_with_gymnasium():
 
 
 def test_memory_task_follows_the_frame_size():
-    env = MemoryCorridorEnv(corridor_length=3, num_cues=2, cue_steps=1, frame_size=42)
+    env = MemoryCorridorEnv(corridor_length=3, num_cues=2, cue_steps=1, distractor_prob=0.0, frame_size=42)
     frame, _ = env.reset(seed=0)
     assert frame.shape == (42, 42) and frame.max() == 255  # the cue band, scaled down
     lane = make_frame_env("MemoryCorridor", seed=0, **lane_options(frame_size=48))
@@ -106,7 +107,7 @@ def test_shipped_envs_pass_gymnasium_check_env():
 
     from rise_tf.envs.atari import AtariEnv
 
-    for env in (MemoryCorridorEnv(corridor_length=3, num_cues=2, cue_steps=1, frame_size=84),
+    for env in (MemoryCorridorEnv(corridor_length=3, num_cues=2, cue_steps=1, distractor_prob=0.0, frame_size=84),
                 AtariEnv("Pong", atari_settings(max_episode_frames=2_000))):
         check_env(env, skip_render_check=True)
         first, _ = env.reset(seed=11)
@@ -118,6 +119,7 @@ def test_shipped_envs_pass_gymnasium_check_env():
 def test_memory_task_is_registered_by_a_string_entry_point():
     import gymnasium as gym
 
-    from rise_tf.envs.memory_task import ENV_ID
+    from rise_tf.envs.memory_task import GAME_NAME, env_id_of
+    ENV_ID = env_id_of(GAME_NAME)
 
     assert gym.spec(ENV_ID).entry_point == "rise_tf.envs.memory_task:MemoryCorridorEnv"

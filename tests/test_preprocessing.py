@@ -33,7 +33,7 @@ def test_uniform_grey_maps_to_its_luma():
 
 
 @pytest.mark.parametrize("bad, error", [
-    (np.zeros((210, 160), np.uint8), ValueError),
+    (np.zeros((210, 160, 4), np.uint8), ValueError),
     (np.zeros((210, 160, 3), np.float32), TypeError),
     ([[0]], TypeError),
 ])

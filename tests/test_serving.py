@@ -100,7 +100,7 @@ def test_bad_models_and_frames_get_clear_errors(pong_onnx, tmp_path):
         Policy.load(str(future))
     policy = Policy.load(pong_onnx)
     with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
-        policy.act(np.zeros((210, 160), np.uint8))
+        policy.act(np.zeros((210, 160, 2), np.uint8))
     with pytest.raises(TypeError, match="uint8"):
         policy.act(np.zeros((210, 160, 3), np.float32))
     with pytest.raises(ValueError, match="device"):

@@ -22,10 +22,10 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from rise_tf.analysis import aggregate
-from rise_tf.analysis.runs import MEMORY_GAME, Run, experiment_records, find_runs
+from rise_tf.analysis.runs import Run, experiment_records, find_runs
+from rise_tf.envs.memory_task import SOLVED_SUCCESS, is_memory_task
 from rise_tf.run_dir import METRICS_FILE
 
-SOLVED_SUCCESS = 0.95  # memory task: "solved" once a greedy evaluation reaches this success rate
 SCORE_TITLES = {"success_rate": "greedy success rate", "human_normalized": "human-normalized score",
                 "return": "return"}
 
@@ -89,8 +89,8 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
             entry["aggregate"] = {
                 metric: dataclasses.asdict(aggregate.interval_estimate(scores[label], metric, reps, seed=seed))
                 for metric in aggregate.METRICS}
-        if MEMORY_GAME in games:
-            solved = [e for e in (_first_solving_eval(r) for r in mine if r.game == MEMORY_GAME) if e is not None]
+        if any(is_memory_task(g) for g in games):
+            solved = [e for e in (_first_solving_eval(r) for r in mine if is_memory_task(r.game)) if e is not None]
             entry["solved_runs"] = len(solved)
             entry["frames_to_solve"] = _mean(e["frames"] for e in solved)
             entry["seconds_to_solve"] = _mean(e.get("wall_seconds") for e in solved)
@@ -138,7 +138,7 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
              f"Runs: {len(summary['runs'])}; games: {', '.join(games)}; score: final greedy evaluation "
              f"({score_title}). Brackets: 95 % stratified bootstrap CI over runs ({summary['bootstrap_reps']} "
              f"resamples).", ""]
-    memory = MEMORY_GAME in games
+    memory = any(is_memory_task(g) for g in games)
     header = ["variant", "runs", "score mean [95% CI]", "IQM [95% CI]"]
     if memory:
         header += [f"runs solved (≥{SOLVED_SUCCESS:.0%})", "frames to solve (mean of solved)",

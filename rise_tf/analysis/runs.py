@@ -16,7 +16,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 from rise_tf.envs.atari_scores import human_normalized_score
-from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME
+from rise_tf.envs.memory_task import is_memory_task
 from rise_tf.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 _EVENTS = "events.out.tfevents.*"
@@ -36,7 +36,7 @@ class Run:
     def score_name(self) -> str:
         """The score a report compares: success on the memory task, HNS on Atari games with
         reference scores, raw return otherwise."""
-        if self.game == MEMORY_GAME:
+        if is_memory_task(self.game):
             return "success_rate"
         if human_normalized_score(self.game, 0.0) is not None:
             return "human_normalized"

@@ -6,6 +6,9 @@ Protocol (Machado et al. 2018 + DQN conventions): sticky actions 0.25, up to 30 
 episodes truncated at 108,000 emulator frames, minimal action set. Rewards are raw game points;
 clipping happens in the learner so reported scores stay real.
 
+Flicker (`AtariSettings.flicker_prob`, DRQN's flickering Atari) blanks whole observed screens; see
+`screens.py`.
+
 Deliberate deviation: an optional life loss is reported in `info["life_lost"]` and becomes a zero
 discount for the learner (see `py_env.py`) instead of ending the episode, so the agent's frame stack
 and memory carry across lives exactly as they do when the agent plays.
@@ -20,7 +23,8 @@ from typing import List, Optional
 import gymnasium as gym
 import numpy as np
 
-from rise_tf.envs.atari_preprocessing import RAW_SCREEN_SHAPE, PreprocessingConfig, preprocess_screens
+from rise_tf.envs.atari_preprocessing import RAW_SCREEN_SHAPE, PreprocessingConfig
+from rise_tf.envs.screens import ScreenEnv, check_flicker
 
 _ALE_READY = False
 
@@ -81,6 +85,7 @@ class AtariSettings:
     noop_max: int
     max_episode_frames: int  # emulator frames
     preprocessing: PreprocessingConfig
+    flicker_prob: float  # each observed screen is blanked with this probability (0 = off)
 
     def __post_init__(self):
         if not 0.0 <= self.sticky_action_prob < 1.0:
@@ -89,12 +94,11 @@ class AtariSettings:
             raise ValueError(f"noop_max must be >= 0, got {self.noop_max}")
         if self.max_episode_frames < 1:
             raise ValueError(f"max_episode_frames must be >= 1, got {self.max_episode_frames}")
+        check_flicker(self.flicker_prob)
 
 
-class AtariEnv(gym.Env):
+class AtariEnv(ScreenEnv):
     """One Atari game emitting single preprocessed frames, uint8 [84, 84] (no stacking here)."""
-
-    metadata = {"render_modes": ["rgb_array"]}
 
     def __init__(self, game: str, settings: AtariSettings, seed: Optional[int] = None):
         _ensure_ale_registered()
@@ -112,31 +116,17 @@ class AtariEnv(gym.Env):
         self._ale = self._ale_env.unwrapped.ale
         self._action_set = self._ale.getMinimalActionSet()
         self.action_meanings = list(self._ale_env.unwrapped.get_action_meanings())
-        size = settings.preprocessing.frame_size
-        self.observation_space = gym.spaces.Box(0, 255, (size, size), np.uint8)
+        self._init_screens(RAW_SCREEN_SHAPE, settings.preprocessing, settings.flicker_prob)
         self.action_space = gym.spaces.Discrete(len(self._action_set))
-        self._screens = np.zeros((2,) + RAW_SCREEN_SHAPE, np.uint8)  # [previous, last]
         if seed is not None:
             self.np_random = np.random.default_rng(seed)  # the stream gymnasium's reset(seed=seed) makes
         self._next_seed = seed
         self._episode_frames = 0
         self._lives = 0
 
-    @property
-    def last_screen(self) -> np.ndarray:
-        """The latest raw RGB screen (for recording and for preprocessing-parity tests)."""
-        return self._screens[1]
-
-    @property
-    def previous_screen(self) -> np.ndarray:
-        return self._screens[0]
-
     def _grab_screen(self) -> None:
         self._screens[0] = self._screens[1]
         self._ale.getScreenRGB(self._screens[1])
-
-    def _frame(self) -> np.ndarray:
-        return preprocess_screens(self._screens[1], self._screens[0], self.settings.preprocessing)
 
     def reset(self, *, seed: Optional[int] = None, options=None):
         super().reset(seed=seed)  # seeds self.np_random (the no-op draws) when a seed is given
@@ -157,6 +147,7 @@ class AtariEnv(gym.Env):
                 self._ale_env.reset()
                 self._episode_frames = 0
         self._lives = self._ale.lives()
+        self._draw_flicker()
         return self._frame(), {"life_lost": False, "episode_frames": self._episode_frames}
 
     def step(self, action):
@@ -177,10 +168,8 @@ class AtariEnv(gym.Env):
         lives = self._ale.lives()
         info = {"life_lost": lives < self._lives, "episode_frames": self._episode_frames}
         self._lives = lives
+        self._draw_flicker()
         return self._frame(), float(reward), terminated, truncated, info
-
-    def render(self):
-        return self._screens[1].copy()
 
     def close(self):
         self._ale_env.close()

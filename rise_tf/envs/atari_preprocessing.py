@@ -6,6 +6,8 @@ a deployed policy sees exactly the pixels it was trained on. A test proves the p
 Pipeline for one agent step (Mnih et al. 2015, Machado et al. 2018):
     the last two raw RGB screens of an action repeat -> pixel-wise max (removes sprite flicker)
     -> grayscale (ITU-R 601 luma, OpenCV's RGB2GRAY) -> resize to 84x84 with area interpolation.
+Screens may also be grayscale already ([H, W] or [H, W, 1], from other gymnasium envs): the same
+pipeline then skips the colour conversion.
 Deviation: the DQN paper took the luminance channel via its own rescale; ALE's built-in grayscale
 palette differs by a grey level or two. We convert RGB ourselves so a runner that only has RGB
 screens reproduces training exactly.
@@ -55,12 +57,13 @@ class PreprocessingConfig:
 _INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "nearest": cv2.INTER_NEAREST}
 
 
-def _check_rgb(screen: np.ndarray, name: str) -> None:
+def _check_screen(screen: np.ndarray, name: str) -> None:
     if not isinstance(screen, np.ndarray) or screen.dtype != np.uint8:
         raise TypeError(f"{name} must be a uint8 numpy array, got {type(screen).__name__} "
                         f"{getattr(screen, 'dtype', '')}")
-    if screen.ndim != 3 or screen.shape[2] != 3:
-        raise ValueError(f"{name} must be an RGB image shaped [H, W, 3], got shape {screen.shape}")
+    if not (screen.ndim == 2 or (screen.ndim == 3 and screen.shape[2] in (1, 3))):
+        raise ValueError(f"{name} must be an RGB image shaped [H, W, 3] or a grayscale one shaped [H, W] or "
+                         f"[H, W, 1], got shape {screen.shape}")
 
 
 def preprocess_screens(
@@ -71,21 +74,23 @@ def preprocess_screens(
     """Turns the last (and second-to-last) raw RGB screen of an agent step into one frame.
 
     Args:
-      last_screen: uint8 [H, W, 3], the screen after the last emulator frame of the step.
-      previous_screen: uint8 [H, W, 3], the screen one emulator frame earlier, or None (then no
+      last_screen: uint8 [H, W, 3] (RGB) or [H, W] / [H, W, 1] (gray), the screen after the last
+        emulator frame of the step.
+      previous_screen: the screen one emulator frame earlier (same shape), or None (then no
         max-pooling, e.g. at reset or when the runner only has one screen).
       config: the pipeline parameters.
     Returns:
       uint8 [frame_size, frame_size] grayscale frame.
     """
-    _check_rgb(last_screen, "last_screen")
+    _check_screen(last_screen, "last_screen")
     screen = last_screen
     if config.max_pool_last_two and previous_screen is not None:
-        _check_rgb(previous_screen, "previous_screen")
+        _check_screen(previous_screen, "previous_screen")
         if previous_screen.shape != last_screen.shape:
             raise ValueError(f"screens differ in shape: {previous_screen.shape} vs {last_screen.shape}")
         screen = np.maximum(last_screen, previous_screen)
-    gray = cv2.cvtColor(screen, cv2.COLOR_RGB2GRAY)
+    gray = cv2.cvtColor(screen, cv2.COLOR_RGB2GRAY) if screen.ndim == 3 and screen.shape[2] == 3 else (
+        screen.reshape(screen.shape[:2]))
     return cv2.resize(
         gray, (config.frame_size, config.frame_size), interpolation=_INTERPOLATIONS[config.interpolation]
     )

@@ -1,7 +1,8 @@
 """TF-Agents `PyEnvironment`s over the frame environments, single and batched over N game lanes.
 
 `FramePyEnvironment` adapts any gymnasium env that emits uint8 [84, 84] frames and takes discrete
-actions (Atari, MemoryCorridor) to TF-Agents' TimeStep protocol:
+actions (Atari, the MemoryCorridor tasks, any image env through `gym_image.GymImageEnv`) to
+TF-Agents' TimeStep protocol:
   terminated -> LAST with discount 0; truncated (frame cap) -> LAST with discount 1, so the learner
   bootstraps through the cut; a life loss with `terminal_on_life_loss` -> MID with discount 0 (the
   learner stops bootstrapping there, the episode and the agent's memory go on).
@@ -9,6 +10,7 @@ Rewards stay raw; the learner clips.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable, List, Optional, Sequence
 
@@ -18,9 +20,16 @@ from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
 from rise_tf.envs.atari import AtariEnv, AtariSettings
-from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME, STANDARD_CUE_STEPS, MemoryCorridorEnv
+from rise_tf.envs.gym_image import GymSource
+from rise_tf.envs.memory_task import MemoryCorridorEnv, MemoryTaskSettings, is_memory_task
 
 PARALLEL_MODES = ("serial", "threads", "processes")
+
+
+def frame_specs(frame_size: int, num_actions: int):
+    """(observation spec, action spec) of every rise-tf lane: one uint8 frame, one discrete action."""
+    return (array_spec.BoundedArraySpec((frame_size, frame_size), np.uint8, 0, 255, name="frame"),
+            array_spec.BoundedArraySpec((), np.int32, 0, num_actions - 1, name="action"))
 
 
 class FramePyEnvironment(py_environment.PyEnvironment):
@@ -31,10 +40,8 @@ class FramePyEnvironment(py_environment.PyEnvironment):
         self.gym_env = gym_env
         self._terminal_on_life_loss = terminal_on_life_loss
         self._seed = seed
-        shape = gym_env.observation_space.shape
-        self._observation_spec = array_spec.BoundedArraySpec(shape, np.uint8, 0, 255, name="frame")
-        self._action_spec = array_spec.BoundedArraySpec(
-            (), np.int32, 0, gym_env.action_space.n - 1, name="action")
+        self._observation_spec, self._action_spec = frame_specs(gym_env.observation_space.shape[0],
+                                                                gym_env.action_space.n)
 
     @property
     def action_meanings(self) -> List[str]:
@@ -69,11 +76,12 @@ class FramePyEnvironment(py_environment.PyEnvironment):
 
 
 def make_frame_env(game: str, seed: Optional[int], *, atari: AtariSettings, terminal_on_life_loss: bool,
-                   corridor_length: int, num_cues: int, frame_size: int) -> FramePyEnvironment:
-    """Builds one lane: an Atari game by name, or the memory task when game == 'MemoryCorridor'."""
-    if game == MEMORY_GAME:
-        gym_env = MemoryCorridorEnv(corridor_length=corridor_length, num_cues=num_cues,
-                                    cue_steps=STANDARD_CUE_STEPS, frame_size=frame_size)
+                   memory: MemoryTaskSettings, frame_size: int, gym_source: Optional[GymSource]) -> FramePyEnvironment:
+    """Builds one lane: the `gym_source` env when given, else a MemoryCorridor task or an Atari game by name."""
+    if gym_source is not None:
+        gym_env = gym_source.make()
+    elif is_memory_task(game):
+        gym_env = MemoryCorridorEnv(**dataclasses.asdict(memory), frame_size=frame_size)
     else:
         gym_env = AtariEnv(game, atari)
     return FramePyEnvironment(gym_env, terminal_on_life_loss=terminal_on_life_loss, seed=seed)

@@ -17,7 +17,8 @@ import time
 from typing import List, Optional
 
 from rise_tf.counts import parse_count
-from rise_tf.experiments.plan import ALL_VARIANTS, DEFAULT_FRAMES, EXPERIMENTS, MEMORY_GAME, RunSpec, build_plan
+from rise_tf.envs.memory_task import is_memory_task
+from rise_tf.experiments.plan import ALL_VARIANTS, DEFAULT_FRAMES, EXPERIMENTS, RunSpec, build_plan
 
 EXPERIMENT_FILE = "experiment.json"
 
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{DEFAULT_FRAMES['memory']:,}, atari {DEFAULT_FRAMES['atari']:,}]")
     parser.add_argument("--games", action="append", default=[],
                         help="atari: atari5, atari100k or game names (comma list); ablations: run them "
-                             "on these Atari games instead of the memory task")
+                             "on these games instead of the standard memory task: Atari names, memory-task names "
+                             "(MemoryCorridorHard, ...; memory = all of them)")
     parser.add_argument("--variants", action="append", default=[],
                         help="run only these variants (comma list), e.g. base,rise. Known: " + ", ".join(ALL_VARIANTS))
     parser.add_argument("--out", default=None, help="experiment directory [default: runs/experiments/<experiment>]")
@@ -136,7 +138,7 @@ def _summary_line(run_dir: str) -> str:
         parts.append(f"eval HNS {s['final_human_normalized']:.3f}")
     if "final_return" in s:
         parts.append(f"eval return {s['final_return']:.2f}")
-    if s.get("game") == MEMORY_GAME and "final_success_rate" in s:
+    if is_memory_task(s.get("game", "")) and "final_success_rate" in s:
         parts.append(f"success {s['final_success_rate']:.0%}")
     return "; ".join(parts)
 

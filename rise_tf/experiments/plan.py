@@ -11,7 +11,7 @@ import difflib
 from typing import Dict, List, Sequence, Tuple
 
 from rise_tf.envs.atari_scores import GAME_SUBSETS
-from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME
+from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME, MEMORY_TASKS, SOLVED_SUCCESS, is_memory_task
 from rise_tf.train.config import PRESET_DESCRIPTIONS
 
 
@@ -76,12 +76,14 @@ ALL_VARIANTS.update({algo: Variant(algo, algo, note=note) for algo, note in PRES
 
 # Budgets a user gets without --frames. Memory task: where RISE-DQN has solved it on a CPU.
 DEFAULT_FRAMES = {"memory": 20_000, "ablations": 20_000, "atari": 10_000_000}
-# Eval cadence: ~10 points per learning curve.
-MEMORY_EVAL = (("eval-every-frames", 2_000), ("eval-episodes", 32))
+# Eval cadence: ~10 points per learning curve; a run stops once solved (its remaining budget would
+# only repeat the solved evaluation), so the budget goes to the runs that have not solved yet.
+MEMORY_EVAL = (("eval-every-frames", 2_000), ("eval-episodes", 32), ("stop-at-success", SOLVED_SUCCESS))
 
 
 def resolve_games(tokens: Sequence[str]) -> List[str]:
-    """'atari5' / 'atari100k' / game names (comma lists allowed) -> ALE game names, in order, unique."""
+    """'atari5' / 'atari100k' / game names / memory task names ('memory' = all of them), comma lists
+    allowed -> game names, in order, unique."""
     from rise_tf.envs.atari import resolve_game  # raises with the closest valid names
 
     games: List[str] = []
@@ -90,7 +92,9 @@ def resolve_games(tokens: Sequence[str]) -> List[str]:
             continue
         if token.lower() in GAME_SUBSETS:
             names = list(GAME_SUBSETS[token.lower()])
-        elif token == MEMORY_GAME:
+        elif token.lower() == "memory":  # every MemoryCorridor task
+            names = list(MEMORY_TASKS)
+        elif is_memory_task(token):
             names = [token]
         else:
             if token.lower().startswith("atari") and token.lower() not in GAME_SUBSETS:
@@ -128,7 +132,7 @@ def build_plan(experiment: str, seeds: int, frames: int, games: Sequence[str] = 
         raise ValueError("the atari experiment needs --games (atari5, atari100k, or names such as Pong,Breakout)")
     game_list = resolve_games(games) if games else [MEMORY_GAME]
     variant_list = resolve_variants(experiment, variants)
-    extra = MEMORY_EVAL if game_list == [MEMORY_GAME] else ()
+    extra = MEMORY_EVAL if all(is_memory_task(g) for g in game_list) else ()
     return [RunSpec(variant, game, seed, frames, extra)
             for seed in range(first_seed, first_seed + seeds)
             for game in game_list

@@ -5,7 +5,7 @@ the only place a default lives.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
@@ -13,6 +13,8 @@ from tf_agents.specs import tensor_spec
 from rise_tf.agents.rise_agent import RiseAgent
 from rise_tf.envs.atari import AtariSettings
 from rise_tf.envs.atari_preprocessing import PreprocessingConfig
+from rise_tf.envs.gym_image import GymSource
+from rise_tf.envs.memory_task import MemoryTaskSettings
 from rise_tf.envs.py_env import make_batched_env
 from rise_tf.networks.rise_q_network import build_network, network_input_spec
 from rise_tf.replay.embedding_replay import EmbeddingReplay
@@ -23,21 +25,36 @@ def preprocessing_config(config: RunConfig) -> PreprocessingConfig:
     return PreprocessingConfig(frame_size=config.env.frame_size, action_repeat=config.env.action_repeat)
 
 
-def lane_kwargs(config: RunConfig, training: bool) -> dict:
+EnvFactory = Callable[[], Any]  # returns a gymnasium.Env or a TF-Agents PyEnvironment (one per lane)
+
+
+def lane_kwargs(config: RunConfig, training: bool, env_factory: Optional[EnvFactory] = None) -> dict:
     env = config.env
+    gym_source = None
+    if env.env_id:
+        gym_source = GymSource(name=env.env_id, env_module=env.env_module, image_key=env.image_key,
+                               preprocessing=preprocessing_config(config), flicker_prob=env.flicker,
+                               factory=env_factory)
     return dict(
         atari=AtariSettings(sticky_action_prob=env.sticky_action_prob, noop_max=env.noop_max,
-                            max_episode_frames=env.max_episode_frames, preprocessing=preprocessing_config(config)),
+                            max_episode_frames=env.max_episode_frames, preprocessing=preprocessing_config(config),
+                            flicker_prob=env.flicker),
         # Life loss as terminal is a learning signal only; evaluation always plays whole games.
         terminal_on_life_loss=env.terminal_on_life_loss and training,
-        corridor_length=env.corridor_length, num_cues=env.num_cues, frame_size=env.frame_size)
+        memory=MemoryTaskSettings(corridor_length=env.corridor_length, num_cues=env.num_cues,
+                                  cue_steps=env.cue_steps, distractor_prob=env.distractor_prob),
+        frame_size=env.frame_size, gym_source=gym_source)
 
 
 def make_env(config: RunConfig, num_envs: Optional[int] = None, seed_offset: int = 0, training: bool = True,
-             parallel: Optional[str] = None):
+             parallel: Optional[str] = None, env_factory: Optional[EnvFactory] = None):
+    """The run's lanes, batched. `env_factory` (Python API) builds each lane of an --env-id run instead of
+    gymnasium.make; the config's env_id then only names it."""
+    if env_factory is not None and not config.env.env_id:
+        raise ValueError("an env factory needs a name for the run: set env={'env_id': 'MyGame'} in the config")
     return make_batched_env(config.env.game, num_envs or config.env.num_envs,
                             config.train.seed + seed_offset, parallel or config.env.parallel,
-                            **lane_kwargs(config, training))
+                            **lane_kwargs(config, training, env_factory))
 
 
 def network_spec(config: RunConfig):

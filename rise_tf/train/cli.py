@@ -4,6 +4,8 @@
     rise-train --game Phoenix --algo rise-btr --frames 200M --run-dir runs/phoenix
     rise-train --resume runs/pong                 # after Ctrl-C or a crash: continues to the budget
     rise-train --game MemoryCorridor --algo rise-btr --print-config
+    rise-train --env-id MyOrg/MyGame-v0 --env-module my_org_games --algo rise-btr --frames 1M
+    rise-train --game Pong --flicker 0.5 --algo rise-dqn      # DRQN's flickering Pong
 Every config field is a flag (see --help); counts accept K/M/G suffixes (2M = 2,000,000), numbers
 accept fractions (--replay-ratio 1/64). --help and bad input answer before TensorFlow loads.
 """
@@ -20,8 +22,9 @@ from rise_tf.startup import quiet_third_party_startup
 quiet_third_party_startup()  # before anything below imports TensorFlow
 
 from rise_tf.counts import parse_count, parse_real  # noqa: E402,F401  (re-exported: demo and tests use it here)
+from rise_tf.envs.gym_image import probe_env  # noqa: E402
 from rise_tf.run_dir import RunDirError, check_replay_fits, check_writable_run_dir, load_run_config  # noqa: E402
-from rise_tf.train.config import (DEFAULT_ALGO, PRESET_DESCRIPTIONS, PRESETS, EnvConfig, RunConfig,  # noqa: E402
+from rise_tf.train.config import (DEFAULT_ALGO, PRESET_DESCRIPTIONS, PRESETS, RunConfig,  # noqa: E402
                                   flag_table, make_config)
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +71,7 @@ def config_from_args(args) -> RunConfig:
         if "." in key and value is not None:
             section, name = key.split(".")
             updates.setdefault(section, {})[name] = value
-    game = updates.get("env", {}).get("game", EnvConfig.game)
-    return make_config(args.algo or DEFAULT_ALGO, game, **updates)
+    return make_config(args.algo or DEFAULT_ALGO, updates.get("env", {}).get("game"), **updates)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -93,10 +95,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             config = config_from_args(args)
             run_dir = args.run_dir if args.run_dir is not None else os.path.join(
-                "runs", f"{config.env.game}-{config.algo}-seed{config.train.seed}")
+                "runs", f"{config.env_name.replace('/', '-').replace(':', '-')}-{config.algo}-seed{config.train.seed}")
         if args.print_config:
             print(config.to_json())
             return 0
+        if config.env.env_id:
+            probe_env(config.env.env_id, env_module=config.env.env_module, image_key=config.env.image_key)
         check_replay_fits(config)
         check_writable_run_dir(run_dir)
     except (ValueError, RunDirError) as error:

@@ -22,6 +22,7 @@ BTR presets from that code:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 from typing import Any, Dict, List, Optional, Tuple
@@ -29,7 +30,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from rise_tf.agents.choices import DISTRIBUTIONAL_LOSSES, LOSSES
 from rise_tf.envs import atari, memory_task
 from rise_tf.envs.atari_preprocessing import PreprocessingConfig
-from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME
+from rise_tf.envs.memory_task import MEMORY_TASKS, is_memory_task
+from rise_tf.envs.screens import check_flicker
 from rise_tf.networks.choices import (CORES, DISTRIBUTIONAL_HEADS, FROZEN_ENCODERS, FUSIONS, HEADS,
                                       LEARNABLE_ENCODERS, MEMORIES)
 from rise_tf.replay.embedding_replay import ReplayLayout, min_lane_capacity
@@ -59,9 +61,21 @@ def _require_finite(section) -> None:
             _require(False, f"{field.name} must be a finite number, got {value}")
 
 
+_STANDARD_MEMORY_TASK = MEMORY_TASKS[memory_task.GAME_NAME]
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
-    game: str = _field("Pong", "Atari game (Pong, space_invaders, ALE/Breakout-v5) or MemoryCorridor")
+    game: str = _field("Pong", f"Atari game (Pong, space_invaders, ALE/Breakout-v5) or a memory task "
+                               f"({', '.join(MEMORY_TASKS)})")
+    env_id: Optional[str] = _field(None, "any registered gymnasium env with image observations and discrete "
+                                         "actions, instead of --game (e.g. MyOrg/MyGame-v0) [default: none]", parse=str)
+    env_module: Optional[str] = _field(None, "module imported before --env-id is made (the package that registers "
+                                             "it) [default: none]", parse=str)
+    image_key: Optional[str] = _field(None, "--env-id with Dict observations: the key holding the image "
+                                            "[default: none]", parse=str)
+    flicker: float = _field(0.0, "each observed screen is blanked with this probability (DRQN's flickering "
+                                 "Atari: 0.5); training, evaluation and rise-play alike")
     num_envs: int = _field(8, "parallel game lanes collected in lock-step")
     parallel: str = _field("serial", "how lanes step: serial | threads | processes")
     sticky_action_prob: float = _field(atari.STICKY_ACTION_PROB, "probability the emulator repeats the previous action (ALE v5)")
@@ -70,13 +84,28 @@ class EnvConfig:
     terminal_on_life_loss: bool = _field(False, "learner treats a life loss as terminal (discount 0)")
     action_repeat: int = _field(PreprocessingConfig.action_repeat, "emulator frames per agent step (Atari)")
     frame_size: int = _field(PreprocessingConfig.frame_size, "preprocessed frames are frame_size x frame_size (Atari and MemoryCorridor)")
-    corridor_length: int = _field(memory_task.STANDARD_CORRIDOR_LENGTH, "MemoryCorridor: steps between the cue and the decision")
-    num_cues: int = _field(memory_task.STANDARD_NUM_CUES, "MemoryCorridor: number of cues (= actions)")
+    corridor_length: int = _field(_STANDARD_MEMORY_TASK.corridor_length,
+                                  "MemoryCorridor: steps between the cue and the decision")
+    num_cues: int = _field(_STANDARD_MEMORY_TASK.num_cues, "MemoryCorridor: number of cues (= actions)")
+    cue_steps: int = _field(_STANDARD_MEMORY_TASK.cue_steps, "MemoryCorridor: frames the cue is shown")
+    distractor_prob: float = _field(_STANDARD_MEMORY_TASK.distractor_prob,
+                                    "MemoryCorridor: chance a corridor frame shows a cue-like band")
 
     def validate(self):
         _require_finite(self)
-        if self.game != MEMORY_GAME:
-            atari.resolve_game(self.game)  # raises with the closest names
+        _require(bool(self.game) != bool(self.env_id),
+                 "give either --game (Atari or a memory task) or --env-id (any gymnasium image env), not both"
+                 if self.game else "no environment: give --game or --env-id")
+        if self.game and not is_memory_task(self.game):
+            close_tasks = difflib.get_close_matches(self.game, list(MEMORY_TASKS), n=3, cutoff=0.6)
+            _require(not close_tasks, f"unknown game {self.game!r}; did you mean the memory task "
+                                      f"{' or '.join(close_tasks)}? (memory tasks: {', '.join(MEMORY_TASKS)})")
+            atari.resolve_game(self.game)  # raises with the closest Atari names
+        _require(self.env_id is not None or (self.env_module is None and self.image_key is None),
+                 "--env-module and --image-key go with --env-id")
+        check_flicker(self.flicker)
+        _require(not (self.flicker and is_memory_task(self.game)),
+                 "--flicker applies to Atari and --env-id envs; the memory tasks hide their cue by design")
         _require(self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}")
         _require(self.parallel in ("serial", "threads", "processes"),
                  f"parallel must be serial, threads or processes, got {self.parallel!r}")
@@ -88,6 +117,8 @@ class EnvConfig:
                  f"frame_size must be in 36..512 (the Nature CNN needs 36; ALE screens are 210x160), got {self.frame_size}")
         _require(self.corridor_length >= 1, f"corridor_length must be >= 1, got {self.corridor_length}")
         _require(2 <= self.num_cues <= 6, f"num_cues must be in 2..6, got {self.num_cues}")
+        _require(self.cue_steps >= 1, f"cue_steps must be >= 1, got {self.cue_steps}")
+        _require(0 <= self.distractor_prob < 1, f"distractor_prob must be in [0, 1), got {self.distractor_prob}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,6 +248,8 @@ class TrainConfig:
     eval_epsilon: float = _field(0.0, "ε of the evaluation policy (BTR: 0.01)")
     eval_every_frames: int = _field(500_000, "frames between greedy evaluations; 0 disables")
     eval_episodes: int = _field(4, "episodes per evaluation (one lane each)")
+    stop_at_success: float = _field(0.0, "stop when a greedy evaluation's success rate reaches this (memory-task "
+                                         "experiments; 0 = train to the budget)")
     checkpoint_every_frames: int = _field(250_000, "frames between checkpoints")
     keep_checkpoints: int = _field(3, "checkpoints kept on disk (older ones are deleted)")
     log_every_frames: int = _field(20_000, "frames between TensorBoard scalar writes")
@@ -236,6 +269,9 @@ class TrainConfig:
                  f"epsilon_greedy_fraction must be in [0, 1], got {self.epsilon_greedy_fraction}")
         _require(self.epsilon_decay_frames >= 1, f"epsilon_decay_frames must be >= 1, got {self.epsilon_decay_frames}")
         _require(self.eval_every_frames >= 0, f"eval_every_frames must be >= 0, got {self.eval_every_frames}")
+        _require(0 <= self.stop_at_success <= 1, f"stop_at_success must be in [0, 1], got {self.stop_at_success}")
+        _require(not self.stop_at_success or self.eval_every_frames,
+                 "stop_at_success needs evaluations: set --eval-every-frames")
         _require(self.eval_episodes >= 1, f"eval_episodes must be >= 1, got {self.eval_episodes}")
         _require(self.checkpoint_every_frames >= 1, f"checkpoint_every_frames must be >= 1, got {self.checkpoint_every_frames}")
         _require(self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
@@ -286,7 +322,12 @@ class RunConfig:
 
     @property
     def is_memory_task(self) -> bool:
-        return self.env.game == MEMORY_GAME
+        return is_memory_task(self.env.game)
+
+    @property
+    def env_name(self) -> str:
+        """The game, memory task or gymnasium id this run plays (run-dir names, reports, exports)."""
+        return self.env.env_id or self.env.game
 
     @property
     def frames_per_agent_step(self) -> int:
@@ -414,13 +455,27 @@ MEMORY_TASK_SCALE = {
 }
 
 
-def make_config(algo: str = DEFAULT_ALGO, game: str = EnvConfig.game, **section_updates) -> RunConfig:
-    """Preset for `algo`, scaled for the memory task if `game` is MemoryCorridor, then overrides."""
+# Other gymnasium envs: one env step per agent step unless the user asks for a repeat.
+GYM_ENV_SETTINGS = {"env": {"action_repeat": 1}}
+
+
+def make_config(algo: str = DEFAULT_ALGO, game: Optional[str] = None, **section_updates) -> RunConfig:
+    """Preset for `algo` on `game` (default Pong), scaled for a memory task, or on the gymnasium
+    env named by env={"env_id": ...}; then the overrides."""
     if algo not in PRESETS:
         raise ValueError(f"unknown algo {algo!r}; choose one of {sorted(PRESETS)}")
+    env_id = section_updates.get("env", {}).get("env_id")
+    if env_id:
+        _require(game is None, f"give either a game ({game}) or an env_id ({env_id}), not both")
+        game = ""
+    elif game is None:
+        game = EnvConfig.game
     config = RunConfig(algo=algo).replace(**PRESETS[algo]).replace(env={"game": game})
-    if game == MEMORY_GAME:
-        config = config.replace(**MEMORY_TASK_SCALE[BASE_OF[algo]])
+    if is_memory_task(game):
+        config = config.replace(**MEMORY_TASK_SCALE[BASE_OF[algo]]).replace(
+            env=dataclasses.asdict(MEMORY_TASKS[game]))
+    elif env_id:
+        config = config.replace(**GYM_ENV_SETTINGS)
     if section_updates:
         config = config.replace(**section_updates)
     return config.validate()
@@ -436,6 +491,19 @@ def replay_layout(config: RunConfig) -> ReplayLayout:
         window_length=config.network.window_length, n_step=config.agent.n_step, gamma=config.agent.gamma,
         reward_clip=config.agent.reward_clip, prioritized=config.replay.prioritized,
         priority_exponent=config.replay.priority_exponent)
+
+
+def env_description(config: RunConfig) -> Dict[str, Any]:
+    """What a runtime needs to rebuild the run's environment (exported with the model)."""
+    env = config.env
+    if env.env_id:
+        return {"kind": "gym", "name": env.env_id, "env_id": env.env_id, "env_module": env.env_module,
+                "image_key": env.image_key, "flicker": env.flicker}
+    if config.is_memory_task:
+        return {"kind": "memory", "name": env.game, "corridor_length": env.corridor_length, "num_cues": env.num_cues,
+                "cue_steps": env.cue_steps, "distractor_prob": env.distractor_prob}
+    return {"kind": "atari", "name": env.game, "sticky_action_prob": env.sticky_action_prob,
+            "noop_max": env.noop_max, "max_episode_frames": env.max_episode_frames, "flicker": env.flicker}
 
 
 def flag_table() -> List[Tuple[str, str, dataclasses.Field]]:

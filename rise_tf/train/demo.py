@@ -85,7 +85,8 @@ def main(argv=None) -> int:
     video = os.path.join(atari_dir, f"{args.game.lower()}.mp4")
     env = loaded.config.env
     result = play(Policy.load(onnx_path), env.game, episodes=1, realtime=False, record=video, seed=loaded.config.train.seed,
-                  max_episode_frames=env.max_episode_frames, sticky_action_prob=env.sticky_action_prob)
+                  max_episode_frames=env.max_episode_frames, sticky_action_prob=env.sticky_action_prob,
+                  flicker=env.flicker)
     report.append(f"rise-play: score {result['mean_score']:g} in {result['steps']} steps, policy latency p50 "
                   f"{result['latency_p50_ms']:.2f} ms / p99 {result['latency_p99_ms']:.2f} ms (1 CPU thread); "
                   f"video: {video}")

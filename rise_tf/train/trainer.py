@@ -25,8 +25,8 @@ from tf_agents.drivers import py_driver
 from tf_agents.policies import py_tf_eager_policy
 
 from rise_tf.envs.atari_scores import human_normalized_score
-from rise_tf.run_dir import (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, load_run_config, write_json_atomic,
-                             write_run_config)
+from rise_tf.run_dir import (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, load_run_config, write_env_info,
+                             write_json_atomic, write_run_config)
 from rise_tf.train import builder, checkpoints
 from rise_tf.train.config import RunConfig, TrainConfig
 from rise_tf.train.evaluation import EvalResult, evaluate
@@ -96,8 +96,14 @@ class _EpisodeStats:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, run_dir: str, resume: bool = False, progress: bool = True):
+    """Trains one run. `env_factory` (Python API): a callable returning one gymnasium env (or TF-Agents
+    PyEnvironment) with image observations and discrete actions, called once per lane; the config's
+    env.env_id names it (make_config(algo, env={"env_id": "MyGame"}))."""
+
+    def __init__(self, config: RunConfig, run_dir: str, resume: bool = False, progress: bool = True,
+                 env_factory: Optional[builder.EnvFactory] = None):
         self.run_dir = run_dir
+        self.env_factory = env_factory
         self.config = prepare_run_dir(run_dir, config, resume)
         if resume and config.train.frames != self.config.train.frames:
             # The only setting a resume may change; persisted so a later plain --resume keeps it.
@@ -110,7 +116,8 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.frames_per_step = self.config.frames_per_agent_step
 
-        self.env = builder.make_env(self.config, training=True)
+        self.env = builder.make_env(self.config, training=True, env_factory=env_factory)
+        write_env_info(run_dir, self.config.env_name, self.env.envs[0].action_meanings)
         self.train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
         self.agent = builder.make_agent(self.config, self.env.time_step_spec(), self.env.action_spec(),
                                         self.train_step)
@@ -118,6 +125,7 @@ class Trainer:
         self.replay = builder.make_replay(self.config)
         # wall/update/sample seconds add up over resumes: experiments report a run's whole cost.
         self.counters = {"frames": 0, "agent_steps": 0, "updates": 0, "episodes": 0, "update_credit": 0.0,
+                         "solved_at_frames": -1,
                          "wall_seconds": 0.0, "update_seconds": 0.0, "sample_seconds": 0.0, "timed_updates": 0}
         self.last_checkpoint: Optional[str] = None
         if resume:
@@ -190,7 +198,7 @@ class Trainer:
         started, started_frames = time.time(), self.counters["frames"]
         interrupted = False
         try:
-            while self.counters["frames"] < train.frames:
+            while self.counters["frames"] < train.frames and self.counters["solved_at_frames"] < 0:
                 # 1. Act: ε decays with frames; the driver steps every lane once (policy -> env -> observers).
                 self.agent.epsilon.assign(exploration_epsilon(train, self.counters["frames"]))
                 steps_before = self._stats.agent_steps
@@ -215,8 +223,11 @@ class Trainer:
                     self._log_scalars(started, started_frames)
                     next_log = self._next_multiple(train.log_every_frames)
                 if frames >= next_eval:
-                    self._evaluate_and_log()
+                    result = self._evaluate_and_log()
                     next_eval = self._next_multiple(train.eval_every_frames)
+                    if train.stop_at_success and result.success_rate >= train.stop_at_success:
+                        self.counters["solved_at_frames"] = frames
+                        break  # experiments: a solved run need not spend the rest of its budget
                 if frames >= next_checkpoint:
                     self.save_checkpoint()
                     next_checkpoint = self._next_multiple(train.checkpoint_every_frames)
@@ -301,7 +312,7 @@ class Trainer:
         from tqdm import tqdm
 
         return tqdm(total=self.config.train.frames, initial=self.counters["frames"], unit="frame",
-                    unit_scale=True, dynamic_ncols=True, desc=f"{self.config.algo} {self.config.env.game}",
+                    unit_scale=True, dynamic_ncols=True, desc=f"{self.config.algo} {self.config.env_name}",
                     mininterval=1.0 if sys.stderr.isatty() else 30.0)
 
     def _log_scalars(self, started, started_frames) -> None:
@@ -311,7 +322,7 @@ class Trainer:
                   "episodes": self.counters["episodes"], "return": recent, "loss": self._last_loss,
                   "q_mean": self._last_q, "epsilon": float(self.agent.epsilon),
                   "fps": self._fps(started, started_frames), "wall_seconds": self._wall_seconds()}
-        hns = human_normalized_score(self.config.env.game, recent) if self._stats.recent else None
+        hns = human_normalized_score(self.config.env_name, recent) if self._stats.recent else None
         if hns is not None:
             record["human_normalized"] = hns
         with self._writer.as_default(step=frames):
@@ -324,8 +335,9 @@ class Trainer:
         episodes = self.config.train.eval_episodes
         if self._eval_env is None:
             self._eval_env = builder.make_env(self.config, num_envs=min(episodes, MAX_EVAL_LANES),
-                                              seed_offset=EVAL_SEED_OFFSET, training=False, parallel="serial")
-        result = evaluate(self.agent.evaluation_policy, self._eval_env, episodes, self.config.env.game)
+                                              seed_offset=EVAL_SEED_OFFSET, training=False, parallel="serial",
+                                              env_factory=self.env_factory)
+        result = evaluate(self.agent.evaluation_policy, self._eval_env, episodes, self.config.env_name)
         record = {"kind": "eval", "frames": self.counters["frames"], "return": result.mean_return,
                   "returns": result.returns, "success_rate": result.success_rate,
                   "episode_steps": float(np.mean(result.lengths)), "wall_seconds": self._wall_seconds()}
@@ -347,9 +359,10 @@ class Trainer:
     def _summary(self, started, started_frames, final_eval: Optional[EvalResult]) -> Dict[str, float]:
         counters = self.counters
         timed = max(counters["timed_updates"], 1)
-        summary = {"algo": self.config.algo, "game": self.config.env.game, "seed": self.config.train.seed,
+        summary = {"algo": self.config.algo, "game": self.config.env_name, "seed": self.config.train.seed,
                    "frames": counters["frames"], "budget_frames": self.config.train.frames,
-                   "completed": counters["frames"] >= self.config.train.frames,
+                   "completed": counters["frames"] >= self.config.train.frames or counters["solved_at_frames"] >= 0,
+                   "stopped_solved": counters["solved_at_frames"] >= 0,
                    "updates": counters["updates"], "episodes": counters["episodes"],
                    "recent_return": self._recent_return(), "fps": self._fps(started, started_frames),
                    "wall_seconds": counters["wall_seconds"],

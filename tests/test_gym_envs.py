@@ -1,0 +1,272 @@
+"""Bring-your-own environment: any gymnasium image env through --env-id or a Python factory, flicker,
+the MemoryCorridor family, and every bad input the issue names (clear error, nothing written)."""
+import json
+import os
+import re
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from tf_agents.environments import py_environment, utils as env_utils
+from tf_agents.specs import array_spec
+from tf_agents.trajectories import time_step as ts
+
+import third_party_env  # noqa: F401  (registers ThirdParty/* like a user's package)
+from conftest import atari_settings, lane_options
+from rise_tf.envs.atari_preprocessing import PreprocessingConfig, preprocess_screens
+from rise_tf.envs.gym_image import EnvSpecError, GymImageEnv, GymSource, PyEnvironmentAsGym, probe_env
+from rise_tf.envs.memory_task import MEMORY_TASKS, MemoryCorridorEnv, env_id_of
+from rise_tf.envs.py_env import FramePyEnvironment, make_frame_env
+from rise_tf.train.cli import main
+
+TINY = ["--num-envs", "2", "--warmup-frames", "40", "--batch-size", "8", "--capacity", "2000",
+        "--eval-episodes", "2", "--eval-every-frames", "120", "--checkpoint-every-frames", "120",
+        "--log-every-frames", "60", "--no-progress", "--embedding-size", "16", "--core-units", "16",
+        "--frame-size", "42", "--window-length", "4"]
+
+
+def gym_image(env_id, flicker=0.0, image_key=None, repeat=1, seed=None):
+    return GymImageEnv.from_id(env_id, env_module="third_party_env", image_key=image_key,
+                               preprocessing=PreprocessingConfig(frame_size=42, action_repeat=repeat),
+                               flicker_prob=flicker, seed=seed)
+
+
+@pytest.mark.parametrize("env_id,image_key", [("ThirdParty/Colours-v0", None), ("ThirdParty/ColoursGray-v0", None),
+                                              ("ThirdParty/ColoursCHW-v0", None),
+                                              ("ThirdParty/ColoursDict-v0", "pixels")])
+def test_image_envs_of_every_layout_become_frames_and_pass_both_checkers(env_id, image_key):
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym_image(env_id, image_key=image_key)
+    check_env(env, skip_render_check=True)
+    frame, _ = env.reset(seed=3)
+    assert frame.shape == (42, 42) and frame.dtype == np.uint8
+    # The colour square, through the shared preprocessing: what the runtime computes from the same screens.
+    np.testing.assert_array_equal(frame, preprocess_screens(*env.observed_screens(), env.preprocessing))
+    assert frame.max() > 0
+    lane = FramePyEnvironment(gym_image(env_id, image_key=image_key), terminal_on_life_loss=False, seed=1)
+    env_utils.validate_py_environment(lane, episodes=3)
+
+
+def test_every_shipped_env_passes_check_env_and_tf_agents_validation():
+    from gymnasium.utils.env_checker import check_env
+
+    for task, settings in MEMORY_TASKS.items():
+        env = gym.make(env_id_of(task)).unwrapped
+        check_env(env, skip_render_check=True)
+        lane = FramePyEnvironment(MemoryCorridorEnv(**vars(settings), frame_size=84), terminal_on_life_loss=False,
+                                  seed=0)
+        env_utils.validate_py_environment(lane, episodes=2)
+    pong = make_frame_env("Pong", seed=0, **lane_options(atari=atari_settings(max_episode_frames=400, flicker_prob=0.5)))
+    env_utils.validate_py_environment(pong, episodes=1)
+
+
+def test_memory_variants_do_what_their_names_say():
+    def episode(task, seed):
+        env = gym.make(env_id_of(task)).unwrapped
+        frames = [env.reset(seed=seed)[0]]
+        done = False
+        while not done:
+            frame, reward, done, _, _ = env.step(0)
+            frames.append(frame)
+        return env, frames[:-1]  # the frames the agent acts on (the last is after the decision)
+
+    env, frames = episode("MemoryCorridorLong", 0)
+    assert len(frames) == 1 + 14 + 1 and env.action_space.n == 2
+    env, _ = episode("MemoryCorridorCues4", 0)
+    assert env.action_space.n == 4
+    assert len(episode("MemoryCorridorBeyondWindow", 0)[1]) == 26  # the cue 25 steps before the decision
+    # Distractors: corridor frames with a full-brightness band; about a third of them over many episodes.
+    with_band = total = 0
+    for seed in range(60):
+        _, frames = episode("MemoryCorridorDistractors", seed)
+        corridor = frames[1:-1]
+        with_band += sum(int((f[:, 20:60] == 255).any()) for f in corridor)
+        total += len(corridor)
+    assert 0.25 < with_band / total < 0.42, with_band / total  # 480 frames, p = 1/3 (sd 0.022)
+    # The standard task draws only its cues (one per reset) from the env's RNG: its episodes are what
+    # they were before distractors existed.
+    standard = MemoryCorridorEnv(**vars(MEMORY_TASKS["MemoryCorridor"]), frame_size=84)
+    standard.reset(seed=9)
+    cues = []
+    for _ in range(12):
+        cues.append(standard._cue)
+        while not standard.step(0)[2]:
+            pass
+        standard.reset()
+    rng = np.random.default_rng(9)
+    assert cues == [int(rng.integers(2)) for _ in range(12)]
+
+
+def test_flicker_blanks_the_observed_screen_at_the_rate_asked_and_the_runtime_sees_the_same():
+    env = gym_image("ThirdParty/Colours-v0", flicker=0.5, seed=5)
+    env.reset(seed=5)
+    blank = []
+    for t in range(600):
+        frame, *_ = env.step(t % 3)
+        last, previous = env.observed_screens()
+        # The play loop hands these screens to the runner, which preprocesses them: the same frame.
+        np.testing.assert_array_equal(frame, preprocess_screens(last, previous, env.preprocessing))
+        blank.append(env.blanked)
+        assert (frame.max() == 0) == env.blanked
+        assert env.last_screen.max() > 0  # the real screen (recordings) is never blanked
+    assert 0.43 < np.mean(blank) < 0.57, np.mean(blank)  # 600 draws at p = 0.5 (sd 0.02)
+    # The same seed blanks the same steps (training lane and play loop alike).
+    again = gym_image("ThirdParty/Colours-v0", flicker=0.5, seed=5)
+    again.reset(seed=5)
+    assert [again.step(t % 3) and again.blanked for t in range(600)] == blank
+    # No flicker: nothing blanked, and no draw taken from the env's RNG.
+    plain = gym_image("ThirdParty/Colours-v0", seed=5)
+    plain.reset(seed=5)
+    assert not any(plain.step(0) and plain.blanked for _ in range(50))
+
+
+def test_atari_flicker_matches_between_training_lane_and_play_env():
+    from rise_tf.envs.atari import AtariEnv
+
+    settings = atari_settings(max_episode_frames=2_000, flicker_prob=0.5)
+    lane = make_frame_env("Pong", seed=7, **lane_options(atari=settings))
+    play_env = AtariEnv("Pong", settings, seed=7)
+    time_step = lane.reset()
+    play_env.reset()
+    for t in range(40):
+        np.testing.assert_array_equal(time_step.observation,
+                                      preprocess_screens(*play_env.observed_screens(), settings.preprocessing))
+        time_step = lane.step(np.int32(t % 6))
+        play_env.step(t % 6)
+
+
+def test_action_repeat_sums_rewards_and_max_pools_within_the_step_only():
+    env = gym_image("ThirdParty/Colours-v0", repeat=1, seed=0)
+    env.reset(seed=0)
+    env.step(0)
+    # One observation per step: the previous screen is this step's, never the previous step's.
+    np.testing.assert_array_equal(env.previous_screen, env.last_screen)
+    repeated = gym_image("ThirdParty/Colours-v0", repeat=3, seed=0)
+    repeated.reset(seed=0)
+    inner = gym.make("ThirdParty/Colours-v0")
+    inner.reset(seed=0)
+    expected = sum(inner.step(1)[1] for _ in range(3))
+    assert repeated.step(1)[1] == expected
+
+
+@pytest.mark.parametrize("env_id,image_key,message", [
+    ("ThirdParty/ColoursContinuous-v0", None, "continuous actions.*Discrete action space"),
+    ("ThirdParty/ColoursVector-v0", None, r"Box of shape \(4,\) \(a vector.*AddRenderObservation"),
+    ("ThirdParty/ColoursDict-v0", None, r"Dict with keys \['pixels', 'position'\].*--image-key.*image-shaped: pixels"),
+    ("ThirdParty/ColoursDict-v0", "rgb", r"--image-key 'rgb' is not an observation key.*pixels"),
+    ("ThirdParty/Colours-v0", "pixels", "not a Dict; drop --image-key"),
+])
+def test_envs_it_cannot_take_are_explained(env_id, image_key, message):
+    with pytest.raises(EnvSpecError, match=message):
+        probe_env(env_id, env_module="third_party_env", image_key=image_key)
+
+
+def test_bad_env_input_on_the_cli_writes_nothing(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    cases = [
+        (["--env-id", "ThirdParty/Colors-v0", "--env-module", "third_party_env"], "Closest registered ids: ThirdParty/Colours-v0"),
+        (["--env-id", "ThirdParty/ColoursContinuous-v0", "--env-module", "third_party_env"], "continuous actions"),
+        (["--env-id", "X-v0", "--env-module", "no_such_package_here"], "failed to import: ModuleNotFoundError"),
+        (["--game", "Pong", "--flicker", "1.0"], r"flicker probability must be in \[0, 1\)"),
+        (["--game", "Pong", "--flicker", "-0.1"], r"flicker probability must be in \[0, 1\)"),
+        (["--game", "MemoryCorridor", "--flicker", "0.5"], "hide their cue by design"),
+        (["--game", "Pong", "--env-id", "ThirdParty/Colours-v0"], "not both"),
+        (["--game", "Pong", "--image-key", "pixels"], "go with --env-id"),
+    ]
+    for argv, message in cases:
+        assert main(argv + ["--run-dir", str(run_dir)]) == 2, argv
+        err = capsys.readouterr().err
+        assert re.search(message, err), (argv, err)
+        assert not run_dir.exists(), argv
+
+
+def test_a_module_that_fails_shows_its_own_error(tmp_path, capsys, monkeypatch):
+    (tmp_path / "broken_games.py").write_text("raise RuntimeError('licence server unreachable')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["--env-id", "Broken-v0", "--env-module", "broken_games", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "RuntimeError: licence server unreachable" in capsys.readouterr().err
+
+
+def test_tiny_run_on_a_third_party_env_through_env_id(tmp_path):
+    run_dir = str(tmp_path / "colours")
+    assert main(TINY + ["--env-id", "ThirdParty/Colours-v0", "--env-module", "third_party_env", "--frames", "240",
+                        "--run-dir", run_dir]) == 0
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    assert config["env"]["env_id"] == "ThirdParty/Colours-v0" and config["env"]["game"] == ""
+    assert config["env"]["action_repeat"] == 1  # gymnasium envs: one env step per agent step by default
+    with open(os.path.join(run_dir, "env.json")) as f:
+        assert json.load(f) == {"name": "ThirdParty/Colours-v0", "action_meanings": ["ACTION_0", "ACTION_1", "ACTION_2"]}
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["game"] == "ThirdParty/Colours-v0" and summary["frames"] == 240 and summary["updates"] > 0
+    assert 0.0 <= summary["final_return"] <= 6.0
+
+
+@pytest.mark.parametrize("kind", ["gymnasium", "py_environment"])
+def test_tiny_run_through_the_python_api_with_an_env_factory(tmp_path, kind):
+    from rise_tf.train.config import make_config
+    from rise_tf.train.trainer import Trainer
+
+    def factory():
+        env = third_party_env.Colours(layout="gray")
+        return env if kind == "gymnasium" else _GymnasiumAsPy(env)
+
+    config = make_config("rise-dqn", env={"env_id": "my-colours", "num_envs": 2, "frame_size": 42},
+                         network={"embedding_size": 16, "core_units": 16, "window_length": 4},
+                         replay={"capacity": 2000}, agent={"batch_size": 8},
+                         train={"frames": 120, "warmup_frames": 40, "eval_every_frames": 0,
+                                "checkpoint_every_frames": 120, "log_every_frames": 60})
+    trainer = Trainer(config, str(tmp_path / kind), progress=False, env_factory=factory)
+    try:
+        summary = trainer.run()
+    finally:
+        trainer.close()
+    assert summary["frames"] == 120 and summary["updates"] > 0 and summary["game"] == "my-colours"
+
+
+class _GymnasiumAsPy(py_environment.PyEnvironment):
+    """A TF-Agents PyEnvironment of the user's own (what a TF-Agents user might hand us)."""
+
+    def __init__(self, env):
+        super().__init__(handle_auto_reset=False)
+        self.env = env
+        box = env.observation_space
+        self._obs = array_spec.BoundedArraySpec(box.shape, box.dtype, 0, 255)
+        self._act = array_spec.BoundedArraySpec((), np.int64, 0, env.action_space.n - 1)
+
+    def observation_spec(self):
+        return self._obs
+
+    def action_spec(self):
+        return self._act
+
+    def _reset(self):
+        return ts.restart(self.env.reset()[0])
+
+    def _step(self, action):
+        observation, reward, terminated, truncated, _ = self.env.step(int(action))
+        if terminated:
+            return ts.termination(observation, np.float32(reward))
+        return ts.truncation(observation, np.float32(reward)) if truncated else ts.transition(observation, np.float32(reward))
+
+
+def test_an_env_id_run_exports_with_its_env_and_plays_in_the_runtime(tmp_path):
+    from export.cli import main as export_main
+    from rise_tf.serving.play import play
+    from rise_tf.serving.runner import Policy
+
+    run_dir = str(tmp_path / "colours")
+    assert main(TINY + ["--env-id", "ThirdParty/ColoursGray-v0", "--env-module", "third_party_env", "--frames", "120",
+                        "--flicker", "0.25", "--run-dir", run_dir]) == 0
+    onnx_path = str(tmp_path / "colours.onnx")
+    assert export_main([run_dir, "--out", onnx_path, "--parity-steps", "16"]) == 0
+    policy = Policy.load(onnx_path)
+    assert policy.game == "ThirdParty/ColoursGray-v0"
+    assert policy.env_description == {"kind": "gym", "name": "ThirdParty/ColoursGray-v0",
+                                      "env_id": "ThirdParty/ColoursGray-v0", "env_module": "third_party_env",
+                                      "image_key": None, "flicker": 0.25}
+    result = play(policy, None, 2, realtime=False, record=None, seed=0, max_episode_frames=1000,
+                  sticky_action_prob=0.0, flicker=0.25)
+    assert result["game"] == "ThirdParty/ColoursGray-v0" and result["episode_steps"] == [6, 6]
