@@ -36,9 +36,14 @@ INSTALL_REQUIRES = [
     "onnx>=1.15,<1.18",
     "tf2onnx==1.17.*",
     "tqdm>=4.60",
-    # Plots of experiments and reports. (rliable is not used: it resolves with numpy < 2, but the
-    # arch 7.2 / pandas 3 it resolves to fail at import; rise_tf.analysis.aggregate does the same maths.)
+    # Plots of experiments and reports.
     "matplotlib>=3.8,<4",
+    # The field's estimators (Agarwal et al. 2021): IQM, stratified bootstrap, performance profiles,
+    # probability of improvement. Unpinned, pip resolves arch 8 / pandas 3, which need numpy 2 and fail
+    # at import beside numpy 1.x: cap them at the versions tried with the pinned set.
+    "rliable==1.2.0",
+    "arch>=7.2,<8",
+    "pandas>=2.2,<3",
 ]
 
 EXTRAS = {

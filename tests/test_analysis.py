@@ -56,6 +56,31 @@ def test_relative_change():
         aggregate.relative_change({"a": [1.0]}, {"b": [1.0]})
 
 
+def test_rliable_and_our_bootstrap_agree_on_the_same_scores():
+    """The report uses rliable where every task has the same number of runs and our stratified
+    bootstrap otherwise: on the same scores both give the same point and nearly the same interval."""
+    rng = np.random.default_rng(4)
+    scores = {task: rng.uniform(0, 1, size=6) for task in ("a", "b", "c")}
+    for metric in aggregate.METRICS:
+        theirs = aggregate.interval_estimate(scores, metric, reps=4000)  # a full matrix: rliable
+        ours = aggregate.own_interval_estimate(scores, metric, reps=4000)
+        assert theirs.point == pytest.approx(ours.point, abs=1e-12)
+        assert theirs.low == pytest.approx(ours.low, abs=0.03) and theirs.high == pytest.approx(ours.high, abs=0.03)
+    # Unequal runs per task: only ours can take it, and the report still gets an interval.
+    uneven = {"a": [0.1, 0.2, 0.3], "b": [0.5, 0.6]}
+    estimate = aggregate.interval_estimate(uneven, "Mean")
+    assert estimate == aggregate.own_interval_estimate(uneven, "Mean")
+    assert aggregate.probability_of_improvement(uneven, uneven) is None
+
+
+def test_probability_of_improvement_by_hand():
+    better = aggregate.probability_of_improvement({"a": [1.0, 2.0, 3.0]}, {"a": [0.0, 0.0, 0.0]}, reps=200)
+    assert (better.point, better.low, better.high) == (1.0, 1.0, 1.0)
+    # Task a: X wins 3 of 4 pairs (1>0, 2>0, 2>1; 1 vs 1 counts half) -> (3 + 0.5) / 4; task b: ties -> 0.5.
+    mixed = aggregate.probability_of_improvement({"a": [1.0, 2.0], "b": [5.0, 5.0]}, {"a": [0.0, 1.0], "b": [5.0, 5.0]})
+    assert mixed.point == pytest.approx((3.5 / 4 + 0.5) / 2)
+
+
 def test_human_normalized_score_matches_the_reference_table():
     with open(os.path.join(os.path.dirname(__file__), "..", "rise_tf", "data", "atari_reference_scores.csv")) as f:
         table = {row["game"]: (float(row["random"]), float(row["human"])) for row in csv.DictReader(f)}
@@ -79,7 +104,7 @@ def _fake_run(directory, algo, game, seed, evals, update_ms, network=None, varia
     with open(os.path.join(directory, "metrics.jsonl"), "w") as f:
         f.write(json.dumps({"kind": "train", "frames": 100, "return": 0.0}) + "\n")
         for frames, score in evals:
-            key = "success_rate" if game == "MemoryCorridor" else "human_normalized"
+            key = "success_rate" if game.startswith("MemoryCorridor") else "human_normalized"
             f.write(json.dumps({"kind": "eval", "frames": frames, "return": score, key: score,
                                 "wall_seconds": frames / 100}) + "\n")
         f.write('{"kind": "eval", "fra')  # a line cut by a crash is skipped
@@ -101,7 +126,8 @@ def test_report_from_a_synthetic_memory_experiment(tmp_path):
         json.dump({"experiment": "memory", "variants": ["base", "rise"], "runs": runs}, f)
     out = tmp_path / "results"
     assert report_main([str(root), "--out", str(out), "--name", "memory", "--reps", "500"]) == 0
-    assert sorted(os.listdir(out)) == ["memory.json", "memory.md", "memory_curves.png", "memory_runs.csv"]
+    assert sorted(os.listdir(out)) == ["memory.json", "memory.md", "memory_curves.png", "memory_improvement.png",
+                                       "memory_profiles.png", "memory_runs.csv"]
     summary = json.loads((out / "memory.json").read_text())
     base, rise = summary["variants"]["base"], summary["variants"]["rise"]
     assert base["aggregate"]["Mean"]["point"] == pytest.approx(0.5)
@@ -110,6 +136,8 @@ def test_report_from_a_synthetic_memory_experiment(tmp_path):
     assert rise["seconds_to_solve"] == pytest.approx(20.0)
     assert rise["update_cost_vs_baseline"] == pytest.approx(1.25)
     assert rise["iqm_change_vs_baseline"]["point"] == pytest.approx(1.0)  # IQM 0.5 -> 1.0
+    # Every rise run beats every base run: P(rise > base) = 1 (Mann-Whitney U = 9 of 3 x 3 pairs).
+    assert rise["p_improvement_vs_baseline"]["point"] == pytest.approx(1.0)
     text = (out / "memory.md").read_text()
     assert "| base | 3 |" in text and "| rise | 3 | 1.000 [1.000, 1.000]" in text and "rise note" in text
     with open(out / "memory_runs.csv") as f:

@@ -90,10 +90,9 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
                 metric: dataclasses.asdict(aggregate.interval_estimate(scores[label], metric, reps, seed=seed))
                 for metric in aggregate.METRICS}
         if any(is_memory_task(g) for g in games):
-            solved = [e for e in (_first_solving_eval(r) for r in mine if is_memory_task(r.game)) if e is not None]
-            entry["solved_runs"] = len(solved)
-            entry["frames_to_solve"] = _mean(e["frames"] for e in solved)
-            entry["seconds_to_solve"] = _mean(e.get("wall_seconds") for e in solved)
+            entry.update(_solve_stats([r for r in mine if is_memory_task(r.game)]))
+            entry["solve_per_game"] = {game: _solve_stats([r for r in mine if r.game == game])
+                                       for game in games if is_memory_task(game)}
         variants[label] = entry
 
     base = variants.get(baseline) if baseline else None
@@ -109,6 +108,12 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
             entry["iqm_change_vs_baseline"] = dataclasses.asdict(change)
         except ValueError:
             pass  # no common game, or a zero baseline IQM
+        try:
+            improvement = aggregate.probability_of_improvement(scores[label], scores[baseline], reps, seed=seed)
+        except ValueError:
+            improvement = None  # no common game
+        if improvement is not None:
+            entry["p_improvement_vs_baseline"] = dataclasses.asdict(improvement)
 
     unfinished = [r.path for r in runs if r.source == METRICS_FILE and not r.summary.get("completed")]
     return {"games": games, "score": score_of_game, "variants": variants, "baseline": baseline if base else None,
@@ -119,6 +124,12 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
                       "curve": r.curve(score_of_game[r.game]), **{k: r.summary.get(k) for k in (
                           "frames", "wall_seconds", "update_ms", "sample_ms", "fps", "final_return")}}
                      for r in runs]}
+
+
+def _solve_stats(runs: Sequence[Run]) -> dict:
+    solved = [e for e in (_first_solving_eval(r) for r in runs) if e is not None]
+    return {"solved_runs": len(solved), "memory_runs": len(runs), "frames_to_solve": _mean(e["frames"] for e in solved),
+            "seconds_to_solve": _mean(e.get("wall_seconds") for e in solved)}
 
 
 def _estimate_text(entry: Optional[dict], digits=3, percent=False) -> str:
@@ -161,6 +172,23 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
                     _fmt(entry.get("wall_clock_vs_baseline"), 2, "×") if label != baseline else "1.00×"]
         row.append(notes.get(label, ""))
         lines.append("| " + " | ".join(row) + " |")
+    memory_games = [g for g in games if is_memory_task(g)]
+    if len(memory_games) > 1:
+        lines += ["", f"## Per memory task: runs solved (≥{SOLVED_SUCCESS:.0%}), mean frames / wall-clock seconds "
+                      f"to solve (of the solved runs)", "",
+                  "| task | " + " | ".join(variants) + " |", "|---|" + "---:|" * len(variants)]
+        for game in memory_games:
+            cells = []
+            for entry in variants.values():
+                stats = entry["solve_per_game"][game]
+                cells.append(f"{stats['solved_runs']}/{stats['memory_runs']}" + (
+                    f", {_fmt(stats['frames_to_solve'], 0)} fr, {_fmt(stats['seconds_to_solve'], 0)} s"
+                    if stats["solved_runs"] else ""))
+            lines.append(f"| {game} | " + " | ".join(cells) + " |")
+    if baseline and any("p_improvement_vs_baseline" in e for e in variants.values()):
+        lines += ["", f"Probability of improvement over {baseline} (rliable; P(X > Y) per task, averaged): " + "; ".join(
+            f"{label} {_estimate_text(e['p_improvement_vs_baseline'], 2)}"
+            for label, e in variants.items() if "p_improvement_vs_baseline" in e)]
     if len(games) > 1:
         lines += ["", "## Per game (mean final score over seeds)", "",
                   "| game | " + " | ".join(variants) + " |", "|---|" + "---:|" * len(variants)]
@@ -273,6 +301,64 @@ def plot_aggregates(summary: dict, path: str) -> None:
     plt.close(figure)
 
 
+def plot_profiles(summary: dict, path: str, reps: int) -> bool:
+    """rliable's performance profiles (fraction of runs above each score); False when no variant has
+    the same number of runs on every game."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import plot_utils
+
+    scores: Dict[str, Dict[str, List[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in summary["runs"]:
+        if run["final_score"] is not None:
+            scores[run["label"]][run["game"]].append(run["final_score"])
+    values = [v for by_game in scores.values() for runs in by_game.values() for v in runs]
+    if not values:
+        return False
+    low, high = min(0.0, min(values)), max(values)
+    thresholds = np.linspace(low, high if high > low else low + 1.0, 41)
+    profiles, intervals = aggregate.performance_profiles(scores, thresholds, reps)
+    if not profiles:
+        return False
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    plot_utils.plot_performance_profiles(profiles, thresholds, performance_profile_cis=intervals, ax=axis,
+                                         xlabel=" / ".join(sorted({SCORE_TITLES.get(s, s) for s in
+                                                                   summary["score"].values()})) + " (τ)",
+                                         ylabel="fraction of runs with score > τ", labelsize="medium",
+                                         ticklabelsize="small")
+    axis.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def plot_improvement(summary: dict, path: str) -> bool:
+    """rliable's probability-of-improvement plot of every variant over the baseline."""
+    baseline = summary["baseline"]
+    pairs = {label: e["p_improvement_vs_baseline"] for label, e in summary["variants"].items()
+             if "p_improvement_vs_baseline" in e}
+    if not baseline or not pairs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from rliable import plot_utils
+
+    estimates = {f"{label},{baseline}": e["point"] for label, e in pairs.items()}
+    intervals = {f"{label},{baseline}": np.array([e["low"], e["high"]]) for label, e in pairs.items()}
+    figure, axis = plt.subplots(figsize=(5.5, 0.6 * len(pairs) + 1.2))
+    plot_utils.plot_probability_of_improvement(estimates, intervals, ax=axis, labelsize="medium",
+                                               ticklabelsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
 def _experiment_notes(roots: Sequence[str]):
     """({variant: one-line description}, [variant order]) from the experiments' experiment.json."""
     notes, order = {}, []
@@ -296,7 +382,7 @@ def write_report(roots, out: str, name: str = "report", baseline: Optional[str] 
     os.makedirs(out, exist_ok=True)
     paths = {key: os.path.join(out, f"{name}{suffix}") for key, suffix in
              (("md", ".md"), ("json", ".json"), ("csv", "_runs.csv"), ("curves", "_curves.png"),
-              ("aggregate", "_aggregate.png"))}
+              ("aggregate", "_aggregate.png"), ("profiles", "_profiles.png"), ("improvement", "_improvement.png"))}
     with open(paths["json"], "w") as f:
         json.dump(summary, f, indent=2)
     with open(paths["csv"], "w", newline="") as f:
@@ -315,6 +401,12 @@ def write_report(roots, out: str, name: str = "report", baseline: Optional[str] 
         plot_aggregates(summary, paths["aggregate"])
         written.append(paths["aggregate"])
         text += f"\n![aggregate metrics]({os.path.basename(paths['aggregate'])})\n"
+    if plot_profiles(summary, paths["profiles"], reps):
+        written.append(paths["profiles"])
+        text += f"\n![performance profiles (rliable)]({os.path.basename(paths['profiles'])})\n"
+    if plot_improvement(summary, paths["improvement"]):
+        written.append(paths["improvement"])
+        text += f"\n![probability of improvement (rliable)]({os.path.basename(paths['improvement'])})\n"
     with open(paths["md"], "w") as f:
         f.write(text)
     return written
