@@ -16,6 +16,7 @@ import json
 import os
 from typing import Optional
 
+from rise_tf.networks.choices import KERAS_PREFIX, SNAPSHOT_PREFIX, keras_weights_path, parse_frozen_encoder
 from rise_tf.train.config import RunConfig, replay_layout
 
 CONFIG_FILE = "config.json"
@@ -73,6 +74,36 @@ def load_env_info(run_dir: str) -> Optional[dict]:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RunDirError(f"{os.path.join(run_dir, ENV_FILE)} is not valid JSON ({error}); delete it and the "
                           f"export rebuilds the env instead.") from None
+
+
+def resolve_frozen_encoder(config: RunConfig) -> RunConfig:
+    """Checks that a snapshot or Keras ϑ can be built (before TensorFlow loads) and records a
+    snapshot's run directory as an absolute path. Raises RunDirError naming the fix."""
+    if config.network.memory != "rise":
+        return config
+    kind, argument = parse_frozen_encoder(config.network.frozen_encoder)
+    if kind == "keras":
+        path = keras_weights_path(argument)
+        if not os.path.isfile(path):
+            raise RunDirError(
+                f"the {argument} ImageNet weights are not in the Keras cache ({path}); rise-tf never downloads at "
+                f"run time. Fetch them once on a machine with a network: python -c \"import tensorflow as tf; "
+                f"tf.keras.applications.{argument}(include_top=False, weights='imagenet')\" (or copy the file there; "
+                f"KERAS_HOME moves the cache).")
+        if config.env.frame_size < 32:
+            raise RunDirError(f"{argument} needs frames of at least 32 pixels; raise --frame-size")
+        return config
+    if kind != "snapshot":
+        return config
+    source_dir = os.path.abspath(argument)
+    source = load_run_config(source_dir)  # RunDirError when it is not a run
+    checkpoints = os.path.join(source_dir, "checkpoints")
+    if not os.path.isdir(checkpoints) or not any(name.startswith("ckpt-") for name in os.listdir(checkpoints)):
+        raise RunDirError(f"{source_dir} has no checkpoint yet: a snapshot needs a trained φ (train that run first)")
+    if source.env.frame_size != config.env.frame_size:
+        raise RunDirError(f"the snapshot's φ was trained on {source.env.frame_size}-pixel frames; this run uses "
+                          f"{config.env.frame_size}. Set --frame-size {source.env.frame_size}.")
+    return config.replace(network={"frozen_encoder": SNAPSHOT_PREFIX + source_dir})
 
 
 def check_writable_run_dir(run_dir: str) -> None:

@@ -3,7 +3,8 @@
 φ takes a frame stack, uint8 [B, H, W, C], and is trained. ϑ takes one frame, uint8 [B, H, W], and
 is never trained: its weights are drawn once from a numpy generator seeded by `seed`, held as
 non-trainable variables (so they are saved in checkpoints and exported), and identical on every
-machine for the same seed. Pooling is done with fixed area-averaging matrices (two MatMuls) rather
+machine for the same seed. Two ϑ bring weights from outside: `SnapshotEncoder` (φ of an earlier run)
+and `KerasApplicationEncoder` (a pretrained vision model); their fixed projections are seeded too. Pooling is done with fixed area-averaging matrices (two MatMuls) rather
 than image-resize ops so that ϑ exports to plain ONNX.
 
 The Impala CNN can carry spectral normalisation (Miyato et al. 2018) on the two convolutions of each
@@ -251,6 +252,62 @@ class PooledPixelsEncoder(_FrozenEncoder):
         return tf.reshape(self._pool(frames, self.rows, self.cols) - 0.5, [-1, self.embedding_size])
 
 
+class SnapshotEncoder(_FrozenEncoder):
+    """φ of an earlier run, frozen: its CNN features of the frame, then a fixed projection to E.
+
+    Deliberate deviation: φ was trained on stacks of `frame_stack` frames, while ϑ sees one frame
+    (RISE embeds each frame once, at acting time); the frame is shown to φ as a still stack (the
+    same frame in every channel). The weights arrive already loaded (the builder restores them
+    from the earlier run's checkpoint) and are saved in this run's checkpoints and exports.
+    """
+
+    def __init__(self, *, encoder: tf.keras.layers.Layer, frame_stack: int, embedding_size: int, seed: int,
+                 name: str = "snapshot"):
+        super().__init__(embedding_size=embedding_size, seed=seed, name=name)
+        encoder.trainable = False
+        self.encoder = encoder
+        self.frame_stack = frame_stack
+
+    def build(self, input_shape):
+        fan_in = self.encoder.output_size
+        projection = self._rng.standard_normal((fan_in, self.embedding_size)) / math.sqrt(fan_in)
+        self.projection = self._constant("projection", projection.astype(np.float32))
+
+    def call(self, frames):  # frames: uint8 [B, H, W]
+        still_stack = tf.repeat(frames[..., None], self.frame_stack, axis=-1)
+        return tf.matmul(self.encoder(still_stack, training=False), self.projection)  # [B, E]
+
+
+class KerasApplicationEncoder(_FrozenEncoder):
+    """A pretrained tf.keras.applications model (ImageNet weights from a local file): the grayscale
+    frame as RGB, the model's own preprocessing, its globally average-pooled last feature map (the
+    penultimate layer), then a fixed projection to E. Frames must be at least 32 pixels a side."""
+
+    def __init__(self, *, model_name: str, weights_path: str, embedding_size: int, seed: int,
+                 name: str = "keras_application"):
+        super().__init__(embedding_size=embedding_size, seed=seed, name=name)
+        self.model_name = model_name
+        self.weights_path = weights_path
+
+    def build(self, input_shape):
+        size = (int(input_shape[1]), int(input_shape[2]), 3)
+        self.model = getattr(tf.keras.applications, self.model_name)(
+            include_top=False, weights=None, input_shape=size, pooling="avg")
+        self.model.load_weights(self.weights_path)
+        self.model.trainable = False
+        module = {"MobileNetV2": tf.keras.applications.mobilenet_v2, "ResNet50": tf.keras.applications.resnet50,
+                  "EfficientNetB0": tf.keras.applications.efficientnet}[self.model_name]
+        self._preprocess = module.preprocess_input
+        fan_in = int(self.model.output_shape[-1])
+        projection = self._rng.standard_normal((fan_in, self.embedding_size)) / math.sqrt(fan_in)
+        self.projection = self._constant("projection", projection.astype(np.float32))
+
+    def call(self, frames):  # frames: uint8 [B, H, W]
+        rgb = tf.repeat(tf.cast(frames, tf.float32)[..., None], 3, axis=-1)  # 0..255, as the models expect
+        features = self.model(self._preprocess(rgb), training=False)
+        return tf.matmul(features, self.projection)  # [B, E]
+
+
 def make_frozen_encoder(name: str, *, embedding_size: int, seed: int) -> _FrozenEncoder:
     if name == "random_projection":
         return RandomProjectionEncoder(embedding_size=embedding_size, seed=seed)
@@ -258,4 +315,5 @@ def make_frozen_encoder(name: str, *, embedding_size: int, seed: int) -> _Frozen
         return FrozenRandomCNN(embedding_size=embedding_size, seed=seed)
     if name == "pooled_pixels":
         return PooledPixelsEncoder(embedding_size=embedding_size, seed=seed)
-    raise ValueError(f"unknown frozen encoder {name!r}; choose one of {FROZEN_ENCODERS}")
+    raise ValueError(f"unknown frozen encoder {name!r}; choose one of {FROZEN_ENCODERS} (snapshot and Keras "
+                     f"encoders are built by the caller and passed in as layers)")

@@ -54,7 +54,7 @@ def input_frame_size(spec: Dict[str, tf.TensorSpec]) -> int:
 
 class RiseQNetwork(network.Network):
     def __init__(self, input_tensor_spec, *, num_actions: int, memory: str, learnable_encoder: str,
-                 width_scale: int, impala_pool_size: int, spectral_norm: bool, frozen_encoder: str,
+                 width_scale: int, impala_pool_size: int, spectral_norm: bool, frozen_encoder,
                  embedding_size: int, frozen_seed: int, core: str, core_units: int, fusion: str, head: str,
                  head_hidden_units: int, noisy: bool, noisy_sigma0: float, num_cosines: int, num_taus: int,
                  name: str = "RiseQNetwork"):
@@ -75,8 +75,9 @@ class RiseQNetwork(network.Network):
         self.core = None
         self.gate = None
         if memory == "rise":
-            self.frozen_encoder = make_frozen_encoder(frozen_encoder, embedding_size=embedding_size,
-                                                      seed=frozen_seed)
+            # A name builds one of the seeded encoders; a layer (snapshot, Keras application) comes ready.
+            self.frozen_encoder = frozen_encoder if isinstance(frozen_encoder, tf.keras.layers.Layer) else (
+                make_frozen_encoder(frozen_encoder, embedding_size=embedding_size, seed=frozen_seed))
         if memory != "none":
             self.core = MaskedRecurrentCore(units=core_units, core=core)
         if memory == "rise" and fusion == "gate":

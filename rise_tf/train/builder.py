@@ -16,8 +16,12 @@ from rise_tf.envs.atari_preprocessing import PreprocessingConfig
 from rise_tf.envs.gym_image import GymSource
 from rise_tf.envs.memory_task import MemoryTaskSettings
 from rise_tf.envs.py_env import make_batched_env
+from rise_tf.networks.choices import FROZEN_ENCODERS, keras_weights_path, parse_frozen_encoder
+from rise_tf.networks.encoders import KerasApplicationEncoder, SnapshotEncoder
 from rise_tf.networks.rise_q_network import build_network, network_input_spec
 from rise_tf.replay.embedding_replay import EmbeddingReplay
+from rise_tf.run_dir import ENV_FILE, RunDirError, load_env_info, load_run_config
+from rise_tf.train import checkpoints
 from rise_tf.train.config import RunConfig, replay_layout
 
 
@@ -63,12 +67,38 @@ def network_spec(config: RunConfig):
                               window_length=net.window_length, embedding_size=net.embedding_size)
 
 
+def frozen_encoder(config: RunConfig):
+    """ϑ: a built-in name, or a ready layer for a snapshot (φ of an earlier run, restored from its
+    latest checkpoint) or a pretrained Keras application (weights from the Keras cache)."""
+    net = config.network
+    kind, argument = parse_frozen_encoder(net.frozen_encoder)
+    if net.memory != "rise" or kind in FROZEN_ENCODERS:
+        return net.frozen_encoder
+    if kind == "keras":
+        return KerasApplicationEncoder(model_name=argument, weights_path=keras_weights_path(argument),
+                                       embedding_size=net.embedding_size, seed=config.frozen_seed)
+    source = load_run_config(argument)
+    info = load_env_info(argument)
+    if info is None:
+        raise RunDirError(f"{argument} has no {ENV_FILE} (a run from before rise-tf recorded it); resume it once "
+                          f"to write it, then use it as a snapshot")
+    source_network = make_network(source, len(info["action_meanings"]))
+    latest = checkpoints.latest_checkpoint(argument)
+    if latest is None:
+        raise RunDirError(f"{argument} has no checkpoint: a snapshot needs a trained φ")
+    checkpoints.restore(latest, {"q_network": source_network}, partial=True)
+    # The full-recurrent model's φ reads single frames; the others read stacks of frame_stack.
+    channels = 1 if source.network.memory == "full_recurrent" else source.network.frame_stack
+    return SnapshotEncoder(encoder=source_network.learnable_encoder, frame_stack=channels,
+                           embedding_size=net.embedding_size, seed=config.frozen_seed)
+
+
 def make_network(config: RunConfig, num_actions: int):
     net = config.network
     return build_network(network_spec(config), num_actions=num_actions, memory=net.memory,
                          learnable_encoder=net.learnable_encoder, width_scale=net.width_scale,
                          impala_pool_size=net.impala_pool_size, spectral_norm=net.spectral_norm,
-                         frozen_encoder=net.frozen_encoder, embedding_size=net.embedding_size,
+                         frozen_encoder=frozen_encoder(config), embedding_size=net.embedding_size,
                          frozen_seed=config.frozen_seed, core=net.core, core_units=net.core_units,
                          fusion=net.fusion, head=net.head, head_hidden_units=net.head_hidden_units,
                          noisy=net.noisy, noisy_sigma0=net.noisy_sigma0, num_cosines=net.num_cosines,

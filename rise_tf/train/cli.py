@@ -23,7 +23,8 @@ quiet_third_party_startup()  # before anything below imports TensorFlow
 
 from rise_tf.counts import parse_count, parse_real  # noqa: E402,F401  (re-exported: demo and tests use it here)
 from rise_tf.envs.gym_image import probe_env  # noqa: E402
-from rise_tf.run_dir import RunDirError, check_replay_fits, check_writable_run_dir, load_run_config  # noqa: E402
+from rise_tf.run_dir import (RunDirError, check_replay_fits, check_writable_run_dir, load_run_config,  # noqa: E402
+                             resolve_frozen_encoder)
 from rise_tf.train.config import (DEFAULT_ALGO, PRESET_DESCRIPTIONS, PRESETS, RunConfig,  # noqa: E402
                                   flag_table, make_config)
 
@@ -99,6 +100,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.print_config:
             print(config.to_json())
             return 0
+        if not args.resume:
+            config = resolve_frozen_encoder(config)
         if config.env.env_id:
             probe_env(config.env.env_id, env_module=config.env.env_module, image_key=config.env.image_key)
         check_replay_fits(config)

@@ -33,7 +33,7 @@ from rise_tf.envs.atari_preprocessing import PreprocessingConfig
 from rise_tf.envs.memory_task import MEMORY_TASKS, is_memory_task
 from rise_tf.envs.screens import check_flicker
 from rise_tf.networks.choices import (CORES, DISTRIBUTIONAL_HEADS, FROZEN_ENCODERS, FUSIONS, HEADS,
-                                      LEARNABLE_ENCODERS, MEMORIES)
+                                      KERAS_APPLICATIONS, LEARNABLE_ENCODERS, MEMORIES, parse_frozen_encoder)
 from rise_tf.replay.embedding_replay import ReplayLayout, min_lane_capacity
 
 EPSILON_SCHEDULES = ("linear", "exponential")
@@ -128,7 +128,9 @@ class NetworkConfig:
     width_scale: int = _field(1, "channel multiplier of φ (Beyond The Rainbow uses impala x2)")
     impala_pool_size: int = _field(6, "impala: adaptive max-pool output is pool x pool")
     spectral_norm: bool = _field(False, "impala: spectral normalisation on the residual-block convolutions (BTR)")
-    frozen_encoder: str = _field("random_projection", f"frozen encoder ϑ: {' | '.join(FROZEN_ENCODERS)}")
+    frozen_encoder: str = _field("random_projection", f"frozen encoder ϑ: {' | '.join(FROZEN_ENCODERS)} | "
+                                                      f"snapshot:RUN_DIR (φ of an earlier run, frozen) | keras:NAME "
+                                                      f"(pretrained, from the Keras cache: {', '.join(KERAS_APPLICATIONS)})")
     embedding_size: int = _field(64, "width of ϑ's embedding E (pooled_pixels needs a square)")
     embedding_dtype: str = _field("float16", "dtype embeddings are stored (and rounded) in: float16 | float32")
     window_length: int = _field(16, "k: embeddings (or frames, full_recurrent) the recurrent core reads")
@@ -151,8 +153,7 @@ class NetworkConfig:
         _require(self.memory in MEMORIES, f"unknown memory {self.memory!r}; choose one of {MEMORIES}")
         _require(self.learnable_encoder in LEARNABLE_ENCODERS,
                  f"unknown learnable_encoder {self.learnable_encoder!r}; choose one of {LEARNABLE_ENCODERS}")
-        _require(self.frozen_encoder in FROZEN_ENCODERS,
-                 f"unknown frozen_encoder {self.frozen_encoder!r}; choose one of {FROZEN_ENCODERS}")
+        parse_frozen_encoder(self.frozen_encoder)  # raises naming the choices
         _require(self.embedding_size >= 1, f"embedding_size must be >= 1, got {self.embedding_size}")
         if self.frozen_encoder == "pooled_pixels" and self.memory == "rise":
             root = round(self.embedding_size ** 0.5)
