@@ -18,6 +18,7 @@ PACKAGES = [
     "rise_tf.train",
     "rise_tf.analysis",
     "rise_tf.experiments",
+    "rise_tf.peers",
     "rise_tf.export",
     "rise_tf.serving",
 ]

@@ -97,8 +97,8 @@ def _read_order(path: str) -> List[str]:
 
 
 def _train_command(spec: RunSpec, run_dir: str, state: str, extra: List[str]) -> List[str]:
-    command = [sys.executable, "-m", "rise_tf.train.cli"]
-    if state == "resume":
+    command = [sys.executable, "-m", spec.variant.runner]
+    if state == "resume" and spec.variant.runner == "rise_tf.train.cli":  # peers start unfinished runs over
         return command + ["--resume", run_dir, "--frames", str(spec.frames)]
     return command + spec.train_args() + extra + ["--run-dir", run_dir]
 

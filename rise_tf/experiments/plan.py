@@ -21,6 +21,7 @@ class Variant:
     algo: str
     overrides: Tuple[Tuple[str, object], ...] = ()  # (rise-train flag without dashes, value)
     note: str = ""
+    runner: str = "rise_tf.train.cli"  # the module run with `python -m` (a peer's own trainer for peers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +74,11 @@ EXPERIMENTS: Dict[str, Tuple[Variant, ...]] = {
 ALL_VARIANTS = {v.name: v for group in EXPERIMENTS.values() for v in group}
 # Every preset is also a variant under its own name: dqn, rise-dqn, r2d2-lite, btr, rise-btr, r2d2-btr.
 ALL_VARIANTS.update({algo: Variant(algo, algo, note=note) for algo, note in PRESET_DESCRIPTIONS.items()})
+# Peers: other libraries' agents, run by their own trainers on the same lanes and schedule.
+PEERS = (Variant("tfa-rnn-dqn", "tfa-rnn-dqn", note="TF-Agents DqnAgent + QRnnNetwork (CNN over every frame of "
+                 "17-step sequences, loss at every step, zero initial state)",
+                 runner="rise_tf.peers.tf_agents_rnn_dqn"),)
+ALL_VARIANTS.update({v.name: v for v in PEERS})
 
 # Budgets a user gets without --frames. Memory task: where RISE-DQN has solved it on a CPU.
 DEFAULT_FRAMES = {"memory": 20_000, "ablations": 20_000, "atari": 10_000_000}
