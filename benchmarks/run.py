@@ -15,8 +15,8 @@ from rise_tf.startup import quiet_third_party_startup  # noqa: E402
 
 quiet_third_party_startup()
 
-from benchmarks import (collection, learner_cost, machine, memory_task, replay_cost, step_latency,  # noqa: E402
-                        training_throughput)
+from benchmarks import (collection, frozen_encoders, learner_cost, machine, memory_task, replay_cost,  # noqa: E402
+                        step_latency, training_throughput)
 
 
 def _markdown(results: dict) -> str:
@@ -75,6 +75,15 @@ def _markdown(results: dict) -> str:
             seconds = f"{r['seconds_to_solve']:.0f}" if r["seconds_to_solve"] else "-"
             lines.append(f"| {r['algo']} | {r['learnable_encoder']}, {r['head']} | {r['batch_size']} | {frames} | "
                          f"{seconds} | {r['final_success_rate']:.3f} | {r['update_ms']:.1f} |")
+    f = results.get("frozen_encoders")
+    if f:
+        lines += ["", f"## Frozen encoder ϑ: acting-time cost per {f['frame_size']}x{f['frame_size']} frame "
+                      f"(median ms; ϑ alone, tf.function)", "",
+                  "| ϑ | weights | batch 1 | batch 8 (per frame) |", "|---|---:|---:|---:|"]
+        for name, r in f["encoders"].items():
+            lines.append(f"| {name} | {r['weights']:,} | {r['batch1_ms_per_frame']:.2f} | {r['batch8_ms_per_frame']:.2f} |")
+        lines += ["", "The pretrained Keras models are timed with random weights (the cost does not depend on them; "
+                      "no ImageNet file is on this machine)."]
     t = results.get("training")
     if t:
         lines += ["", f"## End-to-end training ({t['game']}, default config: {t['rise']['num_envs']} lanes, replay ratio "
@@ -109,6 +118,8 @@ def main() -> int:
     results["collection"] = collection.measure(steps=40 if args.quick else 150)
     print("[bench] step-model latency (ONNX vs TF) ...", flush=True)
     results["step_latency"] = step_latency.measure(steps=100 if args.quick else 300)
+    print("[bench] frozen encoders: acting-time cost per frame ...", flush=True)
+    results["frozen_encoders"] = frozen_encoders.measure(repeats=20 if args.quick else 50)
     print("[bench] end-to-end training throughput ...", flush=True)
     results["training"] = training_throughput.measure(timed_frames=4_000 if args.quick else 16_000)
     print("[bench] learner update cost on the BTR body (minutes: full recurrence over Impala x2) ...", flush=True)

@@ -54,7 +54,7 @@ def network_for(spec, num_actions, **overrides):
     values = dict(memory="rise", learnable_encoder="nature", width_scale=1, impala_pool_size=6,
                   spectral_norm=False, frozen_encoder="random_projection",
                   embedding_size=spec["embedding_window"].shape[-1] if "embedding_window" in spec else 16,
-                  frozen_seed=0, core="lstm", core_units=8, fusion="gate", head="dueling", head_hidden_units=0,
+                  frozen_seed=0, core="lstm", core_units=8, core_gate_init="keras", fusion="gate", head="dueling", head_hidden_units=0,
                   noisy=False, noisy_sigma0=0.5, num_cosines=8, num_taus=4)
     values.update(overrides)
     return build_network(spec, num_actions=num_actions, **values)

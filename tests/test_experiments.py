@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from rise_tf.envs.memory_task import MEMORY_TASKS
 from rise_tf.experiments.cli import main as experiment_main
 from rise_tf.experiments.plan import build_plan, resolve_games
 
@@ -34,14 +35,15 @@ def test_plans():
     atari = build_plan("atari", seeds=2, frames=10, games=["atari100k"])
     assert len(atari) == 26 * 2 * 2 and {r.variant.name for r in atari} == {"base", "rise"}
     ablation = {r.variant.name: r.train_args() for r in build_plan("ablations", seeds=1, frames=5)}
-    assert ablation["core_gru"][-2:] == ["--core", "gru"] and len(ablation) == 8
+    assert ablation["core_gru"][-2:] == ["--core", "gru"] and len(ablation) == 10
+    assert ablation["core_gru_chrono"][-4:] == ["--core", "gru", "--core-gate-init", "chrono"]
     assert "--eval-every-frames" in ablation["rise"]  # memory-task curves get ~10 evaluation points
 
 
 def test_dry_run_lists_commands(tmp_path, capsys):
     assert experiment_main(["ablations", "--seeds", "1", "--dry-run", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "8 runs (0 done)" in out and "[new] window_k4/MemoryCorridor/seed0" in out
+    assert "10 runs (0 done)" in out and "[new] window_k4/MemoryCorridor/seed0" in out
     assert "--window-length 4" in out and not os.listdir(tmp_path)
 
 
@@ -62,3 +64,23 @@ def test_tiny_experiment_runs_skips_finished_runs_and_reports(tmp_path, capsys):
     capsys.readouterr()
     assert experiment_main(argv) == 0  # again: nothing left to run
     assert capsys.readouterr().out.count("already done") == 2
+
+
+def test_memory_tasks_and_peers_are_planned_like_any_variant():
+    plan = build_plan("memory", seeds=1, frames=5, games=["memory"], variants=["tfa-rnn-dqn", "rise-btr"])
+    assert sorted({r.game for r in plan}) == sorted(MEMORY_TASKS) and len(plan) == 2 * len(MEMORY_TASKS)
+    peer = next(r for r in plan if r.variant.name == "tfa-rnn-dqn")
+    assert peer.variant.runner == "rise_tf.peers.tf_agents_rnn_dqn"
+    args = peer.train_args()
+    assert args[:2] == ["--algo", "tfa-rnn-dqn"] and "--stop-at-success" in args  # solved runs stop early
+    with pytest.raises(ValueError, match="did you mean"):
+        build_plan("memory", seeds=1, frames=5, variants=["tfa-rnn-dq"])
+
+
+def test_peer_rejects_bad_input_before_tensorflow(capsys):
+    from rise_tf.peers.tf_agents_rnn_dqn import main as peer_main
+
+    assert peer_main(["--game", "MemoryCoridor", "--run-dir", "/nonexistent/x"]) == 2
+    assert "memory task MemoryCorridor" in capsys.readouterr().err
+    assert peer_main(["--sequence-length", "1", "--run-dir", "/nonexistent/x"]) == 2
+    assert "--sequence-length must be >= 2" in capsys.readouterr().err

@@ -65,7 +65,7 @@ def test_training_never_calls_the_frozen_encoder():
 def test_masked_steps_do_not_change_the_recurrent_state():
     """A left-padded window gives exactly the output of the cell run over the valid suffix only."""
     for kind in ("lstm", "gru"):
-        core = MaskedRecurrentCore(units=6, core=kind)
+        core = MaskedRecurrentCore(units=6, core=kind, gate_init="keras")
         rng = np.random.default_rng(1)
         valid = tf.constant(rng.standard_normal((2, 3, 4)), tf.float32)
         garbage = tf.constant(rng.standard_normal((2, 5, 4)) * 100, tf.float32)
@@ -117,3 +117,50 @@ def test_zero_inputs_helper_has_batch_axis():
     spec = spec_for("full_recurrent", window_length=3)
     zeros = spec_with_batch(spec, 2)
     assert zeros["frame_window"].shape == (2, 3, 84, 84) and zeros["window_mask"].shape == (2, 3)
+
+
+def _cue_sensitivity(core, window, mask):
+    """|d h_k / d x_first| / |d h_k / d x_last|: how much of the first step reaches the last output."""
+    inputs = tf.Variable(window)
+    with tf.GradientTape() as tape:
+        hidden = core(inputs, mask)
+        out = tf.reduce_sum(hidden * tf.constant(np.random.default_rng(0).standard_normal(hidden.shape), tf.float32))
+    grads = tape.gradient(out, inputs).numpy()[0]
+    return np.linalg.norm(grads[0]) / np.linalg.norm(grads[-1])
+
+
+def test_gru_forgets_the_window_at_keras_init_and_chrono_init_fixes_it():
+    """Why the GRU core did not learn MemoryCorridor: with Keras' zero biases a GRU keeps about half its
+    state per step, so 10 steps later the cue's influence is ~10x smaller than in the LSTM (whose
+    forget bias starts at 1). Chrono init restores it (means over 4 seeds)."""
+    window = tf.constant(np.random.default_rng(3).standard_normal((1, 10, 16)) * 0.2, tf.float32)
+    mask = tf.ones((1, 10))
+
+    def mean_sensitivity(kind, gate_init):
+        values = []
+        for seed in range(4):
+            tf.keras.utils.set_random_seed(seed)
+            values.append(_cue_sensitivity(MaskedRecurrentCore(units=32, core=kind, gate_init=gate_init), window, mask))
+        return float(np.mean(values))
+
+    lstm, gru = mean_sensitivity("lstm", "keras"), mean_sensitivity("gru", "keras")
+    gru_chrono = mean_sensitivity("gru", "chrono")
+    assert gru < lstm / 4, (gru, lstm)
+    assert gru_chrono > 4 * gru, (gru_chrono, gru)
+
+
+def test_chrono_init_sets_the_memory_gates_from_the_window_length():
+    for kind in ("lstm", "gru"):
+        tf.keras.utils.set_random_seed(0)
+        core = MaskedRecurrentCore(units=64, core=kind, gate_init="chrono")
+        core(tf.zeros((2, 16, 8)), tf.ones((2, 16)))
+        bias = core.cell.bias.numpy()
+        memory_gate = bias[64:128] if kind == "lstm" else bias[0, :64]
+        assert memory_gate.min() >= 0.0 and memory_gate.max() <= np.log(15.0) + 1e-6 and memory_gate.std() > 0.3
+        if kind == "lstm":
+            np.testing.assert_allclose(bias[:64], -memory_gate)  # input gate = - forget gate
+            assert np.all(bias[128:] == 0)
+        else:
+            assert np.all(bias[0, 64:] == 0) and np.all(bias[1] == 0)
+    with pytest.raises(ValueError, match="gate_init"):
+        MaskedRecurrentCore(units=4, core="gru", gate_init="orthogonal")

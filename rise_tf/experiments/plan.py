@@ -63,6 +63,9 @@ ABLATIONS = (
     Variant("window_k32", "rise-dqn", (("window-length", 32),), "k=32"),
     Variant("fusion_concat", "rise-dqn", (("fusion", "concat"),), "concatenation instead of the gate"),
     Variant("core_gru", "rise-dqn", (("core", "gru"),), "GRU core"),
+    Variant("core_gru_chrono", "rise-dqn", (("core", "gru"), ("core-gate-init", "chrono")),
+            "GRU core, chrono-initialised update gate"),
+    Variant("core_lstm_chrono", "rise-dqn", (("core-gate-init", "chrono"),), "LSTM core, chrono-initialised gates"),
     Variant("embedding_float32", "rise-dqn", (("embedding-dtype", "float32"),), "embeddings stored as float32"),
 )
 

@@ -20,6 +20,7 @@ KERAS_APPLICATIONS = {
     "EfficientNetB0": "efficientnetb0_notop.h5",
 }
 CORES = ("lstm", "gru")
+CORE_GATE_INITS = ("keras", "chrono")  # Keras' defaults | chrono initialisation (Tallec & Ollivier 2018)
 FUSIONS = ("gate", "concat")
 HEADS = ("linear", "dueling", "iqn")
 # Heads that output a return distribution (quantiles at sampled taus) rather than one Q per action.

@@ -55,7 +55,7 @@ def input_frame_size(spec: Dict[str, tf.TensorSpec]) -> int:
 class RiseQNetwork(network.Network):
     def __init__(self, input_tensor_spec, *, num_actions: int, memory: str, learnable_encoder: str,
                  width_scale: int, impala_pool_size: int, spectral_norm: bool, frozen_encoder,
-                 embedding_size: int, frozen_seed: int, core: str, core_units: int, fusion: str, head: str,
+                 embedding_size: int, frozen_seed: int, core: str, core_units: int, core_gate_init: str, fusion: str, head: str,
                  head_hidden_units: int, noisy: bool, noisy_sigma0: float, num_cosines: int, num_taus: int,
                  name: str = "RiseQNetwork"):
         super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(), name=name)
@@ -79,7 +79,7 @@ class RiseQNetwork(network.Network):
             self.frozen_encoder = frozen_encoder if isinstance(frozen_encoder, tf.keras.layers.Layer) else (
                 make_frozen_encoder(frozen_encoder, embedding_size=embedding_size, seed=frozen_seed))
         if memory != "none":
-            self.core = MaskedRecurrentCore(units=core_units, core=core)
+            self.core = MaskedRecurrentCore(units=core_units, core=core, gate_init=core_gate_init)
         if memory == "rise" and fusion == "gate":
             # Ω: lifts ψ's output to φ's width; its sigmoid gates φ(o_t) elementwise.
             self.gate = tf.keras.layers.Dense(self.learnable_encoder.output_size, activation="sigmoid",

@@ -100,6 +100,7 @@ def make_network(config: RunConfig, num_actions: int):
                          impala_pool_size=net.impala_pool_size, spectral_norm=net.spectral_norm,
                          frozen_encoder=frozen_encoder(config), embedding_size=net.embedding_size,
                          frozen_seed=config.frozen_seed, core=net.core, core_units=net.core_units,
+                         core_gate_init=net.core_gate_init,
                          fusion=net.fusion, head=net.head, head_hidden_units=net.head_hidden_units,
                          noisy=net.noisy, noisy_sigma0=net.noisy_sigma0, num_cosines=net.num_cosines,
                          num_taus=net.num_taus)

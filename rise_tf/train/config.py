@@ -32,7 +32,7 @@ from rise_tf.envs import atari, memory_task
 from rise_tf.envs.atari_preprocessing import PreprocessingConfig
 from rise_tf.envs.memory_task import MEMORY_TASKS, is_memory_task
 from rise_tf.envs.screens import check_flicker
-from rise_tf.networks.choices import (CORES, DISTRIBUTIONAL_HEADS, FROZEN_ENCODERS, FUSIONS, HEADS,
+from rise_tf.networks.choices import (CORE_GATE_INITS, CORES, DISTRIBUTIONAL_HEADS, FROZEN_ENCODERS, FUSIONS, HEADS,
                                       KERAS_APPLICATIONS, LEARNABLE_ENCODERS, MEMORIES, parse_frozen_encoder)
 from rise_tf.replay.embedding_replay import ReplayLayout, min_lane_capacity
 
@@ -137,6 +137,8 @@ class NetworkConfig:
     frame_stack: int = _field(4, "frames stacked as φ's input")
     core: str = _field("lstm", f"recurrent core ψ: {' | '.join(CORES)}")
     core_units: int = _field(64, "hidden units of ψ")
+    core_gate_init: str = _field("keras", f"ψ's gate biases: {' | '.join(CORE_GATE_INITS)} (chrono: memory spanning the "
+                                          f"window at initialisation, Tallec & Ollivier 2018)")
     fusion: str = _field("gate", f"how ψ meets φ: {' | '.join(FUSIONS)} (gate: the paper; concat: an ablation)")
     head: str = _field("dueling", f"Q head ω: {' | '.join(HEADS)} (iqn: implicit quantiles with dueling streams, BTR)")
     head_hidden_units: int = _field(0, "hidden units per head stream; 0 = no hidden layer (BTR: 512)")
@@ -166,6 +168,8 @@ class NetworkConfig:
         _require(self.width_scale >= 1, f"width_scale must be >= 1, got {self.width_scale}")
         _require(self.impala_pool_size >= 1, f"impala_pool_size must be >= 1, got {self.impala_pool_size}")
         _require(self.core in CORES, f"unknown core {self.core!r}; choose one of {CORES}")
+        _require(self.core_gate_init in CORE_GATE_INITS,
+                 f"unknown core_gate_init {self.core_gate_init!r}; choose one of {CORE_GATE_INITS}")
         _require(self.core_units >= 1, f"core_units must be >= 1, got {self.core_units}")
         _require(self.fusion in FUSIONS, f"unknown fusion {self.fusion!r}; choose one of {FUSIONS}")
         _require(self.head in HEADS, f"unknown head {self.head!r}; choose one of {HEADS}")
