@@ -7,8 +7,8 @@ static shapes also keeps the exported ONNX graph free of loop and mask-specific 
 
 Gate initialisation (`gate_init`): "keras" keeps Keras' defaults — the LSTM's forget-gate bias at 1,
 the GRU's biases at 0, so at initialisation a GRU keeps about half of its state per step and the
-decision-time output is ~13x less sensitive to a cue 9 steps back than the LSTM's (measured: see
-BUILD.md). "chrono" (Tallec & Ollivier 2018, "Can recurrent neural networks warp time?") draws the
+decision-time output is ~13x less sensitive to a cue 9 steps back than the LSTM's (measured on
+MemoryCorridor's embeddings: results/README.md; a test in tests/test_networks.py). "chrono" (Tallec & Ollivier 2018, "Can recurrent neural networks warp time?") draws the
 LSTM forget-gate bias (and minus it for the input gate), or the GRU update-gate bias, from
 log(U(1, k − 1)) for a window of k steps, so the initial memory spans the window.
 """
