@@ -194,7 +194,9 @@ class Trainer:
         next_log = self._next_multiple(train.log_every_frames)
         next_eval = self._next_multiple(train.eval_every_frames) if train.eval_every_frames else math.inf
         next_checkpoint = self._next_multiple(train.checkpoint_every_frames)
-        previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        # Ctrl-C and SIGTERM both end in a checkpoint. SIGINT is set explicitly: a process started in the
+        # background by a non-interactive shell inherits SIGINT as ignored, and `kill -INT` must still work.
+        previous_handlers = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
         started, started_frames = time.time(), self.counters["frames"]
         interrupted = False
         try:
@@ -234,7 +236,8 @@ class Trainer:
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            signal.signal(signal.SIGTERM, previous_handler)
+            for sig, handler in previous_handlers.items():
+                signal.signal(sig, handler)
             if bar is not None:
                 bar.close()
         final_eval = self._last_eval if self._last_eval_frames == self.counters["frames"] else None
