@@ -80,7 +80,7 @@ def test_keras_application_encoder_reads_the_cache_and_never_downloads(tmp_path,
 
     # Build the weights file locally, as the user's cache would hold it (random weights, not ImageNet's).
     path = keras_weights_path("MobileNetV2")
-    assert os.path.basename(path) == KERAS_APPLICATIONS["MobileNetV2"]
+    assert os.path.basename(path) == KERAS_APPLICATIONS["MobileNetV2"][0]
     os.makedirs(os.path.dirname(path))
     tf.keras.utils.set_random_seed(3)
     reference = tf.keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(42, 42, 3),

@@ -13,11 +13,12 @@ FROZEN_ENCODERS = ("random_projection", "random_cnn", "pooled_pixels")  # built 
 # ϑ from elsewhere: "snapshot:RUN_DIR" (φ of an earlier run, frozen) or "keras:NAME" (a pretrained
 # tf.keras.applications model's pooled penultimate layer, weights from the user's Keras cache).
 SNAPSHOT_PREFIX, KERAS_PREFIX = "snapshot:", "keras:"
-# The pretrained models rise-tf knows how to find in the Keras cache (file names as Keras saves them).
+# The pretrained models rise-tf knows how to find in the Keras cache: name -> (weights file as Keras
+# caches it, the tf.keras.applications module holding the model's preprocess_input).
 KERAS_APPLICATIONS = {
-    "MobileNetV2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-    "ResNet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "EfficientNetB0": "efficientnetb0_notop.h5",
+    "MobileNetV2": ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5", "mobilenet_v2"),
+    "ResNet50": ("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "resnet50"),
+    "EfficientNetB0": ("efficientnetb0_notop.h5", "efficientnet"),
 }
 CORES = ("lstm", "gru")
 CORE_GATE_INITS = ("keras", "chrono")  # Keras' defaults | chrono initialisation (Tallec & Ollivier 2018)
@@ -48,4 +49,4 @@ def parse_frozen_encoder(value: str) -> Tuple[str, str]:
 def keras_weights_path(name: str) -> str:
     """Where Keras caches `name`'s ImageNet weights ($KERAS_HOME/models, default ~/.keras/models)."""
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return os.path.join(home, "models", KERAS_APPLICATIONS[name])
+    return os.path.join(home, "models", KERAS_APPLICATIONS[name][0])

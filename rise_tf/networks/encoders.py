@@ -22,7 +22,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from rise_tf.networks.choices import FROZEN_ENCODERS, LEARNABLE_ENCODERS
+from rise_tf.networks.choices import FROZEN_ENCODERS, KERAS_APPLICATIONS, LEARNABLE_ENCODERS
 
 
 def area_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
@@ -295,8 +295,7 @@ class KerasApplicationEncoder(_FrozenEncoder):
             include_top=False, weights=None, input_shape=size, pooling="avg")
         self.model.load_weights(self.weights_path)
         self.model.trainable = False
-        module = {"MobileNetV2": tf.keras.applications.mobilenet_v2, "ResNet50": tf.keras.applications.resnet50,
-                  "EfficientNetB0": tf.keras.applications.efficientnet}[self.model_name]
+        module = getattr(tf.keras.applications, KERAS_APPLICATIONS[self.model_name][1])
         self._preprocess = module.preprocess_input
         fan_in = int(self.model.output_shape[-1])
         projection = self._rng.standard_normal((fan_in, self.embedding_size)) / math.sqrt(fan_in)

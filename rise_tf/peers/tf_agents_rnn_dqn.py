@@ -68,7 +68,6 @@ def peer_settings(args) -> dict:
 
 
 def run(args) -> dict:
-    import numpy as np
     import tensorflow as tf
     from tf_agents.agents.dqn import dqn_agent
     from tf_agents.drivers import dynamic_step_driver
