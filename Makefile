@@ -2,18 +2,19 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# `cpu` picks the onnxruntime wheel; on a GPU host use `make EXTRAS=gpu,test ...` (never both).
-EXTRAS ?= cpu,test
+# Extras of the training distribution; on a GPU host `make EXTRAS=gpu,test ...` adds TensorFlow's CUDA wheels.
+EXTRAS ?= test
 STAMP := $(VENV)/.installed
 
 .PHONY: venv test test-slow bench demo clean
 
 venv: $(STAMP)
 
-$(STAMP): setup.py
+# Both distributions in one command: the runtime (./serving) and training, which depends on it.
+$(STAMP): setup.py serving/setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet -e ./serving -e ".[$(EXTRAS)]"
 	$(PY) -m pip check
 	touch $(STAMP)
 

@@ -1,15 +1,17 @@
 """rise-tf: RISE (Recurrent Integration via Simplified Encodings) for TensorFlow / TF-Agents.
 
-Three top-level folders install as one distribution (see BUILD.md, "Package layout"):
-    rise_tf/  -> rise_tf            training library (TensorFlow, TF-Agents)
-    export/   -> rise_tf.export     checkpoint -> ONNX / SavedModel
-    serving/  -> rise_tf.serving    TensorFlow-free runner (numpy + onnxruntime)
+Two distributions (see BUILD.md, "Package layout"):
+    rise-tf        this file: rise_tf/ -> rise_tf (training library: TensorFlow, TF-Agents) and
+                   export/ -> rise_tf.export (checkpoint -> ONNX / SavedModel)
+    rise-runtime   serving/setup.py: rise_runtime (TensorFlow-free: the frame preprocessing, the
+                   model contract, the envs as the agent sees them, the runner, rise-play, rise-serve)
+rise-tf depends on rise-runtime; it is not on PyPI, so install both from the checkout:
+    pip install -e ./serving -e '.[test]'        (what `make venv` does)
 """
 from setuptools import setup
 
 PACKAGES = [
     "rise_tf",
-    "rise_tf.data",
     "rise_tf.envs",
     "rise_tf.networks",
     "rise_tf.replay",
@@ -20,13 +22,15 @@ PACKAGES = [
     "rise_tf.experiments",
     "rise_tf.peers",
     "rise_tf.export",
-    "rise_tf.serving",
 ]
 
 # The pinned stack of DESIGN.md: TF-Agents 0.19.0 (last release) fixes TFP 0.23 -> TF 2.15,
 # typing-extensions 4.5.0, gym <= 0.23 and pygame 2.1.3. numpy and opencv are capped so that
 # nothing pulls numpy 2 (TF 2.15 is built against numpy 1.x).
 INSTALL_REQUIRES = [
+    # The runtime (same version, from ./serving) with the envs (play) and OpenCV for preprocessing
+    # cases the runtime does not reimplement in numpy; export checks parity on its onnxruntime.
+    "rise-runtime[play,opencv]==0.1.0",
     "tensorflow==2.15.1",
     "tf-agents==0.19.0",
     "tensorflow-probability==0.23.0",
@@ -48,11 +52,11 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    # CPU inference runtime. onnxruntime and onnxruntime-gpu install the same module and must never
-    # be installed together, so each lives in its own extra: pick exactly one.
-    "cpu": ["onnxruntime>=1.17"],
-    "gpu": ["tensorflow[and-cuda]==2.15.1", "onnxruntime-gpu>=1.17"],
-    "test": ["pytest>=7.4", "pytest-timeout>=2.2"],
+    # TensorFlow's CUDA 12.2 / cuDNN 8.9 wheels. No onnxruntime-gpu here: its wheels want another
+    # cuDNN; GPU inference belongs in a runtime-only environment (serving/setup.py, RISE_RUNTIME_GPU).
+    "gpu": ["tensorflow[and-cuda]==2.15.1"],
+    # The server's extra too: make test covers the whole runtime.
+    "test": ["pytest>=7.4", "pytest-timeout>=2.2", "rise-runtime[server]==0.1.0"],
 }
 
 setup(
@@ -62,16 +66,13 @@ setup(
     "with ONNX export and a TensorFlow-free real-time runner.",
     python_requires=">=3.11,<3.12",
     packages=PACKAGES,
-    package_dir={"rise_tf.export": "export", "rise_tf.serving": "serving"},
-    package_data={"rise_tf": ["data/*.csv"]},
+    package_dir={"rise_tf.export": "export"},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": [
             "rise-train=rise_tf.train.cli:main",
             "rise-export=rise_tf.export.cli:main",
-            "rise-play=rise_tf.serving.play:main",
-            "rise-serve=rise_tf.serving.server:main",
             "rise-experiment=rise_tf.experiments.cli:main",
             "rise-report=rise_tf.analysis.report:main",
         ],

@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 
-from rise_tf.envs.memory_task import SOLVED_SUCCESS
+from rise_runtime.envs.memory_task import SOLVED_SUCCESS
 from rise_tf.run_dir import METRICS_FILE
 from rise_tf.train.config import make_config
 from rise_tf.train.trainer import Trainer

@@ -11,7 +11,7 @@ import numpy as np
 
 
 def measure(model_path: str, requests: int = 300) -> dict:
-    from rise_tf.serving.server import serve
+    from rise_runtime.server import serve
 
     httpd = serve(model_path, port=0)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -23,8 +23,9 @@ def _percentiles(times):
 def measure(steps: int = 300) -> dict:
     import tensorflow as tf
 
-    from rise_tf.export import contract, step_model
-    from rise_tf.serving.runner import Policy
+    from rise_runtime import contract
+from rise_tf.export import step_model
+    from rise_runtime.runner import Policy
     from rise_tf.train.config import make_config
     from rise_tf.train.trainer import Trainer
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 
-from rise_tf.export import contract
+from rise_runtime import contract
 from rise_tf.networks.rise_q_network import input_frame_size
 from rise_tf.policies.rise_policy import RiseQPolicy
 from rise_tf.train import builder, checkpoints

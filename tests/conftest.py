@@ -61,8 +61,8 @@ def network_for(spec, num_actions, **overrides):
 
 
 def atari_settings(**overrides):
-    from rise_tf.envs import atari
-    from rise_tf.envs.atari_preprocessing import PreprocessingConfig
+    from rise_runtime.envs import atari
+    from rise_runtime.preprocessing import PreprocessingConfig
 
     values = dict(sticky_action_prob=atari.STICKY_ACTION_PROB, noop_max=atari.NOOP_MAX,
                   max_episode_frames=atari.MAX_EPISODE_FRAMES, preprocessing=PreprocessingConfig(), flicker_prob=0.0)
@@ -72,7 +72,7 @@ def atari_settings(**overrides):
 
 def lane_options(**overrides):
     """make_frame_env / make_batched_env keyword arguments for a standard lane."""
-    from rise_tf.envs import memory_task
+    from rise_runtime.envs import memory_task
 
     values = dict(atari=atari_settings(), terminal_on_life_loss=False,
                   memory=memory_task.MEMORY_TASKS[memory_task.GAME_NAME], frame_size=84, gym_source=None)

@@ -10,7 +10,7 @@ import pytest
 from rise_tf.analysis import aggregate
 from rise_tf.analysis.report import main as report_main
 from rise_tf.analysis.runs import find_runs
-from rise_tf.envs.atari_scores import GAME_SUBSETS, human_normalized_score, reference_scores
+from rise_runtime.envs.atari_scores import GAME_SUBSETS, human_normalized_score, reference_scores
 
 
 def test_iqm_trims_a_quarter_from_each_end():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from tf_agents.environments import utils as env_utils
 
-from rise_tf.envs.atari import available_games, resolve_game
-from rise_tf.envs.memory_task import MemoryCorridorEnv
+from rise_runtime.envs.atari import available_games, resolve_game
+from rise_runtime.envs.memory_task import MemoryCorridorEnv
 from rise_tf.envs.py_env import make_batched_env, make_frame_env
 
 from conftest import atari_settings, lane_options
@@ -85,7 +85,7 @@ def test_batched_env_steps_all_lanes(mode):
 def test_memory_task_is_registered_with_gymnasium():
     import gymnasium as gym
 
-    from rise_tf.envs.memory_task import GAME_NAME, env_id_of
+    from rise_runtime.envs.memory_task import GAME_NAME, env_id_of
     ENV_ID = env_id_of(GAME_NAME)
 
     env = gym.make(ENV_ID, corridor_length=3)
@@ -105,7 +105,7 @@ def test_shipped_envs_pass_gymnasium_check_env():
     """reset(seed=...) seeds gymnasium's np_random, so the same seed gives the same episode."""
     from gymnasium.utils.env_checker import check_env
 
-    from rise_tf.envs.atari import AtariEnv
+    from rise_runtime.envs.atari import AtariEnv
 
     for env in (MemoryCorridorEnv(corridor_length=3, num_cues=2, cue_steps=1, distractor_prob=0.0, frame_size=84),
                 AtariEnv("Pong", atari_settings(max_episode_frames=2_000))):
@@ -119,7 +119,7 @@ def test_shipped_envs_pass_gymnasium_check_env():
 def test_memory_task_is_registered_by_a_string_entry_point():
     import gymnasium as gym
 
-    from rise_tf.envs.memory_task import GAME_NAME, env_id_of
+    from rise_runtime.envs.memory_task import GAME_NAME, env_id_of
     ENV_ID = env_id_of(GAME_NAME)
 
-    assert gym.spec(ENV_ID).entry_point == "rise_tf.envs.memory_task:MemoryCorridorEnv"
+    assert gym.spec(ENV_ID).entry_point == "rise_runtime.envs.memory_task:MemoryCorridorEnv"

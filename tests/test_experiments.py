@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from rise_tf.envs.memory_task import MEMORY_TASKS
+from rise_runtime.envs.memory_task import MEMORY_TASKS
 from rise_tf.experiments.cli import main as experiment_main
 from rise_tf.experiments.plan import build_plan, resolve_games
 

@@ -6,7 +6,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from rise_tf.export import contract, step_model
+from rise_runtime import contract
+from rise_tf.export import step_model
 from rise_tf.export.cli import main as export_main
 from conftest import tiny_run
 

@@ -13,9 +13,9 @@ from tf_agents.trajectories import time_step as ts
 
 import third_party_env  # noqa: F401  (registers ThirdParty/* like a user's package)
 from conftest import atari_settings, lane_options
-from rise_tf.envs.atari_preprocessing import PreprocessingConfig, preprocess_screens
-from rise_tf.envs.gym_image import EnvSpecError, GymImageEnv, GymSource, PyEnvironmentAsGym, probe_env
-from rise_tf.envs.memory_task import MEMORY_TASKS, MemoryCorridorEnv, env_id_of
+from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens
+from rise_runtime.envs.gym_image import EnvSpecError, GymImageEnv, GymSource, PyEnvironmentAsGym, probe_env
+from rise_runtime.envs.memory_task import MEMORY_TASKS, MemoryCorridorEnv, env_id_of
 from rise_tf.envs.py_env import FramePyEnvironment, make_frame_env
 from rise_tf.train.cli import main
 
@@ -122,7 +122,7 @@ def test_flicker_blanks_the_observed_screen_at_the_rate_asked_and_the_runtime_se
 
 
 def test_atari_flicker_matches_between_training_lane_and_play_env():
-    from rise_tf.envs.atari import AtariEnv
+    from rise_runtime.envs.atari import AtariEnv
 
     settings = atari_settings(max_episode_frames=2_000, flicker_prob=0.5)
     lane = make_frame_env("Pong", seed=7, **lane_options(atari=settings))
@@ -254,8 +254,8 @@ class _GymnasiumAsPy(py_environment.PyEnvironment):
 
 def test_an_env_id_run_exports_with_its_env_and_plays_in_the_runtime(tmp_path):
     from export.cli import main as export_main
-    from rise_tf.serving.play import play
-    from rise_tf.serving.runner import Policy
+    from rise_runtime.play import play
+    from rise_runtime.runner import Policy
 
     run_dir = str(tmp_path / "colours")
     assert main(TINY + ["--env-id", "ThirdParty/ColoursGray-v0", "--env-module", "third_party_env", "--frames", "120",

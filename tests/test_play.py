@@ -3,7 +3,7 @@ import json
 
 import cv2
 
-from rise_tf.serving.play import main
+from rise_runtime.play import main
 
 
 def test_plays_a_few_hundred_frames_and_records_them(pong_onnx, tmp_path, capsys):

@@ -1,8 +1,11 @@
+import sys
+
 import numpy as np
 import pytest
 
-from rise_tf.envs.atari import AtariEnv
-from rise_tf.envs.atari_preprocessing import PreprocessingConfig, preprocess_screens
+from rise_runtime.envs.atari import AtariEnv
+from rise_runtime.extras import MissingExtraError
+from rise_runtime.preprocessing import PreprocessingConfig, needs_opencv, preprocess_screens, to_gray
 
 from conftest import atari_settings  # noqa: E402
 
@@ -58,3 +61,84 @@ def test_env_frames_equal_preprocessing_of_recorded_raw_screens():
         np.testing.assert_array_equal(frame, preprocess_screens(env.last_screen, env.previous_screen))
         frame, *_ = env.step(int(rng.integers(env.action_space.n)))
     env.close()
+
+
+# --- numpy path vs OpenCV, bit for bit (the runtime's base install has no OpenCV) -------------------
+
+PARITY_GAMES = ("Pong", "Breakout", "MsPacman", "Seaquest", "Qbert", "Boxing")
+
+
+def _opencv_frame(screen, previous, config):
+    import cv2
+
+    merged = screen if previous is None else np.maximum(screen, previous)
+    gray = cv2.cvtColor(merged, cv2.COLOR_RGB2GRAY) if merged.ndim == 3 and merged.shape[2] == 3 else (
+        merged.reshape(merged.shape[:2]))
+    flags = {"area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR}
+    return cv2.resize(gray, (config.frame_size, config.frame_size), interpolation=flags[config.interpolation])
+
+
+def _atari_screen_pairs(per_game=60):
+    for game in PARITY_GAMES:
+        env = AtariEnv(game, atari_settings(noop_max=0), seed=11)
+        env.reset()
+        rng = np.random.default_rng(0)
+        for _ in range(per_game):
+            env.step(int(rng.integers(env.action_space.n)))
+            yield env.last_screen, env.previous_screen
+        env.close()
+
+
+@pytest.mark.parametrize("interpolation", ["area", "nearest"])
+def test_numpy_preprocessing_equals_opencv_on_real_atari_screens(interpolation):
+    config = PreprocessingConfig(interpolation=interpolation)
+    count = 0
+    for screen, previous in _atari_screen_pairs():
+        np.testing.assert_array_equal(preprocess_screens(screen, previous, config),
+                                      _opencv_frame(screen, previous, config))
+        count += 1
+    assert count == 60 * len(PARITY_GAMES)
+
+
+# Shrinking by fractional factors, whole factors (2x2 has its own rounding), mixed, odd sizes, a
+# copy at equal size; gray and RGB inputs; random pixels (every rounding case) and coarse ones (ties).
+PARITY_SHAPES = [(210, 160, 3), (250, 160, 3), (96, 96, 3), (85, 200, 3), (168, 168, 3), (252, 168, 3),
+                 (336, 84, 3), (100, 300), (84, 84, 1), (211, 161)]
+
+
+@pytest.mark.parametrize("shape", PARITY_SHAPES, ids=lambda shape: "x".join(map(str, shape)))
+@pytest.mark.parametrize("frame_size", [84, 64])
+def test_numpy_preprocessing_equals_opencv_on_synthetic_screens(shape, frame_size):
+    rng = np.random.default_rng(sum(shape) + frame_size)
+    for interpolation in ("area", "nearest"):
+        config = PreprocessingConfig(frame_size=frame_size, interpolation=interpolation)
+        if min(shape[:2]) < frame_size:
+            continue  # upscaling goes through OpenCV itself (tested below)
+        for trial in range(12):
+            screen = rng.integers(0, 256, shape, dtype=np.uint8)
+            if trial % 2:
+                screen = (screen // 85 * 85).astype(np.uint8)  # few levels: many exact .5 cases
+            np.testing.assert_array_equal(preprocess_screens(screen, None, config),
+                                          _opencv_frame(screen, None, config))
+
+
+def test_luma_is_the_fixed_point_formula_of_the_contract():
+    rng = np.random.default_rng(5)
+    screen = rng.integers(0, 256, (50, 40, 3), dtype=np.uint8)
+    red, green, blue = (screen[..., c].astype(np.int64) for c in range(3))
+    expected = (9798 * red + 19235 * green + 3735 * blue + 16384) >> 15
+    np.testing.assert_array_equal(to_gray(screen), expected)
+
+
+def test_cases_left_to_opencv_use_it_and_name_the_extra_without_it(monkeypatch):
+    small = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    upscale = PreprocessingConfig()
+    linear = PreprocessingConfig(interpolation="linear")
+    assert needs_opencv(small.shape, upscale) and needs_opencv((210, 160), linear)
+    assert not needs_opencv((210, 160, 3), upscale) and not needs_opencv((64, 64), PreprocessingConfig(
+        interpolation="nearest"))
+    np.testing.assert_array_equal(preprocess_screens(small, None, upscale), _opencv_frame(small, None, upscale))
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as in the runtime's base install
+    with pytest.raises(MissingExtraError, match=r"rise-runtime\[opencv\]"):
+        preprocess_screens(small, None, upscale)
+    preprocess_screens(np.zeros((210, 160, 3), np.uint8))  # the default path needs no OpenCV

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from rise_tf.serving.runner import Policy
-from rise_tf.serving.server import MAX_BODY_BYTES, serve
+from rise_runtime.runner import Policy
+from rise_runtime.server import MAX_BODY_BYTES, serve
 
 
 @pytest.fixture(scope="module")

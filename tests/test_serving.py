@@ -8,21 +8,22 @@ import onnx
 import pytest
 import tensorflow as tf
 
-from rise_tf.envs.atari import AtariEnv
-from rise_tf.export import contract, step_model
-from rise_tf.serving.runner import ModelError, Policy
+from rise_runtime.envs.atari import AtariEnv
+from rise_runtime import contract
+from rise_tf.export import step_model
+from rise_runtime.runner import ModelError, Policy
 
 from conftest import atari_settings  # noqa: E402
 
 
-def test_serving_imports_and_acts_with_tensorflow_blocked(pong_onnx):
+def test_runtime_imports_and_acts_with_tensorflow_and_opencv_blocked(pong_onnx):
     code = (
         "import sys\n"
-        "for name in ('tensorflow', 'tf_agents', 'tensorflow_probability'):\n"
-        "    sys.modules[name] = None  # any import of them now raises ImportError\n"
+        "for name in ('tensorflow', 'tf_agents', 'tensorflow_probability', 'cv2'):\n"
+        "    sys.modules[name] = None  # any import of them now raises ImportError (no OpenCV either)\n"
         "import numpy as np\n"
-        "from rise_tf.serving.runner import Policy\n"
-        "import rise_tf.serving.play, rise_tf.serving.server  # the CLIs too\n"
+        "from rise_runtime.runner import Policy\n"
+        "import rise_runtime.play, rise_runtime.server  # the CLIs too\n"
         f"policy = Policy.load({pong_onnx!r})\n"
         "action = policy.act(np.zeros((210, 160, 3), np.uint8))\n"
         "loaded = [m for m, v in sys.modules.items() if v is not None and m.split('.')[0] in "

@@ -23,7 +23,7 @@ import numpy as np
 
 from rise_tf.analysis import aggregate
 from rise_tf.analysis.runs import Run, experiment_records, find_runs
-from rise_tf.envs.memory_task import SOLVED_SUCCESS, is_memory_task
+from rise_runtime.envs.memory_task import SOLVED_SUCCESS, is_memory_task
 from rise_tf.run_dir import METRICS_FILE
 
 SCORE_TITLES = {"success_rate": "greedy success rate", "human_normalized": "human-normalized score",

@@ -15,8 +15,8 @@ import os
 import re
 from typing import Any, Dict, List, Optional
 
-from rise_tf.envs.atari_scores import human_normalized_score
-from rise_tf.envs.memory_task import is_memory_task
+from rise_runtime.envs.atari_scores import human_normalized_score
+from rise_runtime.envs.memory_task import is_memory_task
 from rise_tf.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 _EVENTS = "events.out.tfevents.*"

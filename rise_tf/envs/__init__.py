@@ -1,5 +1,2 @@
-"""Environments: Atari (ALE v5 with our own preprocessing) and the built-in memory task.
-
-Kept import-free: `atari_preprocessing` is imported by the TensorFlow-free runner, so importing
-this package must not pull in TensorFlow or TF-Agents.
-"""
+"""The training side of the environments: TF-Agents PyEnvironments over the gymnasium-level envs,
+which live in the runtime (rise_runtime.envs) so that rise-play runs exactly what training ran."""

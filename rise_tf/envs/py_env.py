@@ -19,9 +19,9 @@ from tf_agents.environments import batched_py_environment, parallel_py_environme
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
-from rise_tf.envs.atari import AtariEnv, AtariSettings
-from rise_tf.envs.gym_image import GymSource
-from rise_tf.envs.memory_task import MemoryCorridorEnv, MemoryTaskSettings, is_memory_task
+from rise_runtime.envs.atari import AtariEnv, AtariSettings
+from rise_runtime.envs.gym_image import GymSource
+from rise_runtime.envs.memory_task import MemoryCorridorEnv, MemoryTaskSettings, is_memory_task
 
 PARALLEL_MODES = ("serial", "threads", "processes")
 

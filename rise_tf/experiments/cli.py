@@ -17,7 +17,7 @@ import time
 from typing import List, Optional
 
 from rise_tf.counts import parse_count
-from rise_tf.envs.memory_task import is_memory_task
+from rise_runtime.envs.memory_task import is_memory_task
 from rise_tf.experiments.plan import ALL_VARIANTS, DEFAULT_FRAMES, EXPERIMENTS, RunSpec, build_plan
 
 EXPERIMENT_FILE = "experiment.json"

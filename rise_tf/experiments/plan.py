@@ -10,8 +10,8 @@ import dataclasses
 import difflib
 from typing import Dict, List, Sequence, Tuple
 
-from rise_tf.envs.atari_scores import GAME_SUBSETS
-from rise_tf.envs.memory_task import GAME_NAME as MEMORY_GAME, MEMORY_TASKS, SOLVED_SUCCESS, is_memory_task
+from rise_runtime.envs.atari_scores import GAME_SUBSETS
+from rise_runtime.envs.memory_task import GAME_NAME as MEMORY_GAME, MEMORY_TASKS, SOLVED_SUCCESS, is_memory_task
 from rise_tf.train.config import PRESET_DESCRIPTIONS
 
 
@@ -93,7 +93,7 @@ MEMORY_EVAL = (("eval-every-frames", 2_000), ("eval-episodes", 32), ("stop-at-su
 def resolve_games(tokens: Sequence[str]) -> List[str]:
     """'atari5' / 'atari100k' / game names / memory task names ('memory' = all of them), comma lists
     allowed -> game names, in order, unique."""
-    from rise_tf.envs.atari import resolve_game  # raises with the closest valid names
+    from rise_runtime.envs.atari import resolve_game  # raises with the closest valid names
 
     games: List[str] = []
     for token in (t.strip() for item in tokens for t in item.split(",")):

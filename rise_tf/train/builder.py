@@ -11,10 +11,10 @@ import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
 from rise_tf.agents.rise_agent import RiseAgent
-from rise_tf.envs.atari import AtariSettings
-from rise_tf.envs.atari_preprocessing import PreprocessingConfig
-from rise_tf.envs.gym_image import GymSource
-from rise_tf.envs.memory_task import MemoryTaskSettings
+from rise_runtime.envs.atari import AtariSettings
+from rise_runtime.preprocessing import PreprocessingConfig
+from rise_runtime.envs.gym_image import GymSource
+from rise_runtime.envs.memory_task import MemoryTaskSettings
 from rise_tf.envs.py_env import make_batched_env
 from rise_tf.networks.choices import FROZEN_ENCODERS, keras_weights_path, parse_frozen_encoder
 from rise_tf.networks.encoders import KerasApplicationEncoder, SnapshotEncoder

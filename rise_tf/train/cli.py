@@ -22,7 +22,7 @@ from rise_tf.startup import quiet_third_party_startup
 quiet_third_party_startup()  # before anything below imports TensorFlow
 
 from rise_tf.counts import parse_count, parse_real  # noqa: E402,F401  (re-exported: demo and tests use it here)
-from rise_tf.envs.gym_image import probe_env  # noqa: E402
+from rise_runtime.envs.gym_image import probe_env  # noqa: E402
 from rise_tf.run_dir import (RunDirError, check_replay_fits, check_writable_run_dir, load_run_config,  # noqa: E402
                              resolve_frozen_encoder)
 from rise_tf.train.config import (DEFAULT_ALGO, PRESET_DESCRIPTIONS, PRESETS, RunConfig,  # noqa: E402

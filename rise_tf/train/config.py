@@ -28,10 +28,10 @@ import math
 from typing import Any, Dict, List, Optional, Tuple
 
 from rise_tf.agents.choices import DISTRIBUTIONAL_LOSSES, LOSSES
-from rise_tf.envs import atari, memory_task
-from rise_tf.envs.atari_preprocessing import PreprocessingConfig
-from rise_tf.envs.memory_task import MEMORY_TASKS, is_memory_task
-from rise_tf.envs.screens import check_flicker
+from rise_runtime.envs import atari, memory_task
+from rise_runtime.preprocessing import PreprocessingConfig
+from rise_runtime.envs.memory_task import MEMORY_TASKS, is_memory_task
+from rise_runtime.envs.screens import check_flicker
 from rise_tf.networks.choices import (CORE_GATE_INITS, CORES, DISTRIBUTIONAL_HEADS, FROZEN_ENCODERS, FUSIONS, HEADS,
                                       KERAS_APPLICATIONS, LEARNABLE_ENCODERS, MEMORIES, parse_frozen_encoder)
 from rise_tf.replay.embedding_replay import ReplayLayout, min_lane_capacity

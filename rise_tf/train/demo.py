@@ -5,7 +5,7 @@
 2. A short RISE-DQN run on a real Atari game (Pong): collection with the TF-Agents driver, learning,
    an atomic checkpoint, a greedy evaluation with the raw and human-normalized score.
 3. Export of that checkpoint to an ONNX step model, checked against the TF policy on real frames.
-4. One episode played by the TensorFlow-free runner (rise_tf.serving), recorded to MP4.
+4. One episode played by the TensorFlow-free runner (rise_runtime), recorded to MP4.
 It prints what happened and where the files are.
 """
 from __future__ import annotations
@@ -68,8 +68,8 @@ def main(argv=None) -> int:
                   f"checkpoint: {summary['checkpoint']}")
     print("[demo] 3/4 export to ONNX, with a parity check on real frames")
     from rise_tf.export import step_model
-    from rise_tf.serving.play import play
-    from rise_tf.serving.runner import Policy
+    from rise_runtime.play import play
+    from rise_runtime.runner import Policy
 
     onnx_path = os.path.join(atari_dir, f"{args.game.lower()}.onnx")
     loaded = step_model.load_policy(atari_dir)

@@ -8,7 +8,7 @@ from typing import List, Optional
 import numpy as np
 from tf_agents.policies import py_tf_eager_policy
 
-from rise_tf.envs.atari_scores import human_normalized_score
+from rise_runtime.envs.atari_scores import human_normalized_score
 
 
 @dataclasses.dataclass

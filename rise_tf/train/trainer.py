@@ -24,7 +24,7 @@ import tensorflow as tf
 from tf_agents.drivers import py_driver
 from tf_agents.policies import py_tf_eager_policy
 
-from rise_tf.envs.atari_scores import human_normalized_score
+from rise_runtime.envs.atari_scores import human_normalized_score
 from rise_tf.run_dir import (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, load_run_config, write_env_info,
                              write_json_atomic, write_run_config)
 from rise_tf.train import builder, checkpoints

@@ -23,8 +23,8 @@ from typing import List, Optional
 import gymnasium as gym
 import numpy as np
 
-from rise_tf.envs.atari_preprocessing import RAW_SCREEN_SHAPE, PreprocessingConfig
-from rise_tf.envs.screens import ScreenEnv, check_flicker
+from rise_runtime.preprocessing import RAW_SCREEN_SHAPE, PreprocessingConfig
+from rise_runtime.envs.screens import ScreenEnv, check_flicker
 
 _ALE_READY = False
 
@@ -68,7 +68,7 @@ def resolve_game(name: str) -> str:
     close = difflib.get_close_matches(_canonical(wanted), list(by_key), n=5, cutoff=0.5)
     hint = ", ".join(by_key[c] for c in close) if close else ", ".join(games[:8]) + ", ..."
     raise ValueError(f"unknown Atari game {name!r}. Closest valid names: {hint}. "
-                     f"({len(games)} games are available; see rise_tf.envs.atari.available_games())")
+                     f"({len(games)} games are available; see rise_runtime.envs.atari.available_games())")
 
 
 # The standard protocol; the run config and rise-play take their defaults from these.

@@ -1,6 +1,6 @@
 """Human-normalized scores from the published random/human reference scores (TensorFlow-free).
 
-Data: rise_tf/data/atari_reference_scores.csv (Mnih et al. 2015 protocol: 1-30 no-op starts,
+Data: serving/rise_runtime/data/atari_reference_scores.csv (Mnih et al. 2015 protocol: 1-30 no-op starts,
 108,000-frame cap), keyed by snake_case game name. HNS = (score - random) / (human - random).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ def snake_case(game: str) -> str:
 @functools.lru_cache(maxsize=1)
 def reference_scores() -> Dict[str, Tuple[float, float]]:
     """{snake_case game: (random score, human score)}."""
-    text = resources.files("rise_tf.data").joinpath("atari_reference_scores.csv").read_text()
+    text = resources.files("rise_runtime.data").joinpath("atari_reference_scores.csv").read_text()
     return {row["game"]: (float(row["random"]), float(row["human"])) for row in csv.DictReader(text.splitlines())}
 
 

@@ -4,8 +4,8 @@
     policy.reset()
     action = policy.act(screen, previous_screen)  # raw RGB screens of the last agent step
 
-Imports numpy, onnxruntime and two TF-free rise_tf modules (the export contract and the shared
-frame preprocessing) — never TensorFlow; a test imports it with TensorFlow blocked.
+Imports numpy, onnxruntime and this package's model contract and frame preprocessing — never
+TensorFlow; a test imports it with TensorFlow blocked.
 The caller's loop repeats each action for `policy.preprocessing.action_repeat` emulator frames and
 passes the last two screens, exactly as training did (with one screen, no max-pool is applied).
 """
@@ -18,8 +18,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from rise_tf.envs.atari_preprocessing import PreprocessingConfig, preprocess_screens
-from rise_tf.export import contract
+from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens
+from rise_runtime import contract
 
 DEVICES = ("cpu", "cuda", "auto")
 

@@ -1,6 +1,6 @@
 """The export contract: every ONNX tensor name, the opset and the metadata keys, in one place.
 
-TensorFlow-free: the exporter writes by it and the runner (rise_tf.serving) reads by it.
+TensorFlow-free: the exporter writes by it and the runner (rise_runtime) reads by it.
 
 The step model does one whole acting step:
     inputs   frame [B, H, W] uint8 (preprocessed), reset [B] bool (true on an episode's first frame),

@@ -26,8 +26,8 @@ from typing import Any, Callable, List, Optional, Tuple
 import gymnasium as gym
 import numpy as np
 
-from rise_tf.envs.atari_preprocessing import PreprocessingConfig
-from rise_tf.envs.screens import ScreenEnv
+from rise_runtime.preprocessing import PreprocessingConfig
+from rise_runtime.envs.screens import ScreenEnv
 
 
 class EnvSpecError(ValueError):

@@ -17,7 +17,7 @@ from typing import Tuple
 import gymnasium as gym
 import numpy as np
 
-from rise_tf.envs.atari_preprocessing import PreprocessingConfig, preprocess_screens
+from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens
 
 
 def check_flicker(flicker_prob: float) -> None:

@@ -20,6 +20,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from rise_runtime.extras import require
+
 EMULATOR_HZ = 60.0
 
 
@@ -39,8 +41,7 @@ class _Recorder:
         if self.gif:
             self.frames.append(screen.copy())
             return
-        import cv2
-
+        cv2 = require("cv2", "opencv", "recording MP4")
         if self._video is None:
             height, width = screen.shape[:2]
             self._video = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
@@ -52,9 +53,8 @@ class _Recorder:
         if self._video is not None:
             self._video.release()
         if self.gif and self.frames:
-            from PIL import Image
-
-            images = [Image.fromarray(frame) for frame in self.frames]
+            image_module = require("PIL.Image", "play", "recording GIFs")
+            images = [image_module.fromarray(frame) for frame in self.frames]
             images[0].save(self.path, save_all=True, append_images=images[1:], duration=int(1000 / self.fps), loop=0)
 
 
@@ -68,7 +68,7 @@ def make_play_env(policy, game: Optional[str], *, seed: int, max_episode_frames:
     """The model's own env (or `game`, an ALE game), configured as in training."""
     description = policy.env_description or {"kind": "atari"}
     if game is None and description["kind"] == "gym":
-        from rise_tf.envs.gym_image import GymImageEnv
+        from rise_runtime.envs.gym_image import GymImageEnv
 
         return GymImageEnv.from_id(description["env_id"], env_module=description.get("env_module"),
                                    image_key=description.get("image_key"), preprocessing=policy.preprocessing,
@@ -76,7 +76,7 @@ def make_play_env(policy, game: Optional[str], *, seed: int, max_episode_frames:
     if game is None and description["kind"] == "memory":
         raise ValueError(f"{policy.path} plays the memory task {policy.game}; rise-play runs Atari and gymnasium "
                          f"image envs (evaluate memory-task runs with rise-train's greedy evaluations)")
-    from rise_tf.envs.atari import AtariEnv, AtariSettings, NOOP_MAX
+    from rise_runtime.envs.atari import AtariEnv, AtariSettings, NOOP_MAX
 
     settings = AtariSettings(sticky_action_prob=sticky_action_prob, noop_max=NOOP_MAX,
                              max_episode_frames=max_episode_frames, preprocessing=policy.preprocessing,
@@ -87,7 +87,7 @@ def make_play_env(policy, game: Optional[str], *, seed: int, max_episode_frames:
 def play(policy, game: Optional[str], episodes: int, *, realtime: bool, record: Optional[str], seed: int,
          max_episode_frames: int, sticky_action_prob: float, flicker: float) -> dict:
     """Plays `episodes` episodes; `game` None = the model's own env. Returns scores and latencies."""
-    from rise_tf.envs.atari_scores import human_normalized_score
+    from rise_runtime.envs.atari_scores import human_normalized_score
 
     env = make_play_env(policy, game, seed=seed, max_episode_frames=max_episode_frames,
                         sticky_action_prob=sticky_action_prob, flicker=flicker)
@@ -145,8 +145,15 @@ def main(argv=None) -> int:
     parser.add_argument("--realtime", action="store_true", help="pace to 60 Hz game time, count missed deadlines")
     parser.add_argument("--record", default=None, metavar="FILE", help="write the raw screen to FILE (.mp4 or .gif)")
     parser.add_argument("--seed", type=int, default=0, help="emulator and no-op seed")
-    from rise_tf.envs.atari import MAX_EPISODE_FRAMES, STICKY_ACTION_PROB
+    from rise_runtime.extras import MissingExtraError
 
+    missing_extra = None
+    try:  # the envs need the `play` extra; --help works without it, playing says which extra to install
+        for module in ("gymnasium", "ale_py"):
+            require(module, "play", "rise-play")
+        from rise_runtime.envs.atari import MAX_EPISODE_FRAMES, STICKY_ACTION_PROB
+    except MissingExtraError as error:
+        missing_extra, MAX_EPISODE_FRAMES, STICKY_ACTION_PROB = error, None, None
     parser.add_argument("--max-episode-frames", type=int, default=MAX_EPISODE_FRAMES,
                         help="episode cap, emulator frames")
     parser.add_argument("--sticky-action-prob", type=float, default=STICKY_ACTION_PROB,
@@ -157,11 +164,14 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="execution provider")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
+    if missing_extra is not None:
+        print(f"rise-play: error: {missing_extra}", file=sys.stderr)
+        return 2
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
     if args.flicker is not None and not 0.0 <= args.flicker < 1.0:
         parser.error(f"--flicker must be in [0, 1) (0 = off), got {args.flicker}")
-    from rise_tf.serving.runner import ModelError, Policy
+    from rise_runtime.runner import ModelError, Policy
 
     try:
         policy = Policy.load(args.model, threads=args.threads, device=args.device)
@@ -169,7 +179,7 @@ def main(argv=None) -> int:
         result = play(policy, args.game, args.episodes, realtime=args.realtime, record=args.record,
                       seed=args.seed, max_episode_frames=args.max_episode_frames,
                       sticky_action_prob=args.sticky_action_prob, flicker=flicker)
-    except (FileNotFoundError, ModelError, ValueError, OSError) as error:
+    except (FileNotFoundError, ModelError, ValueError, OSError, MissingExtraError) as error:
         print(f"rise-play: error: {error}", file=sys.stderr)
         return 2
     if args.json:

@@ -27,7 +27,7 @@ from typing import Optional
 import gymnasium as gym
 import numpy as np
 
-from rise_tf.envs.atari_preprocessing import PreprocessingConfig
+from rise_runtime.preprocessing import PreprocessingConfig
 
 GAME_NAME = "MemoryCorridor"  # the --game name of this task everywhere in rise-tf
 STANDARD_CORRIDOR_LENGTH = 8
@@ -155,7 +155,7 @@ def register() -> None:
     """Registers every task in MEMORY_TASKS as rise_tf/<name>-v0 (84x84 frames)."""
     for task, settings in MEMORY_TASKS.items():
         if env_id_of(task) not in gym.registry:
-            gym.register(env_id_of(task), entry_point="rise_tf.envs.memory_task:MemoryCorridorEnv",
+            gym.register(env_id_of(task), entry_point="rise_runtime.envs.memory_task:MemoryCorridorEnv",
                          kwargs=dict(dataclasses.asdict(settings), frame_size=PreprocessingConfig.frame_size))
 
 

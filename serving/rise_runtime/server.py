@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import io
 import json
 import queue
 import socket
@@ -35,6 +36,26 @@ from typing import Dict, Optional
 import numpy as np
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+MAX_IMAGE_PIXELS = 4096 * 4096  # a PNG claiming more is refused before its pixels are decoded
+
+
+def decode_png(body: bytes) -> np.ndarray:
+    """PNG bytes -> uint8 RGB [H, W, 3] (Pillow, the `server` extra)."""
+    from rise_runtime.extras import require
+
+    image_module = require("PIL.Image", "server", "decoding PNG frames")
+    try:
+        with image_module.open(io.BytesIO(body), formats=["PNG"]) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                   f"a {image.width}x{image.height} PNG exceeds {MAX_IMAGE_PIXELS} pixels")
+            return np.asarray(image.convert("RGB"))
+    except RequestError:
+        raise
+    except Exception:  # Pillow raises several types for broken or hostile files
+        raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not a decodable PNG") from None
 
 
 class RequestError(Exception):
@@ -151,13 +172,8 @@ class RiseServer:
 
     # -- acting
     def decode_frame(self, body: bytes, content_type: str, shape_header: Optional[str]) -> np.ndarray:
-        import cv2
-
         if content_type.startswith("image/png"):
-            image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
-            if image is None:
-                raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not a decodable PNG")
-            screen = image[:, :, ::-1].copy()  # BGR -> RGB
+            screen = decode_png(body)
         elif content_type.startswith("application/octet-stream"):
             if not shape_header:
                 raise RequestError(HTTPStatus.BAD_REQUEST, "raw frames need a header X-Frame-Shape: H,W,3")
@@ -296,7 +312,7 @@ def make_handler(server: RiseServer):
 def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 1, device: str = "cpu",
           batch_window_ms: float = 2.0, max_batch: int = 64):
     """Builds the HTTP server (not yet serving): call .serve_forever(), .shutdown() to stop."""
-    from rise_tf.serving.runner import Policy
+    from rise_runtime.runner import Policy
 
     rise = RiseServer(Policy.load(model_path, threads=threads, device=device), batch_window_ms, max_batch)
     httpd = ThreadingHTTPServer((host, port), make_handler(rise))
@@ -315,7 +331,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-window-ms", type=float, default=2.0, help="wait this long to batch sessions")
     parser.add_argument("--max-batch", type=int, default=64, help="sessions per batched call at most")
     args = parser.parse_args(argv)
-    from rise_tf.serving.runner import ModelError
+    from rise_runtime.runner import ModelError
 
     try:
         httpd = serve(args.model, args.host, args.port, args.threads, args.device, args.batch_window_ms, args.max_batch)

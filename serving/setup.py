@@ -1,0 +1,48 @@
+"""rise-runtime: run exported RISE policies without TensorFlow (numpy + onnxruntime).
+
+Installs the import package `rise_runtime` (see ../BUILD.md, "Package layout"). The training
+distribution (rise-tf, in the folder above) depends on this one, never the other way round.
+
+    pip install ./serving                     # numpy + onnxruntime: load a model, step it
+    pip install './serving[play]'             # + gymnasium, ale-py, Pillow: rise-play, GIFs
+    pip install './serving[server]'           # + the HTTP server's stack: rise-serve
+    RISE_RUNTIME_GPU=1 pip install ./serving  # onnxruntime-gpu (with its CUDA/cuDNN wheels) instead
+
+GPU is a build switch, not an extra: onnxruntime and onnxruntime-gpu install the same `onnxruntime`
+module and must never share an environment, and pip cannot drop a base requirement when an extra
+is chosen; an extra would put both wheels into one environment.
+"""
+import os
+
+from setuptools import setup
+
+GPU = os.environ.get("RISE_RUNTIME_GPU", "").strip().lower() in ("1", "true", "yes")
+# numpy 1.x and 2.x both work (the runtime is tested on both); onnxruntime >= 1.17 reads opset 17.
+ONNXRUNTIME = "onnxruntime-gpu[cuda,cudnn]>=1.20" if GPU else "onnxruntime>=1.17"
+
+EXTRAS = {
+    # rise-play: the model's own env (ALE or a gymnasium id) and GIF recording.
+    "play": ["gymnasium>=1.0,<2", "ale-py>=0.12,<0.13", "Pillow>=10"],
+    # rise-serve: PNG decoding.
+    "server": ["Pillow>=10"],
+    # Preprocessing cases not reimplemented in numpy ("linear", screens smaller than the frame) and
+    # MP4 recording.
+    "opencv": ["opencv-python-headless>=4.8"],
+}
+
+setup(
+    name="rise-runtime",
+    version="0.1.0",
+    description="Run exported RISE (rise-tf) policies in real time on onnxruntime: no TensorFlow.",
+    python_requires=">=3.10",
+    packages=["rise_runtime", "rise_runtime.envs", "rise_runtime.data"],
+    package_data={"rise_runtime.data": ["*.csv"]},
+    install_requires=["numpy>=1.23", ONNXRUNTIME],
+    extras_require=EXTRAS,
+    entry_points={
+        "console_scripts": [
+            "rise-play=rise_runtime.play:main",
+            "rise-serve=rise_runtime.server:main",
+        ],
+    },
+)
