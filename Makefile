@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run --out results
 
 demo: $(STAMP)
-	$(PY) -m rise_tf.train.demo
+	$(PY) -m rise_tf.demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info

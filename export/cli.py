@@ -11,6 +11,24 @@ import json
 import os
 import sys
 import time
+from typing import Optional
+
+
+def check_out_path(out: str) -> Optional[str]:
+    """Why --out cannot be written (None if it can), checked before TensorFlow loads."""
+    if not out.endswith(".onnx"):
+        return f"--out {out!r} must name an .onnx file (e.g. {os.path.splitext(out)[0] or 'model'}.onnx)"
+    if os.path.isdir(out):
+        return f"--out {out} is a directory; give a file path inside it, e.g. {os.path.join(out, 'model.onnx')}"
+    parent = os.path.dirname(os.path.abspath(out))
+    existing = parent
+    while not os.path.exists(existing):  # the deepest part of the path that exists
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"--out {out} lies under {existing}, which is a file, not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"--out {out}: no permission to write in {existing}"
+    return None
 
 
 def main(argv=None) -> int:
@@ -25,33 +43,41 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.parity_steps < 2:
         parser.error("--parity-steps must be >= 2 (the rollout resets half-way)")
+    problem = check_out_path(args.out)
+    if problem:
+        print(f"rise-export: error: {problem}; nothing written", file=sys.stderr)
+        return 2
 
     from rise_tf.startup import quiet_third_party_startup
 
     quiet_third_party_startup()
     from rise_tf.export import step_model
     from rise_tf.train.checkpoints import CheckpointError
-    from rise_tf.train.trainer import TrainingError
 
     started = time.time()
-    candidate = args.out + ".unchecked"
+    # The model is written here first and moved to --out only once it has passed the parity check.
+    candidate = os.path.join(os.path.dirname(os.path.abspath(args.out)), f".{os.path.basename(args.out)}.unchecked")
     try:
+        os.makedirs(os.path.dirname(candidate), exist_ok=True)
         loaded = step_model.load_policy(args.run_dir, args.checkpoint)
         step, names = step_model.export_onnx(loaded, candidate)
         frames, resets = step_model.rollout_frames(loaded, args.parity_steps)
         report = step_model.check_parity(step, names, candidate, frames, resets, args.tolerance)
-    except (step_model.ExportError, CheckpointError, TrainingError, ValueError) as error:
-        print(f"rise-export: error: {error}", file=sys.stderr)
+        if report.passed:
+            os.replace(candidate, args.out)
+    except (step_model.ExportError, CheckpointError, ValueError, OSError) as error:
+        print(f"rise-export: error: {error}; nothing written", file=sys.stderr)
         return 2
+    finally:
+        if os.path.exists(candidate):
+            os.remove(candidate)
     summary = (f"parity over {report.steps} real {loaded.config.env_name} frames ({report.resets} resets): "
                f"max |ΔQ| = {report.max_abs_q_difference:.2e} (tolerance {report.tolerance:g}), "
                f"greedy-action mismatches: {report.action_mismatches}")
     if not report.passed:
-        os.remove(candidate)
         print(f"rise-export: error: the ONNX model does not match the TF policy; nothing written. {summary}",
               file=sys.stderr)
         return 1
-    os.replace(candidate, args.out)
     if args.saved_model:
         import logging
 

@@ -22,7 +22,7 @@ from rise_tf.policies.rise_policy import RiseQPolicy
 from rise_tf.train import builder, checkpoints
 from rise_tf.envs.py_env import frame_specs
 from rise_tf.train.config import RunConfig, env_description
-from rise_tf.run_dir import load_env_info, load_run_config
+from rise_tf.run_dir import load_env_info, load_run_config, write_file_atomic
 
 
 class ExportError(RuntimeError):
@@ -42,6 +42,10 @@ class LoadedPolicy:
 def load_policy(run_dir: str, checkpoint: Optional[str] = None) -> LoadedPolicy:
     """Rebuilds the run's network from its config and restores a checkpoint (the latest by default)."""
     config = load_run_config(run_dir)
+    if checkpoint is not None and not os.path.isdir(checkpoint):
+        found = [os.path.basename(p) for p in checkpoints.list_checkpoints(run_dir)]
+        raise ExportError(f"checkpoint {checkpoint} does not exist; {run_dir} has "
+                          f"{', '.join(found) if found else 'no checkpoints'} under {checkpoints.checkpoint_dir(run_dir)}")
     path = checkpoint or checkpoints.latest_checkpoint(run_dir)
     if path is None:
         raise ExportError(f"{run_dir} has no checkpoint yet; train first (rise-train --resume {run_dir}).")
@@ -116,14 +120,23 @@ def export_onnx(loaded: LoadedPolicy, out_path: str):
     for key, value in metadata(loaded, names).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
+    name_batch_axis(model)
+    model.doc_string = (f"RISE step model ({loaded.config.algo}, {loaded.config.network.memory} memory) for "
+                        f"{loaded.config.env_name}, {loaded.frames_trained:,} frames trained. Inputs, outputs, "
+                        f"state and metadata: docs/model-contract.md of rise-tf.")
+    model.model_version = loaded.frames_trained  # which checkpoint: grows as the run trains
     onnx.checker.check_model(model)
-    directory = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = out_path + ".tmp"
-    with open(temporary, "wb") as f:
-        f.write(model.SerializeToString())
-    os.replace(temporary, out_path)
+    write_file_atomic(out_path, model.SerializeToString())
     return step, names
+
+
+def name_batch_axis(model) -> None:
+    """tf2onnx names the dynamic batch axis unk__<n>, different per tensor; every input and output
+    gets the one name `batch` instead, so a reader sees that they share it."""
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = contract.BATCH_AXIS
 
 
 def export_saved_model(loaded: LoadedPolicy, directory: str) -> None:

@@ -1,5 +1,8 @@
 """A run directory's files and the checks made before anything is written. TensorFlow-free.
 
+The one place that knows a run directory's layout (file names, atomic writes, config loading):
+trainer, peers, experiments, analysis and export all go through it.
+
     <run_dir>/config.json    the resolved RunConfig (written atomically)
               env.json       the env's name and action meanings (export needs no env to rebuild the policy)
               metrics.jsonl  training and evaluation records
@@ -23,19 +26,47 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 ENV_FILE = "env.json"
+CHECKPOINTS_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+EXPERIMENT_FILE = "experiment.json"  # in an experiment directory, above its runs
 
 
 class RunDirError(ValueError):
     """A run directory or a run's resources that cannot be used; the message names the fix."""
 
 
-def write_json_atomic(path: str, text: str) -> None:
-    """Writes `text` to `path` via a temporary file and a rename: a crash leaves the old or the new
-    file, never half of one."""
-    temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        f.write(text)
-    os.replace(temporary, path)
+def write_file_atomic(path: str, data) -> None:
+    """Writes `data` (str or bytes) to `path` via a temporary file beside it and a rename: a crash
+    leaves the old or the new file, never half of one, and a failed write leaves nothing behind."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temporary, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def write_json_atomic(path: str, value) -> None:
+    """`value`: JSON text, or anything json.dumps takes (written indented)."""
+    write_file_atomic(path, value if isinstance(value, str) else json.dumps(value, indent=2))
+
+
+def read_summary(run_dir: str) -> Optional[dict]:
+    """The run's summary.json, or None while it has none (or it cannot be read)."""
+    try:
+        with open(os.path.join(run_dir, SUMMARY_FILE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def has_run_config(run_dir: str) -> bool:
+    return os.path.exists(os.path.join(run_dir, CONFIG_FILE))
 
 
 def write_run_config(run_dir: str, config: RunConfig) -> None:
@@ -60,8 +91,7 @@ def load_run_config(run_dir: str) -> RunConfig:
 
 
 def write_env_info(run_dir: str, name: str, action_meanings) -> None:
-    write_json_atomic(os.path.join(run_dir, ENV_FILE),
-                      json.dumps({"name": name, "action_meanings": list(action_meanings)}, indent=2))
+    write_json_atomic(os.path.join(run_dir, ENV_FILE), {"name": name, "action_meanings": list(action_meanings)})
 
 
 def load_env_info(run_dir: str) -> Optional[dict]:

@@ -44,6 +44,11 @@ def test_metadata_lets_a_runtime_configure_itself(pong_run, tmp_path):
     feeds.update({contract.state_in(e["name"]): np.zeros([3] + e["shape"], e["dtype"]) for e in layout})
     outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
     assert outputs[contract.Q_VALUES].shape == (3, 6) and outputs[contract.ACTION].dtype == np.int32
+    # One named batch axis on every input and output; a description and the checkpoint's frame count.
+    for value in list(model.graph.input) + list(model.graph.output):
+        assert value.type.tensor_type.shape.dim[0].dim_param == contract.BATCH_AXIS, value.name
+    assert "RISE step model" in model.doc_string and "Pong" in model.doc_string
+    assert model.model_version == int(meta[contract.META_FRAMES_TRAINED]) > 0
 
 
 @pytest.mark.parametrize("algo, game", [("dqn", "MemoryCorridor"), ("r2d2-lite", "MemoryCorridor"),
@@ -62,10 +67,28 @@ def test_base_full_recurrent_and_btr_models_export_with_parity(algo, game, tmp_p
 def test_cli_writes_only_a_checked_model_and_reports_bad_input(pong_run, tmp_path, capsys):
     out = tmp_path / "cli.onnx"
     assert export_main([pong_run, "--out", str(out), "--parity-steps", "20"]) == 0
-    assert out.exists() and not (tmp_path / "cli.onnx.unchecked").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.onnx"]  # no candidate left behind
     assert "greedy-action mismatches: 0" in capsys.readouterr().out
     assert export_main([str(tmp_path / "missing"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "config.json is missing" in capsys.readouterr().err
+
+
+def test_cli_refuses_bad_out_paths_and_missing_checkpoints_and_writes_nothing(pong_run, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_dir.onnx").mkdir()
+    cases = {
+        str(tmp_path / "a_dir.onnx"): "is a directory",
+        str(tmp_path / "a_file" / "m.onnx"): "which is a file",
+        str(tmp_path / "model.txt"): "must name an .onnx file",
+    }
+    for out, message in cases.items():
+        assert export_main([pong_run, "--out", out]) == 2
+        assert message in capsys.readouterr().err
+    missing = str(tmp_path / "ckpt-000000999999")
+    assert export_main([pong_run, "--out", str(tmp_path / "m.onnx"), "--checkpoint", missing]) == 2
+    error = capsys.readouterr().err
+    assert "does not exist" in error and "ckpt-" in error and "Delete" not in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dir.onnx", "a_file"]
 
 
 def test_policy_saver_savedmodel_acts_like_the_tf_policy(pong_run, tmp_path):

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from rise_runtime.envs.atari_scores import human_normalized_score
 from rise_runtime.envs.memory_task import is_memory_task
-from rise_tf.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from rise_tf.run_dir import CONFIG_FILE, EXPERIMENT_FILE, METRICS_FILE, SUMMARY_FILE
 
 _EVENTS = "events.out.tfevents.*"
 
@@ -109,7 +109,7 @@ def read_tensorboard_evals(directories: List[str]) -> List[Dict[str, Any]]:
 def experiment_records(root: str) -> List[Dict[str, Any]]:
     """The experiment.json records at or under `root` (each with its "root" directory added)."""
     records = []
-    for path in sorted(glob.glob(os.path.join(root, "**", "experiment.json"), recursive=True)):
+    for path in sorted(glob.glob(os.path.join(root, "**", EXPERIMENT_FILE), recursive=True)):
         record = _read_json(path)
         if isinstance(record, dict):
             records.append(dict(record, root=os.path.dirname(path)))

@@ -18,9 +18,9 @@ from typing import List, Optional
 
 from rise_tf.counts import parse_count
 from rise_runtime.envs.memory_task import is_memory_task
+from rise_tf.run_dir import EXPERIMENT_FILE, has_run_config, read_summary, write_json_atomic
 from rise_tf.experiments.plan import ALL_VARIANTS, DEFAULT_FRAMES, EXPERIMENTS, RunSpec, build_plan
 
-EXPERIMENT_FILE = "experiment.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,15 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_state(run_dir: str, frames: int) -> str:
     """'new', 'done', or 'resume' (a run dir holding an unfinished or shorter run)."""
-    if not os.path.exists(os.path.join(run_dir, "config.json")):
+    if not has_run_config(run_dir):
         return "new"
-    try:
-        with open(os.path.join(run_dir, "summary.json")) as f:
-            summary = json.load(f)
-        if summary.get("completed") and summary.get("frames", 0) >= frames:
-            return "done"
-    except (OSError, ValueError):
-        pass
+    summary = read_summary(run_dir) or {}
+    if summary.get("completed") and summary.get("frames", 0) >= frames:
+        return "done"
     return "resume"
 
 
@@ -83,9 +79,7 @@ def _write_experiment_file(out: str, experiment: str, plan: List[RunSpec], frame
     record = {"experiment": experiment, "frames": frames, "command": " ".join(sys.argv), "variants": order,
               "runs": sorted(runs.values(), key=lambda r: (r["seed"], r["game"], r["variant"]))}
     os.makedirs(out, exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(path + ".tmp", path)
+    write_json_atomic(path, record)
 
 
 def _read_order(path: str) -> List[str]:
@@ -128,10 +122,8 @@ def _run_child(command: List[str]) -> int:
 
 
 def _summary_line(run_dir: str) -> str:
-    try:
-        with open(os.path.join(run_dir, "summary.json")) as f:
-            s = json.load(f)
-    except (OSError, ValueError):
+    s = read_summary(run_dir)
+    if s is None:
         return "no summary"
     parts = [f"{s['frames']:,} frames in {s['wall_seconds']:.0f} s", f"update {s['update_ms']:.1f} ms"]
     if s.get("final_human_normalized") is not None:

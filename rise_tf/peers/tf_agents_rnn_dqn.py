@@ -77,7 +77,7 @@ def run(args) -> dict:
     from tf_agents.replay_buffers import tf_uniform_replay_buffer
     from tf_agents.utils import common
 
-    from rise_tf.run_dir import METRICS_FILE, SUMMARY_FILE, write_json_atomic
+    from rise_tf.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, write_json_atomic
     from rise_tf.train import builder
     from rise_tf.train.evaluation import evaluate
     from rise_tf.train.trainer import EVAL_SEED_OFFSET, MAX_EVAL_LANES, exploration_epsilon
@@ -98,7 +98,7 @@ def run(args) -> dict:
               "replay": {"kind": "tf_agents.replay_buffers.TFUniformReplayBuffer", "capacity": config.replay.capacity},
               "train": {"seed": args.seed, "frames": train_c.frames, "warmup_frames": train_c.warmup_frames,
                         "replay_ratio": train_c.replay_ratio}}
-    write_json_atomic(os.path.join(args.run_dir, "config.json"), json.dumps(record, indent=2))
+    write_json_atomic(os.path.join(args.run_dir, CONFIG_FILE), record)
 
     tf.keras.utils.set_random_seed(args.seed)
     py_env = builder.make_env(config, training=True)
@@ -186,7 +186,7 @@ def run(args) -> dict:
                "fps": frames / max(time.time() - started, 1e-9)}
     if last_eval is not None:
         summary.update(final_return=last_eval.mean_return, final_success_rate=last_eval.success_rate)
-    write_json_atomic(os.path.join(args.run_dir, SUMMARY_FILE), json.dumps(summary, indent=2))
+    write_json_atomic(os.path.join(args.run_dir, SUMMARY_FILE), summary)
     py_env.close()
     eval_env.close()
     print(f"[{PEER_ALGO}] done: {frames:,} frames, {updates:,} updates in {summary['wall_seconds']:.0f} s "

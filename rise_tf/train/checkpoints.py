@@ -16,6 +16,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 import tensorflow as tf
 
+from rise_tf.run_dir import CHECKPOINTS_DIR
+
 STATE_FILE = "state.json"
 VARIABLES_PREFIX = "variables"
 _NAME = re.compile(r"ckpt-(\d{12})")
@@ -26,7 +28,7 @@ class CheckpointError(RuntimeError):
 
 
 def checkpoint_dir(run_dir: str) -> str:
-    return os.path.join(run_dir, "checkpoints")
+    return os.path.join(run_dir, CHECKPOINTS_DIR)
 
 
 def list_checkpoints(run_dir: str) -> List[str]:

@@ -25,7 +25,7 @@ from tf_agents.drivers import py_driver
 from tf_agents.policies import py_tf_eager_policy
 
 from rise_runtime.envs.atari_scores import human_normalized_score
-from rise_tf.run_dir import (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, load_run_config, write_env_info,
+from rise_tf.run_dir import (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_DIR, load_run_config, write_env_info,
                              write_json_atomic, write_run_config)
 from rise_tf.train import builder, checkpoints
 from rise_tf.train.config import RunConfig, TrainConfig
@@ -133,7 +133,7 @@ class Trainer:
         self._wall_base, self._wall_started = self.counters["wall_seconds"], time.time()
         self._updates_this_process = 0  # the first one traces the tf.function: kept out of update timings
         self._stats = _EpisodeStats(self.config.env.num_envs)
-        self._writer = tf.summary.create_file_writer(os.path.join(run_dir, "tensorboard"))
+        self._writer = tf.summary.create_file_writer(os.path.join(run_dir, TENSORBOARD_DIR))
         self._eval_env = None
         self._last_loss = float("nan")
         self._last_q = float("nan")
@@ -379,7 +379,7 @@ class Trainer:
 
     def _write_summary(self, summary) -> None:
         """summary.json: the run's totals, rewritten atomically each time run() ends."""
-        write_json_atomic(os.path.join(self.run_dir, SUMMARY_FILE), json.dumps(summary, indent=2))
+        write_json_atomic(os.path.join(self.run_dir, SUMMARY_FILE), summary)
 
 
 def _raise_keyboard_interrupt(signum, frame):

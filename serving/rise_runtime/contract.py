@@ -16,6 +16,8 @@ from typing import Dict, List
 FORMAT_VERSION = 1
 OPSET = 17
 
+BATCH_AXIS = "batch"  # the name of every input's and output's first (dynamic) axis
+
 FRAME = "frame"
 RESET = "reset"
 Q_VALUES = "q_values"

@@ -1,0 +1,1 @@
+"""Reference data shipped with the runtime (human and random Atari scores)."""

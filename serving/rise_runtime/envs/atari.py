@@ -1,7 +1,8 @@
 """Atari 2600 games (ALE v5 via gymnasium, ROMs bundled in ale-py) with our own preprocessing.
 
 ALE runs with frameskip=1 and this module repeats the action itself, so the max over the last two
-screens and the grayscale/resize come from `atari_preprocessing` (shared with serving).
+screens and the grayscale/resize come from `rise_runtime.preprocessing` (the one definition).
+
 Protocol (Machado et al. 2018 + DQN conventions): sticky actions 0.25, up to 30 no-op starts,
 episodes truncated at 108,000 emulator frames, minimal action set. Rewards are raw game points;
 clipping happens in the learner so reported scores stay real.

@@ -8,7 +8,7 @@ Observations may be RGB ([H, W, 3]) or grayscale ([H, W] or [H, W, 1]), channels
 channels-first, uint8 or float in [0, 1], of any size, or a Dict holding such an image under
 `image_key`. Each agent step repeats the action `action_repeat` times (summing rewards) and, when it
 repeats, takes the pixel-wise max of the last two observations — the same preprocessing as Atari
-(`atari_preprocessing`: grayscale, resize to frame_size x frame_size). Rewards stay raw.
+(`rise_runtime.preprocessing`: grayscale, resize to frame_size x frame_size). Rewards stay raw.
 
 What cannot be taken (continuous or multi-discrete actions, vector observations, a Dict without an
 image key) raises `EnvSpecError` naming the problem and what would work. TF-Agents `PyEnvironment`s

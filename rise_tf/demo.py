@@ -15,7 +15,7 @@ import os
 import time
 
 from rise_tf.startup import quiet_third_party_startup
-from rise_tf.train.cli import parse_count
+from rise_tf.counts import parse_count
 
 
 def main(argv=None) -> int:
