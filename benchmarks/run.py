@@ -16,7 +16,7 @@ from rise_tf.startup import quiet_third_party_startup  # noqa: E402
 quiet_third_party_startup()
 
 from benchmarks import (collection, frozen_encoders, learner_cost, machine, memory_task, replay_cost,  # noqa: E402
-                        step_latency, training_throughput)
+                        runtime_install, step_latency, training_throughput)
 
 
 def _markdown(results: dict) -> str:
@@ -84,6 +84,18 @@ def _markdown(results: dict) -> str:
             lines.append(f"| {name} | {r['weights']:,} | {r['batch1_ms_per_frame']:.2f} | {r['batch8_ms_per_frame']:.2f} |")
         lines += ["", "The pretrained Keras models are timed with random weights (the cost does not depend on them; "
                       "no ImageNet file is on this machine)."]
+    r = results.get("runtime_install")
+    if r:
+        packages = ", ".join(f"{name} {size:.0f}" for name, size in r["base_packages_mb"].items() if size >= 1)
+        p = r["preprocessing"]
+        lines += ["", "## The runtime alone (fresh venv: `pip install ./serving`)", "",
+                  f"Installed size {r['base_venv_mb']:.0f} MB, of which {r['base_without_installer_mb']:.0f} MB is not "
+                  f"pip/setuptools (MB: {packages}); with the `play` and `server` extras {r['with_play_server_venv_mb']:.0f} "
+                  f"MB. `pip check` clean; the smoke run (TensorFlow and OpenCV blocked) ran on numpy "
+                  f"{json.loads(r['base_smoke'])['numpy']}. Install took {r['base_install_seconds']:.0f} s.", "",
+                  f"Preprocessing one Atari step (max of two 210x160 RGB screens, gray, area resize to 84x84), "
+                  f"median: numpy {p['numpy_ms']:.3f} ms, OpenCV {p['opencv_ms']:.3f} ms "
+                  f"({p['numpy_over_opencv']:.1f}x); the frames are identical (tests/test_preprocessing.py)."]
     t = results.get("training")
     if t:
         lines += ["", f"## End-to-end training ({t['game']}, default config: {t['rise']['num_envs']} lanes, replay ratio "
@@ -120,6 +132,8 @@ def main() -> int:
     results["step_latency"] = step_latency.measure(steps=100 if args.quick else 300)
     print("[bench] frozen encoders: acting-time cost per frame ...", flush=True)
     results["frozen_encoders"] = frozen_encoders.measure(repeats=20 if args.quick else 50)
+    print("[bench] the runtime alone: fresh venv size, smoke run, preprocessing cost ...", flush=True)
+    results["runtime_install"] = runtime_install.measure(repeats=500 if args.quick else 2000)
     print("[bench] end-to-end training throughput ...", flush=True)
     results["training"] = training_throughput.measure(timed_frames=4_000 if args.quick else 16_000)
     print("[bench] learner update cost on the BTR body (minutes: full recurrence over Impala x2) ...", flush=True)

@@ -20,25 +20,32 @@ def _percentiles(times):
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
 
 
+def export_default_model(directory: str):
+    """A short rise-dqn Pong run with the default network, exported: (loaded policy, step, names, path)."""
+    from rise_tf.export import step_model
+    from rise_tf.train.config import make_config
+    from rise_tf.train.trainer import Trainer
+
+    run_dir = os.path.join(directory, "run")
+    config = make_config("rise-dqn", "Pong", env={"num_envs": 2}, replay={"capacity": 2_000},
+                         train={"frames": 400, "warmup_frames": 400, "eval_every_frames": 0})
+    trainer = Trainer(config, run_dir, progress=False)  # default network, a checkpoint to export
+    trainer.run()
+    trainer.close()
+    loaded = step_model.load_policy(run_dir)
+    path = os.path.join(directory, "model.onnx")
+    step, names = step_model.export_onnx(loaded, path)
+    return loaded, step, names, path
+
+
 def measure(steps: int = 300) -> dict:
     import tensorflow as tf
 
     from rise_runtime import contract
-from rise_tf.export import step_model
     from rise_runtime.runner import Policy
-    from rise_tf.train.config import make_config
-    from rise_tf.train.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as directory:
-        run_dir = os.path.join(directory, "run")
-        config = make_config("rise-dqn", "Pong", env={"num_envs": 2}, replay={"capacity": 2_000},
-                             train={"frames": 400, "warmup_frames": 400, "eval_every_frames": 0})
-        trainer = Trainer(config, run_dir, progress=False)  # default network, a checkpoint to export
-        trainer.run()
-        trainer.close()
-        loaded = step_model.load_policy(run_dir)
-        path = os.path.join(directory, "model.onnx")
-        step, names = step_model.export_onnx(loaded, path)
+        loaded, step, names, path = export_default_model(directory)
         policy = Policy.load(path, threads=1)
         rng = np.random.default_rng(0)
         frames = rng.integers(0, 256, (steps, 84, 84), dtype=np.uint8)

@@ -1,5 +1,6 @@
 """The TensorFlow-free runner: imports without TF, matches training's preprocessing and the TF
 policy on real Atari screens, keeps per-game memory, and rejects bad models and frames clearly."""
+import json
 import subprocess
 import sys
 
@@ -106,3 +107,32 @@ def test_bad_models_and_frames_get_clear_errors(pong_onnx, tmp_path):
         policy.act(np.zeros((210, 160, 3), np.float32))
     with pytest.raises(ValueError, match="device"):
         Policy.load(pong_onnx, device="tpu")
+
+
+def test_the_runtime_installs_alone_in_a_fresh_venv_and_acts(pong_onnx, tmp_path):
+    """The game developer's install: `pip install ./serving` (from the package index), nothing heavy,
+    `pip check` clean, and an exported model acts with TensorFlow and OpenCV blocked."""
+    from benchmarks import runtime_install
+
+    venv = str(tmp_path / "rt")
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    runtime_install._pip(venv, "install", runtime_install.SERVING)
+    runtime_install._pip(venv, "check")
+    python = f"{venv}/bin/python"
+    listed = subprocess.run([python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True,
+                            check=True).stdout.lower()
+    installed = {line.split("==")[0] for line in listed.splitlines()}
+    assert {"numpy", "onnxruntime", "rise-runtime"} <= installed
+    assert not installed & {"tensorflow", "opencv-python-headless", "opencv-python", "gymnasium", "tf-agents"}
+    smoke = subprocess.run([python, "-c", runtime_install.SMOKE, pong_onnx], capture_output=True, text=True,
+                           timeout=300)
+    assert smoke.returncode == 0, smoke.stderr
+    # Same Q-values as this (training) environment's runner on the same screens.
+    result = json.loads(smoke.stdout.strip().splitlines()[-1])
+    policy = Policy.load(pong_onnx)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        policy.act(rng.integers(0, 256, (210, 160, 3), dtype=np.uint8))
+    np.testing.assert_allclose(np.array(result["q"]), policy.q_values, atol=1e-5)
+    play = subprocess.run([f"{venv}/bin/rise-play", pong_onnx], capture_output=True, text=True, timeout=120)
+    assert play.returncode == 2 and "rise-runtime[play]" in play.stderr  # the missing extra is named

@@ -36,12 +36,15 @@ class _Recorder:
         if extension not in (".mp4", ".gif"):
             raise ValueError(f"--record must end in .mp4 or .gif, got {path!r}")
         self.gif = extension == ".gif"
+        # Checked before the first episode, not at its first frame.
+        self._writer_module = (require("PIL.Image", "play", "recording GIFs") if self.gif
+                               else require("cv2", "opencv", "recording MP4"))
 
     def add(self, screen: np.ndarray) -> None:
         if self.gif:
             self.frames.append(screen.copy())
             return
-        cv2 = require("cv2", "opencv", "recording MP4")
+        cv2 = self._writer_module
         if self._video is None:
             height, width = screen.shape[:2]
             self._video = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
@@ -53,8 +56,7 @@ class _Recorder:
         if self._video is not None:
             self._video.release()
         if self.gif and self.frames:
-            image_module = require("PIL.Image", "play", "recording GIFs")
-            images = [image_module.fromarray(frame) for frame in self.frames]
+            images = [self._writer_module.fromarray(frame) for frame in self.frames]
             images[0].save(self.path, save_all=True, append_images=images[1:], duration=int(1000 / self.fps), loop=0)
 
 
