@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS ?= test
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-slow bench demo clean
+.PHONY: venv test test-slow bench demo clean node-client
 
 venv: $(STAMP)
 
@@ -18,8 +18,14 @@ $(STAMP): setup.py serving/setup.py
 	$(PY) -m pip check
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) node-client
 	$(PY) -m pytest -q -m "not slow" tests
+
+# The JavaScript client's packages, when node is present (its test is skipped otherwise).
+# --ignore-scripts: onnxruntime-node's install script fetches a CUDA provider the client does not use.
+node-client:
+	@if command -v node >/dev/null 2>&1 && [ ! -d clients/node/node_modules/onnxruntime-node ]; then \
+		cd clients/node && npm ci --ignore-scripts --no-audit --no-fund; fi
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -s -m slow tests

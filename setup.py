@@ -55,8 +55,8 @@ EXTRAS = {
     # TensorFlow's CUDA 12.2 / cuDNN 8.9 wheels. No onnxruntime-gpu here: its wheels want another
     # cuDNN; GPU inference belongs in a runtime-only environment (serving/setup.py, RISE_RUNTIME_GPU).
     "gpu": ["tensorflow[and-cuda]==2.15.1"],
-    # The server's extra too: make test covers the whole runtime.
-    "test": ["pytest>=7.4", "pytest-timeout>=2.2", "rise-runtime[server]==0.1.0"],
+    # The server and video extras too: make test covers the whole runtime.
+    "test": ["pytest>=7.4", "pytest-timeout>=2.2", "rise-runtime[server,video]==0.1.0"],
 }
 
 setup(

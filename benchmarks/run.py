@@ -50,10 +50,18 @@ def _markdown(results: dict) -> str:
               f"{s['tf_policy_over_onnx_p50']:.1f} |",
               f"| TF step function (tf.function) | {s['tf_b1_p50_ms']:.2f} | {s['tf_b1_p99_ms']:.2f} | "
               f"{s['tf_over_onnx_p50']:.1f} |",
-              "", f"ONNX batch 32: {s['onnx_b32_steps_per_s']:.0f} steps/s. rise-serve round trip on localhost "
-              f"(raw 210x160x3 frame, one client): p50 {s['server_round_trip_p50_ms']:.2f} ms, "
-              f"p99 {s['server_round_trip_p99_ms']:.2f} ms.",
+              "", f"ONNX batch 32: {s['onnx_b32_steps_per_s']:.0f} steps/s.",
               "", f"ONNX execution providers: {', '.join(s['providers'])}; batch 1 uses one thread."]
+    server = s.get("server")
+    if server:
+        lines += ["", "## rise-serve on localhost (raw 210x160x3 frames, keep-alive; same workloads, one run)", "",
+                  "| server | 1 client p50 ms | p99 ms | req/s | 16 sessions p50 ms | p99 ms | req/s |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, label in (("new", "Starlette + uvicorn (today)"), ("old", "http.server, threads (before)")):
+            if name in server:
+                r = server[name]
+                lines.append(f"| {label} | {r['one_p50_ms']:.2f} | {r['one_p99_ms']:.2f} | {r['one_requests_per_s']:.0f} | "
+                             f"{r['sixteen_p50_ms']:.2f} | {r['sixteen_p99_ms']:.2f} | {r['sixteen_requests_per_s']:.0f} |")
     b = results.get("learner_btr")
     if b:
         lines += ["", f"## Learner update cost on the Beyond The Rainbow body (batch {b['batch_size']}, median ms per update)",

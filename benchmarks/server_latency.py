@@ -1,40 +1,110 @@
-"""rise-serve round trip on localhost: one client, raw 210x160x3 frames, p50/p99 per request."""
+"""rise-serve on localhost: round trip p50/p99 and requests/s with 1 client and with 16 concurrent
+sessions (each its own keep-alive connection and thread), raw 210x160x3 frames.
+
+`compare` runs the same workloads against today's server (Starlette on uvicorn) and the first
+server (http.server with threads, read from git history at LEGACY_COMMIT), one after the other,
+in one process.
+"""
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
 
 import numpy as np
 
+LEGACY_COMMIT = "4ea1e03"  # the last commit with the http.server-based rise-serve
+LEGACY_PATH = "serving/server.py"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEADERS = {"Content-Type": "application/octet-stream", "X-Frame-Shape": "210,160,3"}
+
+
+def _client(host: str, port: int, requests: int, seed: int, barrier: Optional[threading.Barrier] = None):
+    connection = http.client.HTTPConnection(host, port, timeout=60)
+    connection.request("POST", "/sessions")
+    session_id = json.loads(connection.getresponse().read())["session_id"]
+    body = np.random.default_rng(seed).integers(0, 256, (210, 160, 3), dtype=np.uint8).tobytes()
+    for _ in range(10):  # warm-up
+        connection.request("POST", f"/sessions/{session_id}/act", body, HEADERS)
+        connection.getresponse().read()
+    if barrier is not None:
+        barrier.wait()
+    times = []
+    for _ in range(requests):
+        start = time.perf_counter()
+        connection.request("POST", f"/sessions/{session_id}/act", body, HEADERS)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+        times.append(time.perf_counter() - start)
+    connection.close()
+    return times
+
+
+def workload(host: str, port: int, requests: int) -> dict:
+    """One client, then 16 concurrent sessions."""
+    one = _client(host, port, requests, 0)
+    sessions = 16
+    per_session = max(requests // 4, 20)
+    barrier = threading.Barrier(sessions + 1)
+    with ThreadPoolExecutor(sessions) as pool:
+        futures = [pool.submit(_client, host, port, per_session, seed, barrier) for seed in range(sessions)]
+        barrier.wait()
+        started = time.perf_counter()
+        many = [future.result() for future in futures]
+        elapsed = time.perf_counter() - started
+    one_ms, many_ms = 1000 * np.asarray(one), 1000 * np.concatenate(many)
+    return {"one_p50_ms": float(np.percentile(one_ms, 50)), "one_p99_ms": float(np.percentile(one_ms, 99)),
+            "one_requests_per_s": len(one) / (one_ms.sum() / 1000),
+            "sixteen_p50_ms": float(np.percentile(many_ms, 50)), "sixteen_p99_ms": float(np.percentile(many_ms, 99)),
+            "sixteen_requests_per_s": sessions * per_session / elapsed, "requests": requests}
+
 
 def measure(model_path: str, requests: int = 300) -> dict:
-    from rise_runtime.server import serve
+    from rise_runtime.runner import Policy
+    from rise_runtime.server import ServerSettings, start
 
-    httpd = serve(model_path, port=0)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    host, port = httpd.server_address[:2]
-    connection = http.client.HTTPConnection(host, port, timeout=30)
-    connection.request("POST", "/sessions")
-    import json
+    running = start(Policy.load(model_path), ServerSettings(port=0))
+    try:
+        return workload(running.host, running.port, requests)
+    finally:
+        running.stop()
 
-    session_id = json.loads(connection.getresponse().read())["session_id"]
-    rng = np.random.default_rng(0)
-    body = rng.integers(0, 256, (210, 160, 3), dtype=np.uint8).tobytes()
-    headers = {"Content-Type": "application/octet-stream", "X-Frame-Shape": "210,160,3"}
-    times = []
-    for index in range(requests + 20):
-        start = time.perf_counter()
-        connection.request("POST", f"/sessions/{session_id}/act", body, headers)
-        connection.getresponse().read()
-        if index >= 20:
-            times.append(time.perf_counter() - start)
-    connection.close()
-    httpd.shutdown()
-    httpd.server_close()
-    ms = 1000 * np.asarray(times)
-    return {"round_trip_p50_ms": float(np.percentile(ms, 50)), "round_trip_p99_ms": float(np.percentile(ms, 99)),
-            "requests": requests}
+
+def _legacy_module() -> Optional[types.ModuleType]:
+    """The first server's source from git history (its imports renamed to today's package), or None."""
+    try:
+        source = subprocess.run(["git", "show", f"{LEGACY_COMMIT}:{LEGACY_PATH}"], cwd=ROOT, capture_output=True,
+                                text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("legacy_rise_serve")
+    exec(compile(source.replace("rise_tf.serving", "rise_runtime"), "legacy_rise_serve", "exec"), module.__dict__)
+    return module
+
+
+def compare(model_path: str, requests: int = 300) -> dict:
+    result = {"new": measure(model_path, requests)}
+    legacy = _legacy_module()
+    if legacy is not None:
+        httpd = legacy.serve(model_path, port=0)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            result["old"] = workload(*httpd.server_address[:2], requests)
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+    return result
+
+
+if __name__ == "__main__":  # python -m benchmarks.server_latency MODEL.onnx
+    print(json.dumps(compare(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 300), indent=2))

@@ -93,10 +93,8 @@ def measure(steps: int = 300) -> dict:
         batch32 = repeats * 32 / (time.perf_counter() - start)
         from benchmarks import server_latency
 
-        server = server_latency.measure(path)
+        server = server_latency.compare(path)
     return {"onnx_b1_p50_ms": onnx_p50, "onnx_b1_p99_ms": onnx_p99, "tf_b1_p50_ms": tf_p50, "tf_b1_p99_ms": tf_p99,
             "tf_over_onnx_p50": tf_p50 / onnx_p50, "tf_policy_b1_p50_ms": policy_p50,
             "tf_policy_b1_p99_ms": policy_p99, "tf_policy_over_onnx_p50": policy_p50 / onnx_p50,
-            "onnx_b32_steps_per_s": batch32, "server_round_trip_p50_ms": server["round_trip_p50_ms"],
-            "server_round_trip_p99_ms": server["round_trip_p99_ms"],
-            "providers": policy.providers}
+            "onnx_b32_steps_per_s": batch32, "server": server, "providers": policy.providers}

@@ -6,6 +6,7 @@ distribution (rise-tf, in the folder above) depends on this one, never the other
     pip install ./serving                     # numpy + onnxruntime: load a model, step it
     pip install './serving[play]'             # + gymnasium, ale-py, Pillow: rise-play, GIFs
     pip install './serving[server]'           # + the HTTP server's stack: rise-serve
+    pip install './serving[video]'            # + H.264 MP4 recordings (PyAV)
     RISE_RUNTIME_GPU=1 pip install ./serving  # onnxruntime-gpu (with its CUDA/cuDNN wheels) instead
 
 GPU is a build switch, not an extra: onnxruntime and onnxruntime-gpu install the same `onnxruntime`
@@ -23,11 +24,14 @@ ONNXRUNTIME = "onnxruntime-gpu[cuda,cudnn]>=1.20" if GPU else "onnxruntime>=1.17
 EXTRAS = {
     # rise-play: the model's own env (ALE or a gymnasium id) and GIF recording.
     "play": ["gymnasium>=1.0,<2", "ale-py>=0.12,<0.13", "Pillow>=10"],
-    # rise-serve: PNG decoding.
-    "server": ["Pillow>=10"],
-    # Preprocessing cases not reimplemented in numpy ("linear", screens smaller than the frame) and
-    # MP4 recording.
+    # rise-serve: Starlette on uvicorn, PNG decoding, Prometheus metrics. uvicorn is bounded because
+    # rise_runtime.http_protocol extends its h11 protocol (tested with 0.54).
+    "server": ["starlette>=0.37", "uvicorn>=0.30,<0.60", "h11>=0.14", "Pillow>=10", "prometheus-client>=0.20"],
+    # Preprocessing cases not reimplemented in numpy ("linear", screens smaller than the frame).
     "opencv": ["opencv-python-headless>=4.8"],
+    # Browser-playable MP4 recordings (H.264, yuv420p): PyAV's wheels bundle FFmpeg with libx264
+    # (about 100 MB); OpenCV's wheels have no H.264 encoder.
+    "video": ["av>=12"],
 }
 
 setup(

@@ -82,7 +82,7 @@ def test_probability_of_improvement_by_hand():
 
 
 def test_human_normalized_score_matches_the_reference_table():
-    with open(os.path.join(os.path.dirname(__file__), "..", "rise_tf", "data", "atari_reference_scores.csv")) as f:
+    with open(os.path.join(os.path.dirname(__file__), "..", "serving", "rise_runtime", "data", "atari_reference_scores.csv")) as f:
         table = {row["game"]: (float(row["random"]), float(row["human"])) for row in csv.DictReader(f)}
     assert reference_scores() == table and len(table) == 57
     random_score, human_score = table["alien"]

@@ -1,33 +1,51 @@
-"""rise-serve on loopback: session lifecycle, per-session memory, batching, serialization, bad input."""
+"""rise-serve on loopback: sessions, per-session memory, batching across sessions, the limits, and a
+bounded fuzz run of hostile requests (every answer a 4xx or a closed connection, never a 5xx)."""
 import http.client
+import io
 import json
+import resource
+import socket
+import struct
 import threading
+import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from rise_runtime.runner import Policy
-from rise_runtime.server import MAX_BODY_BYTES, serve
+from rise_runtime.server import ServerSettings, main as serve_main, start
+from rise_runtime.sessions import SessionStore, TooManySessions, UnknownSession
+
+KEY = "k" * 24
 
 
 @pytest.fixture(scope="module")
-def server(pong_onnx):
-    httpd = serve(pong_onnx, port=0, batch_window_ms=20.0)  # a wide window so concurrent calls batch
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+def policy(pong_onnx):
+    return Policy.load(pong_onnx)
 
 
-def request(httpd, method, path, body=None, headers=None):
-    connection = http.client.HTTPConnection(*httpd.server_address[:2], timeout=30)
+@pytest.fixture(scope="module")
+def server(policy):
+    # A wide batch window so that concurrent calls batch; short timeouts so slow-client tests are quick.
+    running = start(policy, ServerSettings(port=0, batch_window_ms=20.0, request_timeout=1.5, keep_alive_timeout=1.0,
+                                           max_body_bytes=1 << 20))
+    yield running
+    running.stop()
+
+
+def request(server, method, path, body=None, headers=None, timeout=30):
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
     connection.request(method, path, body=body, headers=headers or {})
     response = connection.getresponse()
-    payload = json.loads(response.read() or b"{}")
+    raw = response.read()
     connection.close()
+    try:
+        payload = json.loads(raw or b"{}")
+    except ValueError:
+        payload = {"text": raw.decode("latin-1")}
     return response.status, payload
 
 
@@ -36,13 +54,39 @@ def screens(count, seed=0):
     return [rng.integers(0, 256, (210, 160, 3), dtype=np.uint8) for _ in range(count)]
 
 
-def post_raw(httpd, session_id, screen):
-    return request(httpd, "POST", f"/sessions/{session_id}/act", screen.tobytes(),
-                   {"Content-Type": "application/octet-stream", "X-Frame-Shape": "210,160,3"})
+def png_bytes(screen):
+    buffer = io.BytesIO()
+    Image.fromarray(screen).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
-def test_binds_to_localhost_by_default(server):
-    assert server.server_address[0] == "127.0.0.1"
+def post_raw(server, session_id, screen, **kwargs):
+    return request(server, "POST", f"/sessions/{session_id}/act", screen.tobytes(),
+                   {"Content-Type": "application/octet-stream", "X-Frame-Shape": "210,160,3"}, **kwargs)
+
+
+def new_session(server, headers=None):
+    status, created = request(server, "POST", "/sessions", headers=headers)
+    assert status == 201, created
+    return created["session_id"]
+
+
+def metric(server, name, **labels):
+    text = request(server, "GET", "/metrics")[1]["text"]
+    wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_binds_to_localhost_and_refuses_the_network_without_a_key():
+    assert ServerSettings().host == "127.0.0.1"
+    with pytest.raises(ValueError, match="API key"):
+        ServerSettings(host="0.0.0.0")
+    with pytest.raises(ValueError, match="shorter than 16"):
+        ServerSettings(host="0.0.0.0", api_key="short")
+    ServerSettings(host="0.0.0.0", api_key=KEY)
 
 
 def test_session_lifecycle_with_png_and_raw_frames_matches_the_runner(server, pong_onnx):
@@ -53,10 +97,10 @@ def test_session_lifecycle_with_png_and_raw_frames_matches_the_runner(server, po
     for index, screen in enumerate(screens(4)):
         if index % 2:
             status, reply = post_raw(server, session_id, screen)
-        else:
-            png = cv2.imencode(".png", screen[:, :, ::-1])[1].tobytes()
-            status, reply = request(server, "POST", f"/sessions/{session_id}/act", png, {"Content-Type": "image/png"})
-        assert status == 200 and reply["step"] == index + 1
+        else:  # media types are case-insensitive and may carry parameters
+            status, reply = request(server, "POST", f"/sessions/{session_id}/act", png_bytes(screen),
+                                    {"Content-Type": "IMAGE/PNG; x=1"})
+        assert status == 200 and reply["step"] == index + 1, reply
         action = runner.act(screen)
         np.testing.assert_allclose(reply["q_values"], runner.q_values[0], atol=1e-5)  # same memory, same Q
         assert reply["action"] == action and reply["action_meaning"] == runner.action_meanings[action]
@@ -65,29 +109,31 @@ def test_session_lifecycle_with_png_and_raw_frames_matches_the_runner(server, po
     assert status == 404 and "unknown session" in reply["error"]
 
 
-def test_concurrent_sessions_are_batched_and_each_keeps_its_own_memory(server):
-    ids = [request(server, "POST", "/sessions")[1]["session_id"] for _ in range(8)]
-    before = request(server, "GET", "/metrics")[1]
+def test_16_concurrent_sessions_match_offline_single_session_runs(server, pong_onnx):
+    """Each session plays its own screens; every answer equals an offline run of that session alone."""
+    sessions = {new_session(server): seed for seed in range(16)}
+    steps = 6
+    batches_before = metric(server, "rise_batch_size_count")
 
-    def play(session_id):
-        return [post_raw(server, session_id, screen) for screen in screens(5, seed=1)]
+    def play(item):
+        session_id, seed = item
+        return [post_raw(server, session_id, screen) for screen in screens(steps, seed=100 + seed)]
 
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(play, ids))
-    after = request(server, "GET", "/metrics")[1]
-    assert all(status == 200 for replies in results for status, _ in replies)
-    # Same screens in the same order: every session ends with the same Q (independent memories).
-    finals = [replies[-1][1]["q_values"] for replies in results]
-    np.testing.assert_allclose(finals, [finals[0]] * 8, atol=1e-5)
-    batches = after["batches"] - before["batches"]
-    assert batches < 40  # 40 steps served in fewer calls: sessions arriving together were batched
-    assert after["latency_ms"]["p99"] >= after["latency_ms"]["p50"] > 0
-    for session_id in ids:
+    with ThreadPoolExecutor(16) as pool:
+        results = dict(zip(sessions, pool.map(play, sessions.items())))
+    batches = metric(server, "rise_batch_size_count") - batches_before
+    for session_id, seed in sessions.items():
+        offline = Policy.load(pong_onnx)
+        for (status, reply), screen in zip(results[session_id], screens(steps, seed=100 + seed)):
+            action = offline.act(screen)
+            assert status == 200 and reply["action"] == action
+            np.testing.assert_allclose(reply["q_values"], offline.q_values[0], atol=1e-5)
         request(server, "DELETE", f"/sessions/{session_id}")
+    assert batches < 16 * steps  # sessions that arrived together shared model calls
 
 
-def test_concurrent_requests_to_one_session_are_serialized(server):
-    session_id = request(server, "POST", "/sessions")[1]["session_id"]
+def test_concurrent_requests_to_one_session_are_served_in_turn(server):
+    session_id = new_session(server)
     with ThreadPoolExecutor(6) as pool:
         replies = list(pool.map(lambda screen: post_raw(server, session_id, screen), screens(12)))
     assert sorted(reply["step"] for _, reply in replies) == list(range(1, 13))  # no step lost or doubled
@@ -97,26 +143,238 @@ def test_concurrent_requests_to_one_session_are_serialized(server):
     (b"\x00" * 10, {"Content-Type": "application/octet-stream", "X-Frame-Shape": "210,160,3"}, 400, "needs"),
     (b"\x00" * 10, {"Content-Type": "application/octet-stream"}, 400, "X-Frame-Shape"),
     (b"\x00" * 12, {"Content-Type": "application/octet-stream", "X-Frame-Shape": "2,2"}, 400, "H,W,3"),
+    (b"\x00" * 12, {"Content-Type": "application/octet-stream", "X-Frame-Shape": "a,b,c"}, 400, "H,W,3"),
     (b"not a png", {"Content-Type": "image/png"}, 400, "PNG"),
+    (b"", {"Content-Type": "image/png"}, 400, "empty"),
     (b"{}", {"Content-Type": "application/json"}, 415, "image/png"),
+    (b"{}", {}, 415, "image/png"),
 ])
-def test_bad_frames_get_4xx_and_the_server_keeps_serving(server, body, headers, status, message):
-    session_id = request(server, "POST", "/sessions")[1]["session_id"]
+def test_bad_frames_get_4xx_and_the_session_keeps_working(server, body, headers, status, message):
+    session_id = new_session(server)
     got, reply = request(server, "POST", f"/sessions/{session_id}/act", body, headers)
-    assert got == status and message in reply["error"]
-    assert post_raw(server, session_id, screens(1)[0])[0] == 200  # the session still works
+    assert got == status and message in reply["error"], reply
+    assert post_raw(server, session_id, screens(1)[0])[0] == 200
 
 
-def test_malformed_json_oversized_bodies_and_unknown_routes(server):
-    status, reply = request(server, "POST", "/sessions", b"{not json", {"Content-Type": "application/json"})
-    assert status == 400 and "malformed JSON" in reply["error"]
-    session_id = request(server, "POST", "/sessions")[1]["session_id"]
-    status, reply = request(server, "POST", f"/sessions/{session_id}/act", b"\x00" * (MAX_BODY_BYTES + 1),
-                            {"Content-Type": "application/octet-stream", "X-Frame-Shape": "210,160,3"})
+def _png_claiming(width, height):
+    """A tiny PNG whose header claims width x height (a decompression bomb's shape)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def test_limits_oversized_and_bomb_bodies_unknown_routes_and_methods(server):
+    session_id = new_session(server)
+    started = time.perf_counter()
+    status, reply = request(server, "POST", f"/sessions/{session_id}/act", _png_claiming(100_000, 100_000),
+                            {"Content-Type": "image/png"})
+    assert status == 413 and "pixels" in reply["error"] and time.perf_counter() - started < 5
+    status, reply = post_raw(server, session_id, np.zeros((700, 700, 3), np.uint8))  # 1.47 MB > 1 MiB limit
     assert status == 413 and "exceeds" in reply["error"]
-    assert request(server, "GET", "/nowhere")[0] == 404
+    status, reply = request(server, "POST", "/sessions", b"{not json", {"Content-Type": "application/json"})
+    assert status == 400 and "not JSON" in reply["error"]
+    status, reply = request(server, "GET", "/nowhere")
+    assert status == 404 and "no route" in reply["error"]
+    status, reply = request(server, "PUT", "/sessions")
+    assert status == 405 and "not allowed" in reply["error"]
     assert request(server, "DELETE", "/sessions/nope")[0] == 404
-    status, health = request(server, "GET", "/healthz")
-    assert status == 200 and health["status"] == "ok"
-    errors = request(server, "GET", "/metrics")[1]["errors"]
-    assert errors.get("413", 0) >= 1 and errors.get("400", 0) >= 1
+    assert request(server, "GET", "/sessions/../healthz")[0] in (200, 404)  # normalised or unknown, never 5xx
+    assert metric(server, "rise_requests_total", route="/sessions/{session_id}/act", status="413") >= 2
+
+
+def _raw_exchange(server, data, read_timeout=5.0):
+    """Sends raw bytes on one connection; returns everything the server sends before closing or the timeout."""
+    sock = socket.create_connection((server.host, server.port), timeout=read_timeout)
+    sock.sendall(data)
+    chunks = []
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except socket.timeout:
+        pass
+    sock.close()
+    return b"".join(chunks)
+
+
+def test_a_declared_oversize_is_refused_before_the_body_is_sent(server):
+    reply = _raw_exchange(server, b"POST /sessions HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 413") and b"connection: close" in reply.lower()
+
+
+def test_an_unread_body_is_never_parsed_as_the_next_request(server):
+    smuggled = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    first = (b"POST /sessions/" + b"0" * 32 + b"/act HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+             b"Content-Length: " + str(len(smuggled)).encode() + b"\r\n\r\n" + smuggled)
+    second = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    reply = _raw_exchange(server, first + second)
+    assert reply.startswith(b"HTTP/1.1 404")
+    assert b"rise_requests_total" not in reply  # the body was discarded, not served as /metrics
+    assert reply.count(b"HTTP/1.1 ") <= 2
+
+
+def test_slow_clients_are_disconnected_within_the_request_timeout(server):
+    started = time.perf_counter()
+    assert _raw_exchange(server, b"", read_timeout=10) == b""  # connects, sends nothing
+    silent = time.perf_counter() - started
+    sock = socket.create_connection((server.host, server.port), timeout=10)
+    started = time.perf_counter()
+    closed_after = None
+    for byte in b"POST /sessions HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123":  # one byte at a time
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            closed_after = time.perf_counter() - started
+            break
+        time.sleep(0.1)
+    if closed_after is None:
+        sock.settimeout(10)
+        try:
+            assert sock.recv(100) in (b"",)  # closed without an answer
+        except ConnectionResetError:
+            pass
+        closed_after = time.perf_counter() - started
+    sock.close()
+    assert silent < 1.5 + 2 and closed_after < 1.5 + 2  # the 1.5 s deadline, with slack for a busy machine
+
+
+def test_api_key_is_required_when_configured(policy):
+    running = start(policy, ServerSettings(port=0, api_key=KEY))
+    try:
+        assert request(running, "GET", "/healthz")[0] == 200  # liveness needs no key
+        status, reply = request(running, "POST", "/sessions")
+        assert status == 401 and "API key" in reply["error"]
+        assert request(running, "POST", "/sessions", headers={"Authorization": "Bearer wrong"})[0] == 401
+        assert request(running, "GET", "/metrics", headers={"X-API-Key": KEY})[0] == 200
+        assert new_session(running, {"Authorization": f"Bearer {KEY}"})
+    finally:
+        running.stop()
+
+
+def test_session_store_caps_and_expires_idle_sessions():
+    now = [0.0]
+    store = SessionStore(lambda: {"s": np.zeros((1, 2))}, max_sessions=2, idle_seconds=10, clock=lambda: now[0])
+    first, second = store.create(), store.create()
+    with pytest.raises(TooManySessions, match="--max-sessions"):
+        store.create()
+    now[0] = 6.0
+    store.get(first.id)  # used: its idle time restarts
+    now[0] = 12.0
+    with pytest.raises(UnknownSession, match="idle"):
+        store.get(second.id)  # 12 s idle: expired
+    assert store.get(first.id) is first and len(store) == 1 and store.expired == 1
+    store.create()
+
+
+def test_session_cap_answers_429_on_the_wire(policy):
+    running = start(policy, ServerSettings(port=0, max_sessions=2))
+    try:
+        new_session(running), new_session(running)
+        status, reply = request(running, "POST", "/sessions")
+        assert status == 429 and "max-sessions" in reply["error"]
+    finally:
+        running.stop()
+
+
+def test_graceful_shutdown_finishes_the_request_in_flight(policy):
+    running = start(policy, ServerSettings(port=0, batch_window_ms=800.0))  # the step waits 0.8 s for company
+    session_id = new_session(running)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(reply=post_raw(running, session_id, screens(1)[0])))
+    thread.start()
+    time.sleep(0.3)
+    running.stop()
+    thread.join(10)
+    assert result["reply"][0] == 200
+
+
+def test_openapi_and_prometheus_metrics(server):
+    status, schema = request(server, "GET", "/openapi.json")
+    assert status == 200 and schema["openapi"].startswith("3.") and "/sessions/{session_id}/act" in schema["paths"]
+    new_session(server)
+    assert metric(server, "rise_requests_total", route="/sessions", status="201") >= 1
+    assert metric(server, "rise_sessions") >= 1
+
+
+FUZZ_PATHS = ["/", "/sessions", "/sessions/", "/sessions/{id}", "/sessions/{id}/act", "/sessions/{id}/act/x",
+              "/sessions/%2e%2e/act", "/sessions/../../etc/passwd", "/healthz", "/metrics", "/openapi.json",
+              "/" + "a" * 3000, "/sessions/\u00e9\u00e9/act", "/sessions/{id}%00/act"]
+FUZZ_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]
+FUZZ_TYPES = ["image/png", "IMAGE/PNG", "application/octet-stream", "Application/Octet-Stream; q=1",
+              "application/json", "text/plain", "", "image/png;;;", "multipart/form-data; boundary=x"]
+FUZZ_SHAPES = [None, "210,160,3", "210,160", "-1,160,3", "0,0,3", "99999999,99999999,3", "a,b,c", "210,160,3,1", ""]
+
+
+def test_fuzz_a_thousand_hostile_requests_get_4xx_never_5xx(server):
+    rng = np.random.default_rng(2026)
+    valid = new_session(server)
+    good_png = png_bytes(screens(1)[0])
+    bodies = [b"", b"{}", b"{not json", good_png[:100], good_png, good_png[:-20], _png_claiming(50_000, 50_000),
+              bytes(rng.integers(0, 256, 3000, dtype=np.uint8)), screens(1)[0].tobytes(), b"\x00" * 100_000]
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    statuses = {}
+
+    def one(index):
+        local = np.random.default_rng(index)
+        path = FUZZ_PATHS[local.integers(len(FUZZ_PATHS))].replace(
+            "{id}", [valid, "0" * 32, "nope", "'; DROP"][local.integers(4)])
+        method = FUZZ_METHODS[local.integers(len(FUZZ_METHODS))]
+        headers = {}
+        content_type = FUZZ_TYPES[local.integers(len(FUZZ_TYPES))]
+        if content_type:
+            headers["Content-Type"] = content_type
+        shape = FUZZ_SHAPES[local.integers(len(FUZZ_SHAPES))]
+        if shape is not None:
+            headers["X-Frame-Shape"] = shape
+        body = bodies[local.integers(len(bodies))] if method not in ("GET", "HEAD") else b""
+        declared = len(body)
+        lie = local.random()
+        if lie < 0.05:
+            declared = max(0, declared - int(local.integers(1, 50)))  # a Content-Length that lies low
+        elif lie < 0.07:
+            declared += 1000  # lies high: the server waits for bytes that never come, then hangs up
+        lines = [f"{method} {path} HTTP/1.1", "Host: fuzz", "Connection: close", f"Content-Length: {declared}"]
+        lines += [f"{key}: {value}" for key, value in headers.items()]
+        raw = "\r\n".join(lines).encode("utf-8") + b"\r\n\r\n" + body
+        try:
+            reply = _raw_exchange(server, raw, read_timeout=30)
+        except ConnectionError:
+            return "closed"
+        if not reply.startswith(b"HTTP/1.1 "):
+            return "closed"
+        return int(reply[9:12])
+
+    with ThreadPoolExecutor(8) as pool:
+        for status in pool.map(one, range(1200)):
+            statuses[status] = statuses.get(status, 0) + 1
+    print("fuzz answers:", dict(sorted(statuses.items(), key=str)))
+    server_errors = {s: n for s, n in statuses.items() if isinstance(s, int) and s >= 500}
+    assert not server_errors, statuses
+    assert sum(statuses.values()) == 1200 and sum(n for s, n in statuses.items() if s != "closed") >= 1000
+    assert any(isinstance(s, int) and 400 <= s < 500 for s in statuses)
+    # Still serving (the fuzz may have deleted `valid`), memory bounded (ru_maxrss is in KiB on Linux).
+    assert post_raw(server, new_session(server), screens(1)[0])[0] == 200
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024 < 300
+
+
+def test_cli_refuses_bad_ports_addresses_keys_and_models(pong_onnx, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        serve_main([pong_onnx, "--port", "70000"])
+    assert exit_info.value.code == 2 and "not a TCP port" in capsys.readouterr().err
+    assert serve_main([pong_onnx, "--host", "0.0.0.0"]) == 2
+    assert "API key" in capsys.readouterr().err
+    assert serve_main([pong_onnx, "--api-key-file", str(tmp_path / "none.txt")]) == 2
+    assert "cannot read --api-key-file" in capsys.readouterr().err
+    assert serve_main([str(tmp_path / "missing.onnx")]) == 2
+    assert "no model at" in capsys.readouterr().err
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        assert serve_main([pong_onnx, "--port", str(busy.getsockname()[1])]) == 2
+        assert "in use" in capsys.readouterr().err
+    finally:
+        busy.close()

@@ -1,6 +1,8 @@
 """The TensorFlow-free runner: imports without TF, matches training's preprocessing and the TF
 policy on real Atari screens, keeps per-game memory, and rejects bad models and frames clearly."""
+import http.client
 import json
+import signal
 import subprocess
 import sys
 
@@ -136,3 +138,30 @@ def test_the_runtime_installs_alone_in_a_fresh_venv_and_acts(pong_onnx, tmp_path
     np.testing.assert_allclose(np.array(result["q"]), policy.q_values, atol=1e-5)
     play = subprocess.run([f"{venv}/bin/rise-play", pong_onnx], capture_output=True, text=True, timeout=120)
     assert play.returncode == 2 and "rise-runtime[play]" in play.stderr  # the missing extra is named
+    serve = subprocess.run([f"{venv}/bin/rise-serve", pong_onnx], capture_output=True, text=True, timeout=120)
+    assert serve.returncode == 2 and "rise-runtime[server]" in serve.stderr
+    # The server extra resolves there too (the latest Starlette and uvicorn, unlike the training venv's):
+    # serve one step, compare it with this environment's runner, stop with SIGTERM.
+    runtime_install._pip(venv, "install", f"{runtime_install.SERVING}[server]")
+    runtime_install._pip(venv, "check")
+    server = subprocess.Popen([f"{venv}/bin/rise-serve", pong_onnx, "--port", "0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        banner = server.stdout.readline()
+        port = int(banner.split("http://127.0.0.1:")[1].split()[0])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("POST", "/sessions")
+        session_id = json.loads(connection.getresponse().read())["session_id"]
+        screen = np.random.default_rng(3).integers(0, 256, (210, 160, 3), dtype=np.uint8)
+        connection.request("POST", f"/sessions/{session_id}/act", screen.tobytes(),
+                           {"Content-Type": "application/octet-stream", "X-Frame-Shape": "210,160,3"})
+        reply = json.loads(connection.getresponse().read())
+        connection.close()
+        fresh = Policy.load(pong_onnx)
+        fresh.act(screen)
+        np.testing.assert_allclose(reply["q_values"], fresh.q_values[0], atol=1e-5)
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=60)
+    # Stopped gracefully; uvicorn then re-raises the signal, so the status may say SIGTERM.
+    assert server.returncode in (0, -signal.SIGTERM) and "[rise-serve] stopped" in out

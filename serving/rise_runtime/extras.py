@@ -9,6 +9,7 @@ EXTRA_PACKAGES = {
     "play": "gymnasium, ale-py and Pillow",
     "server": "Pillow",
     "opencv": "OpenCV",
+    "video": "PyAV (FFmpeg with libx264)",
 }
 
 

@@ -20,30 +20,62 @@ from typing import List, Optional
 
 import numpy as np
 
-from rise_runtime.extras import require
+from rise_runtime.extras import MissingExtraError, require
 
 EMULATOR_HZ = 60.0
 
 
 class _Recorder:
-    """Writes raw RGB screens to MP4 (OpenCV) or GIF (Pillow), one frame per agent step."""
+    """Writes raw RGB screens, one frame per agent step, to:
+    - GIF (Pillow, the `play` extra);
+    - MP4 with H.264 in yuv420p (PyAV, the `video` extra), which browsers play;
+    - MP4 with OpenCV's mp4v (the `opencv` extra), only when PyAV is missing. Many browsers will not
+      play that file, and the player says so."""
 
     def __init__(self, path: str, fps: float):
         self.path, self.fps = path, fps
         self.frames: List[np.ndarray] = []
-        self._video = None
         extension = os.path.splitext(path)[1].lower()
         if extension not in (".mp4", ".gif"):
             raise ValueError(f"--record must end in .mp4 or .gif, got {path!r}")
-        self.gif = extension == ".gif"
+        self.codec = "gif"
+        self._container = self._stream = self._video = None
         # Checked before the first episode, not at its first frame.
-        self._writer_module = (require("PIL.Image", "play", "recording GIFs") if self.gif
-                               else require("cv2", "opencv", "recording MP4"))
+        if extension == ".gif":
+            self._writer_module = require("PIL.Image", "play", "recording GIFs")
+            return
+        try:
+            self._writer_module = require("av", "video", "recording browser-playable MP4 (H.264)")
+            self.codec = "h264"
+        except MissingExtraError as missing_pyav:
+            try:
+                self._writer_module = require("cv2", "opencv", "recording MP4")
+            except MissingExtraError:
+                raise missing_pyav from None
+            self.codec = "mp4v"
 
     def add(self, screen: np.ndarray) -> None:
-        if self.gif:
+        if self.codec == "gif":
             self.frames.append(screen.copy())
-            return
+        elif self.codec == "h264":
+            self._add_h264(screen)
+        else:
+            self._add_mp4v(screen)
+
+    def _add_h264(self, screen: np.ndarray) -> None:
+        av = self._writer_module
+        if self._container is None:
+            height, width = screen.shape[:2]
+            self._container = av.open(self.path, mode="w", options={"movflags": "+faststart"})
+            self._stream = self._container.add_stream("libx264", rate=int(round(self.fps)))
+            # yuv420p needs even sizes; Atari's 210x160 already is.
+            self._stream.width, self._stream.height = width - width % 2, height - height % 2
+            self._stream.pix_fmt = "yuv420p"
+        frame = np.ascontiguousarray(screen[: self._stream.height, : self._stream.width])
+        for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            self._container.mux(packet)
+
+    def _add_mp4v(self, screen: np.ndarray) -> None:
         cv2 = self._writer_module
         if self._video is None:
             height, width = screen.shape[:2]
@@ -53,9 +85,13 @@ class _Recorder:
         self._video.write(screen[:, :, ::-1])  # OpenCV wants BGR
 
     def close(self) -> None:
+        if self._container is not None:
+            for packet in self._stream.encode():  # flush the encoder
+                self._container.mux(packet)
+            self._container.close()
         if self._video is not None:
             self._video.release()
-        if self.gif and self.frames:
+        if self.codec == "gif" and self.frames:
             images = [self._writer_module.fromarray(frame) for frame in self.frames]
             images[0].save(self.path, save_all=True, append_images=images[1:], duration=int(1000 / self.fps), loop=0)
 
@@ -136,7 +172,8 @@ def play(policy, game: Optional[str], episodes: int, *, realtime: bool, record: 
     return {"game": name, "flicker": flicker, "scores": scores, "mean_score": float(np.mean(scores)), "episode_steps": lengths,
             "human_normalized": None if hns[0] is None else float(np.mean(hns)),
             "latency_p50_ms": float(np.percentile(latency_ms, 50)), "latency_p99_ms": float(np.percentile(latency_ms, 99)),
-            "steps": int(sum(lengths)), "dropped_deadlines": dropped if realtime else None, "record": record}
+            "steps": int(sum(lengths)), "dropped_deadlines": dropped if realtime else None, "record": record,
+            "record_codec": recorder.codec if recorder else None}
 
 
 def main(argv=None) -> int:
@@ -147,8 +184,6 @@ def main(argv=None) -> int:
     parser.add_argument("--realtime", action="store_true", help="pace to 60 Hz game time, count missed deadlines")
     parser.add_argument("--record", default=None, metavar="FILE", help="write the raw screen to FILE (.mp4 or .gif)")
     parser.add_argument("--seed", type=int, default=0, help="emulator and no-op seed")
-    from rise_runtime.extras import MissingExtraError
-
     missing_extra = None
     try:  # the envs need the `play` extra; --help works without it, playing says which extra to install
         for module in ("gymnasium", "ale_py"):
@@ -199,7 +234,9 @@ def main(argv=None) -> int:
         print(f"[rise-play] real time at {EMULATOR_HZ:g} Hz: {result['dropped_deadlines']} of {result['steps']} "
               f"step deadlines missed")
     if args.record:
-        print(f"[rise-play] recording: {args.record}")
+        note = {"h264": "H.264", "gif": "GIF",
+                "mp4v": "mp4v: many browsers cannot play it; pip install 'rise-runtime[video]' for H.264"}
+        print(f"[rise-play] recording: {args.record} ({note[result['record_codec']]})")
     return 0
 
 

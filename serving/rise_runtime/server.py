@@ -1,352 +1,520 @@
-"""`rise-serve`: an HTTP server for remote game clients, on the TensorFlow-free runner.
+"""`rise-serve`: an HTTP server for remote game clients (Starlette on uvicorn; the `server` extra).
 
-    rise-serve pong.onnx --port 8000            # binds 127.0.0.1 unless --host says otherwise
+    rise-serve pong.onnx --port 8000                          # binds 127.0.0.1 unless --host says otherwise
+    rise-serve pong.onnx --host 0.0.0.0 --api-key-file key.txt  # beyond this machine: a key is required
 
-    POST   /sessions                   -> 201 {"session_id", "game", "action_meanings"}
-    POST   /sessions/<id>/act          body: a PNG (Content-Type: image/png), or raw RGB bytes
-                                       (application/octet-stream) with header X-Frame-Shape: 210,160,3
-                                       -> 200 {"action", "action_meaning", "q_values", "step"}
-    DELETE /sessions/<id>              -> 200 {"deleted": id}
-    GET    /healthz                    -> 200 {"status": "ok", "sessions", "game"}
-    GET    /metrics                    -> 200 {"requests", "errors", "latency_ms": {"p50", "p99"}, ...}
+    POST   /sessions              -> 201 {"session_id", "game", "action_meanings"}
+    POST   /sessions/{id}/act     body: a PNG (Content-Type: image/png), or raw RGB bytes
+                                  (application/octet-stream) with header X-Frame-Shape: 210,160,3
+                                  -> 200 {"action", "action_meaning", "q_values", "step"}
+    DELETE /sessions/{id}         -> 200 {"deleted": id}
+    GET    /healthz               -> 200 {"status": "ok", "sessions", "game"} (no key needed)
+    GET    /metrics               -> Prometheus text format
+    GET    /openapi.json          -> this API as OpenAPI 3.1
 
-Every session keeps its own recurrent memory. Requests to one session are serialized by a
-per-session lock; requests of different sessions that arrive together are stacked into one batched
-step-model call by a single inference thread (waiting at most `--batch-window-ms` for company).
-Bad input gets a 4xx with a JSON {"error": ...} and never disturbs other sessions.
+Each session keeps its own recurrent memory. Requests to one session are served in order, one at a
+time. Requests of different sessions that arrive together go into one batched model call, made by a
+single inference thread (rise_runtime.batcher). The session state lives in rise_runtime.sessions.
+This module is only the HTTP layer. Limits:
+- The body size is checked from Content-Length before the body is read, and counted for chunked
+  bodies.
+- Frames are limited in pixels.
+- Sessions are capped in number and expire when idle.
+- A whole request must arrive within --request-timeout (rise_runtime.http_protocol).
+- Idle keep-alive connections close after --keep-alive-timeout.
+Bad input gets a 4xx with a JSON {"error": ...}. The server answers 5xx only when the model itself
+fails. A Ctrl-C or SIGTERM stops it gracefully: it finishes the requests in flight, then stops the
+inference thread.
 Deviation to note: one screen per request, so no max over the last two screens (send the
 max-pooled screen yourself for exact training parity).
 """
 from __future__ import annotations
 
 import argparse
-import collections
-import io
+import asyncio
+import contextlib
+import dataclasses
+import hmac
+import ipaddress
 import json
-import queue
 import socket
 import sys
 import threading
 import time
-import uuid
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Dict, Optional
+from typing import Optional
 
-import numpy as np
+from rise_runtime.extras import MissingExtraError, require
 
-MAX_BODY_BYTES = 4 * 1024 * 1024
+LOOPBACK = "127.0.0.1"
 
 
-MAX_IMAGE_PIXELS = 4096 * 4096  # a PNG claiming more is refused before its pixels are decoded
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    """Every server setting and its default (the CLI reads its defaults from here)."""
+
+    host: str = LOOPBACK
+    port: int = 8000
+    threads: int = 1  # onnxruntime intra-op threads
+    device: str = "cpu"
+    batch_window_ms: float = 2.0  # how long a request waits for other sessions to batch with
+    max_batch: int = 64
+    max_sessions: int = 1024
+    session_idle_seconds: float = 600.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_frame_pixels: int = 4096 * 4096
+    request_timeout: float = 10.0  # seconds to receive a whole request (headers and body)
+    keep_alive_timeout: float = 5.0  # seconds an idle keep-alive connection stays open
+    inference_timeout: float = 30.0
+    api_key: Optional[str] = None  # required when binding beyond loopback
+
+    def __post_init__(self):
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535 (0 picks a free one), got {self.port}")
+        for name in ("max_batch", "max_sessions", "max_body_bytes", "max_frame_pixels", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("session_idle_seconds", "request_timeout", "keep_alive_timeout", "inference_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.batch_window_ms < 0:
+            raise ValueError(f"batch_window_ms must be >= 0, got {self.batch_window_ms}")
+        if self.api_key is None and not is_loopback(self.host):
+            raise ValueError(f"binding {self.host} exposes the server beyond this machine: give an API key "
+                             f"(--api-key-file FILE), or bind {LOOPBACK}")
+        if self.api_key is not None and len(self.api_key) < 16:
+            raise ValueError("the API key is shorter than 16 characters; use a long random one "
+                             "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
 
 
-def decode_png(body: bytes) -> np.ndarray:
-    """PNG bytes -> uint8 RGB [H, W, 3] (Pillow, the `server` extra)."""
-    from rise_runtime.extras import require
-
-    image_module = require("PIL.Image", "server", "decoding PNG frames")
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
     try:
-        with image_module.open(io.BytesIO(body), formats=["PNG"]) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                   f"a {image.width}x{image.height} PNG exceeds {MAX_IMAGE_PIXELS} pixels")
-            return np.asarray(image.convert("RGB"))
-    except RequestError:
-        raise
-    except Exception:  # Pillow raises several types for broken or hostile files
-        raise RequestError(HTTPStatus.BAD_REQUEST, "the body is not a decodable PNG") from None
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
-class RequestError(Exception):
-    def __init__(self, status: HTTPStatus, message: str):
-        super().__init__(message)
-        self.status = status
+def openapi_schema(game: str, action_meanings) -> dict:
+    """OpenAPI 3.1 for this server; the act endpoint takes a raw body, which no schema library infers."""
+    error = {"description": "bad request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    session_id = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "rise-serve", "version": "1",
+                 "description": f"A RISE policy for {game}: sessions keep recurrent memory; one call per agent step."},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "schemas": {
+                "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+                "Session": {"type": "object", "required": ["session_id", "game", "action_meanings"],
+                            "properties": {"session_id": {"type": "string"}, "game": {"type": "string"},
+                                           "action_meanings": {"type": "array", "items": {"type": "string"}}}},
+                "Step": {"type": "object", "required": ["action", "action_meaning", "q_values", "step"],
+                         "properties": {"action": {"type": "integer", "minimum": 0, "maximum": len(action_meanings) - 1},
+                                        "action_meaning": {"type": "string", "enum": list(action_meanings)},
+                                        "q_values": {"type": "array", "items": {"type": "number"}},
+                                        "step": {"type": "integer"}}},
+            },
+        },
+        "security": [{"bearer": []}, {"apiKey": []}, {}],
+        "paths": {
+            "/sessions": {"post": {"summary": "start a game session", "responses": {
+                "201": {"description": "created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}}},
+                "429": error}}},
+            "/sessions/{session_id}/act": {"post": {
+                "summary": "one agent step: a raw screen in, the greedy action out",
+                "parameters": [session_id, {"name": "X-Frame-Shape", "in": "header", "required": False,
+                                            "schema": {"type": "string", "example": "210,160,3"},
+                                            "description": "H,W,3; required with application/octet-stream"}],
+                "requestBody": {"required": True, "content": {
+                    "image/png": {"schema": {"type": "string", "format": "binary"}},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"200": {"description": "the step", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Step"}}}},
+                              "400": error, "404": error, "413": error, "415": error}}},
+            "/sessions/{session_id}": {"delete": {"summary": "end a session", "parameters": [session_id],
+                                                  "responses": {"200": {"description": "deleted"}, "404": error}}},
+            "/healthz": {"get": {"summary": "liveness (no key needed)", "security": [{}],
+                                 "responses": {"200": {"description": "ok"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}},
+        },
+    }
 
 
-class _Session:
-    def __init__(self, state: Dict[str, np.ndarray]):
-        self.state = state
-        self.first = True
-        self.steps = 0
-        self.lock = threading.Lock()
+class _Metrics:
+    """Prometheus metrics of one server (its own registry, so several servers in one process work)."""
+
+    def __init__(self, store):
+        prometheus = require("prometheus_client", "server", "rise-serve's metrics")
+        self.registry = prometheus.CollectorRegistry()
+        self.requests = prometheus.Counter("rise_requests", "HTTP requests by route and status", ["route", "status"],
+                                           registry=self.registry)
+        self.act_seconds = prometheus.Histogram(
+            "rise_act_seconds", "time inside the server for one act request (decode, wait, model)",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), registry=self.registry)
+        self.batch_size = prometheus.Histogram("rise_batch_size", "sessions per model call",
+                                               buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
+        sessions = prometheus.Gauge("rise_sessions", "open sessions", registry=self.registry)
+        sessions.set_function(lambda: len(store))
+        expired = prometheus.Gauge("rise_sessions_expired", "sessions removed after idling", registry=self.registry)
+        expired.set_function(lambda: store.expired)
+        self.render = lambda: prometheus.generate_latest(self.registry)
+        self.content_type = prometheus.CONTENT_TYPE_LATEST
 
 
-class _Job:
-    def __init__(self, session: _Session, frame: np.ndarray):
-        self.session, self.frame = session, frame
-        self.done = threading.Event()
-        self.result = None
-        self.error: Optional[BaseException] = None
+class _BodyTooLarge(Exception):
+    pass
 
 
-class InferenceBatcher:
-    """One thread owns the model; it stacks the frames and states of waiting sessions into one call."""
+class RiseService:
+    """The Starlette app around one Policy: routes, guard (key, size), and the error contract."""
 
-    def __init__(self, policy, window_s: float, max_batch: int):
-        self.policy, self.window_s, self.max_batch = policy, window_s, max_batch
-        self.jobs: "queue.Queue[_Job]" = queue.Queue()
-        self.batches = 0
-        self.batched_steps = 0
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="rise-inference")
-        self._thread.start()
+    def __init__(self, policy, settings: ServerSettings, on_stop=None):
+        """on_stop(): called once the server has finished its requests and stopped the inference thread."""
+        from starlette.applications import Starlette
+        from starlette.routing import Route
 
-    def submit(self, session: _Session, frame: np.ndarray, timeout: float = 30.0):
-        job = _Job(session, frame)
-        self.jobs.put(job)
-        if not job.done.wait(timeout):
-            raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE, "inference timed out")
-        if job.error is not None:
-            raise job.error
-        return job.result
+        from rise_runtime.batcher import Batcher
+        from rise_runtime.sessions import SessionStore
 
-    def _loop(self):
-        while True:
-            jobs = [self.jobs.get()]
-            deadline = time.perf_counter() + self.window_s
-            while len(jobs) < self.max_batch:
-                remaining = deadline - time.perf_counter()
-                try:
-                    jobs.append(self.jobs.get(timeout=max(remaining, 0)) if remaining > 0 else self.jobs.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                self._run(jobs)
-            except BaseException as error:  # report to every waiting request, keep serving
-                for job in jobs:
-                    job.error = RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, f"inference failed: {error}")
-            for job in jobs:
-                job.done.set()
+        self.policy, self.settings, self._on_stop = policy, settings, on_stop
+        self.store = SessionStore(lambda: policy.zero_state(1), settings.max_sessions, settings.session_idle_seconds)
+        self.metrics = _Metrics(self.store)
+        self.batcher = Batcher(policy, settings.batch_window_ms / 1000.0, settings.max_batch,
+                               on_batch=self.metrics.batch_size.observe)
+        self.schema = openapi_schema(policy.game, policy.action_meanings)
+        routes = [
+            Route("/sessions", self.create_session, methods=["POST"]),
+            Route("/sessions/{session_id}/act", self.act, methods=["POST"]),
+            Route("/sessions/{session_id}", self.delete_session, methods=["DELETE"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.prometheus, methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+        ]
+        from starlette.exceptions import HTTPException
 
-    def _run(self, jobs):
-        frames = np.stack([job.frame for job in jobs])
-        reset = np.array([job.session.first for job in jobs])
-        names = jobs[0].session.state.keys()
-        state = {name: np.concatenate([job.session.state[name] for job in jobs]) for name in names}
-        actions, q_values, new_state = self.policy.run_step(frames, reset, state)
-        for index, job in enumerate(jobs):
-            job.session.state = {name: value[index:index + 1] for name, value in new_state.items()}
-            job.session.first = False
-            job.session.steps += 1
-            job.result = (int(actions[index]), q_values[index].tolist(), job.session.steps)
-        self.batches += 1
-        self.batched_steps += len(jobs)
+        self.app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_exception,
+                                                               Exception: self._unexpected},
+                             lifespan=self._lifespan)
 
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app):
+        yield
+        self.batcher.stop()  # after uvicorn has finished the requests in flight
+        if self._on_stop is not None:
+            self._on_stop()
 
-class RiseServer:
-    """Sessions, decoding and metrics around one loaded Policy."""
+    # -- the error contract: JSON {"error"} everywhere, Connection: close when the body was not read
+    @staticmethod
+    def _json(payload: dict, status: int, close: bool = False, headers: Optional[dict] = None):
+        from starlette.responses import JSONResponse
 
-    def __init__(self, policy, batch_window_ms: float = 2.0, max_batch: int = 64, max_sessions: int = 1024):
-        self.policy = policy
-        self.max_sessions = max_sessions
-        self.sessions: Dict[str, _Session] = {}
-        self.sessions_lock = threading.Lock()
-        self.batcher = InferenceBatcher(policy, batch_window_ms / 1000.0, max_batch)
-        self.metrics_lock = threading.Lock()
-        self.requests = collections.Counter()
-        self.errors = collections.Counter()
-        self.latencies = collections.deque(maxlen=10_000)  # act round trips inside the server, seconds
+        headers = dict(headers or {})
+        if close:
+            headers["connection"] = "close"
+        return JSONResponse(payload, status_code=status, headers=headers)
 
-    # -- sessions
-    def create_session(self) -> dict:
-        with self.sessions_lock:
-            if len(self.sessions) >= self.max_sessions:
-                raise RequestError(HTTPStatus.TOO_MANY_REQUESTS,
-                                   f"{self.max_sessions} sessions are open; delete some first")
-            session_id = uuid.uuid4().hex
-            self.sessions[session_id] = _Session(self.policy.zero_state(1))
-        return {"session_id": session_id, "game": self.policy.game, "action_meanings": self.policy.action_meanings}
+    async def _http_exception(self, request, error):  # Starlette's own 404 / 405
+        headers = dict(getattr(error, "headers", None) or {})
+        message = {404: f"no route {request.method} {request.url.path[:100]}",
+                   405: f"{request.method} is not allowed on {request.url.path[:100]}"}.get(error.status_code, error.detail)
+        return self._json({"error": message}, error.status_code, close=True, headers=headers)
 
-    def _session(self, session_id: str) -> _Session:
-        with self.sessions_lock:
-            session = self.sessions.get(session_id)
-        if session is None:
-            raise RequestError(HTTPStatus.NOT_FOUND, f"unknown session {session_id!r}; create one with POST /sessions")
-        return session
+    async def _unexpected(self, request, error):
+        return self._json({"error": f"internal error: {type(error).__name__}"}, 500, close=True)
 
-    def delete_session(self, session_id: str) -> dict:
-        with self.sessions_lock:
-            if self.sessions.pop(session_id, None) is None:
-                raise RequestError(HTTPStatus.NOT_FOUND, f"unknown session {session_id!r}")
-        return {"deleted": session_id}
+    async def __call__(self, scope, receive, send):
+        """The guard, before any route reads a body: API key, declared size, then counted size."""
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status_holder = {}
 
-    # -- acting
-    def decode_frame(self, body: bytes, content_type: str, shape_header: Optional[str]) -> np.ndarray:
-        if content_type.startswith("image/png"):
-            screen = decode_png(body)
-        elif content_type.startswith("application/octet-stream"):
-            if not shape_header:
-                raise RequestError(HTTPStatus.BAD_REQUEST, "raw frames need a header X-Frame-Shape: H,W,3")
-            try:
-                shape = tuple(int(part) for part in shape_header.split(","))
-            except ValueError:
-                raise RequestError(HTTPStatus.BAD_REQUEST, f"X-Frame-Shape {shape_header!r} is not H,W,3") from None
-            if len(shape) != 3 or shape[2] != 3 or min(shape) < 1:
-                raise RequestError(HTTPStatus.BAD_REQUEST, f"X-Frame-Shape must be H,W,3 (RGB uint8), got {shape}")
-            if len(body) != shape[0] * shape[1] * shape[2]:
-                raise RequestError(HTTPStatus.BAD_REQUEST, f"body has {len(body)} bytes, shape {shape} needs "
-                                                           f"{shape[0] * shape[1] * shape[2]} (uint8)")
-            screen = np.frombuffer(body, np.uint8).reshape(shape)
+        async def send_counting(message):
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+            await send(message)
+
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        rejection = self._reject(scope, headers)
+        if rejection is not None:
+            await rejection(scope, receive, send_counting)
         else:
-            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                               "send image/png, or application/octet-stream with X-Frame-Shape")
+            await self.app(scope, self._limited(receive), send_counting)
+        route = self._route_label(scope)
+        self.metrics.requests.labels(route, str(status_holder.get("status", 0))).inc()
+        if route == "/sessions/{session_id}/act" and status_holder.get("status") == 200:
+            self.metrics.act_seconds.observe(time.perf_counter() - started)
+
+    def _reject(self, scope, headers):
+        key = self.settings.api_key
+        if key is not None and scope["path"] != "/healthz":
+            offered = headers.get("x-api-key") or ""
+            authorization = headers.get("authorization", "")
+            if authorization[:7].lower() == "bearer ":
+                offered = authorization[7:].strip()
+            if not hmac.compare_digest(offered.encode(), key.encode()):
+                return self._json({"error": "missing or wrong API key: send Authorization: Bearer <key> "
+                                            "or X-API-Key: <key>"}, 401, close=True,
+                                  headers={"www-authenticate": "Bearer"})
+        declared = headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return self._json({"error": f"Content-Length {declared[:20]!r} is not a number"}, 400, close=True)
+            if int(declared) > self.settings.max_body_bytes:
+                return self._json({"error": f"a body of {int(declared):,} bytes exceeds the server's limit of "
+                                            f"{self.settings.max_body_bytes:,}"}, 413, close=True)
+        return None
+
+    def _limited(self, receive):
+        limit, seen = self.settings.max_body_bytes, [0]
+
+        async def receive_limited():
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > limit:
+                    raise _BodyTooLarge()
+            return message
+
+        return receive_limited
+
+    def _route_label(self, scope) -> str:
+        """The route's template (never a session id: the label set stays small)."""
+        from starlette.routing import Match
+
+        for route in self.app.routes:
+            if route.matches(scope)[0] is Match.FULL:
+                return route.path
+        return "unmatched"
+
+    async def _body(self, request) -> bytes:
+        try:
+            return await request.body()
+        except _BodyTooLarge:
+            raise _Reply(413, f"the body exceeds the server's limit of {self.settings.max_body_bytes:,} bytes",
+                         close=True) from None
+
+    # -- routes
+    async def create_session(self, request):
+        try:
+            body = await self._body(request)
+            if body.strip():
+                try:
+                    json.loads(body)
+                except (ValueError, UnicodeDecodeError):
+                    raise _Reply(400, "the body is not JSON (send none, or a JSON object)") from None
+            session = self.store.create()
+        except _Reply as reply:
+            return reply.response(self)
+        except Exception as error:  # SessionError
+            return self._session_error(error)
+        session.lock = asyncio.Lock()  # one step at a time per session, in arrival order
+        return self._json({"session_id": session.id, "game": self.policy.game,
+                           "action_meanings": self.policy.action_meanings}, 201)
+
+    def _session_error(self, error):
+        from rise_runtime.sessions import SessionError
+
+        if isinstance(error, SessionError):
+            return self._json({"error": str(error)}, error.status)
+        raise error
+
+    async def act(self, request):
+        from starlette.concurrency import run_in_threadpool
+
+        from rise_runtime.frame_decoding import FrameError, decode_frame
+
+        try:
+            session = self.store.get(request.path_params["session_id"])
+        except Exception as error:
+            return self._session_error(error)
+        try:
+            body = await self._body(request)
+            headers = request.headers
+            screen = await run_in_threadpool(decode_frame, body, headers.get("content-type"),
+                                             headers.get("x-frame-shape"), self.settings.max_frame_pixels)
+            frame = await run_in_threadpool(self._preprocess, screen)
+        except _Reply as reply:
+            return reply.response(self)
+        except FrameError as error:
+            return self._json({"error": str(error)}, error.status)
+        async with session.lock:
+            future = self.batcher.submit(session, frame)
+            try:
+                result = await asyncio.wait_for(asyncio.wrap_future(future), self.settings.inference_timeout)
+            except asyncio.TimeoutError:
+                return self._json({"error": f"the model did not answer within {self.settings.inference_timeout:g} s"},
+                                  503)
+            except Exception as error:
+                return self._json({"error": f"inference failed: {type(error).__name__}: {str(error)[:200]}"}, 500)
+        return self._json({"action": result.action, "action_meaning": self.policy.action_meanings[result.action],
+                           "q_values": result.q_values, "step": result.step}, 200)
+
+    def _preprocess(self, screen):
         try:
             return self.policy.preprocess(screen)
         except (TypeError, ValueError) as error:
-            raise RequestError(HTTPStatus.BAD_REQUEST, str(error)) from None
+            raise _Reply(400, f"the frame cannot be preprocessed: {error}") from None
 
-    def act(self, session_id: str, frame: np.ndarray) -> dict:
-        session = self._session(session_id)
-        started = time.perf_counter()
-        with session.lock:  # one request at a time per session: its memory advances in order
-            action, q_values, step = self.batcher.submit(session, frame)
-        with self.metrics_lock:
-            self.latencies.append(time.perf_counter() - started)
-        return {"action": action, "action_meaning": self.policy.action_meanings[action], "q_values": q_values,
-                "step": step}
+    async def delete_session(self, request):
+        session_id = request.path_params["session_id"]
+        try:
+            self.store.delete(session_id)
+        except Exception as error:
+            return self._session_error(error)
+        return self._json({"deleted": session_id}, 200)
 
-    def metrics(self) -> dict:
-        with self.metrics_lock:
-            latencies = 1000 * np.asarray(self.latencies) if self.latencies else np.zeros(1)
-            return {"requests": dict(self.requests), "errors": dict(self.errors), "sessions": len(self.sessions),
-                    "latency_ms": {"p50": float(np.percentile(latencies, 50)),
-                                   "p99": float(np.percentile(latencies, 99)), "count": len(self.latencies)},
-                    "batches": self.batcher.batches,
-                    "mean_batch_size": self.batcher.batched_steps / max(self.batcher.batches, 1)}
+    async def healthz(self, request):
+        return self._json({"status": "ok", "sessions": len(self.store), "game": self.policy.game}, 200)
 
-    def count(self, route: str, status: int) -> None:
-        with self.metrics_lock:
-            self.requests[route] += 1
-            if status >= 400:
-                self.errors[str(status)] += 1
+    async def prometheus(self, request):
+        from starlette.responses import Response
+
+        return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+    async def openapi(self, request):
+        return self._json(self.schema, 200)
 
 
-def make_handler(server: RiseServer):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "rise-serve"
+class _Reply(Exception):
+    """A 4xx decided deep in a handler."""
 
-        def setup(self):
-            super().setup()
-            # Headers and body go out as two writes; without TCP_NODELAY, Nagle's algorithm and the
-            # client's delayed ACK add ~40 ms to every keep-alive round trip.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, status: int, message: str, close: bool = False):
+        super().__init__(message)
+        self.status, self.close = status, close
 
-        def log_message(self, fmt, *args):  # quiet: metrics carry the counts
-            pass
-
-        def _reply(self, status: int, payload: dict, route: str) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            server.count(route, status)
-
-        def _body(self) -> bytes:
-            try:
-                length = int(self.headers.get("Content-Length", "0"))
-            except ValueError:
-                raise RequestError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
-            if length > MAX_BODY_BYTES:
-                # Read and drop a moderately oversized body so the client gets the 413 rather than a
-                # broken pipe; past that, close the connection instead of reading it all.
-                if length <= 16 * MAX_BODY_BYTES:
-                    remaining = length
-                    while remaining > 0:
-                        chunk = self.rfile.read(min(remaining, 1 << 20))
-                        if not chunk:
-                            break
-                        remaining -= len(chunk)
-                else:
-                    self.close_connection = True
-                raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                   f"body of {length} bytes exceeds {MAX_BODY_BYTES}")
-            return self.rfile.read(length) if length > 0 else b""
-
-        def _dispatch(self, method: str) -> None:
-            parts = [p for p in self.path.split("?")[0].split("/") if p]
-            route = f"{method} /{parts[0] if parts else ''}"
-            try:
-                if method == "GET" and parts == ["healthz"]:
-                    return self._reply(200, {"status": "ok", "sessions": len(server.sessions),
-                                             "game": server.policy.game}, route)
-                if method == "GET" and parts == ["metrics"]:
-                    return self._reply(200, server.metrics(), route)
-                if method == "POST" and parts == ["sessions"]:
-                    body = self._body()
-                    if body:
-                        try:
-                            json.loads(body)
-                        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                            raise RequestError(HTTPStatus.BAD_REQUEST, f"malformed JSON body: {error}") from None
-                    return self._reply(201, server.create_session(), route)
-                if method == "POST" and len(parts) == 3 and parts[0] == "sessions" and parts[2] == "act":
-                    route = "POST /sessions/act"
-                    body = self._body()
-                    server._session(parts[1])  # 404 before decoding work
-                    frame = server.decode_frame(body, self.headers.get("Content-Type", ""),
-                                                self.headers.get("X-Frame-Shape"))
-                    return self._reply(200, server.act(parts[1], frame), route)
-                if method == "DELETE" and len(parts) == 2 and parts[0] == "sessions":
-                    return self._reply(200, server.delete_session(parts[1]), route)
-                raise RequestError(HTTPStatus.NOT_FOUND, f"no route {method} {self.path}")
-            except RequestError as error:
-                self._reply(int(error.status), {"error": str(error)}, route)
-            except Exception as error:  # never let one request take the server down
-                self._reply(500, {"error": f"internal error: {error}"}, route)
-
-        def do_GET(self):
-            self._dispatch("GET")
-
-        def do_POST(self):
-            self._dispatch("POST")
-
-        def do_DELETE(self):
-            self._dispatch("DELETE")
-
-    return Handler
+    def response(self, service: RiseService):
+        return service._json({"error": str(self)}, self.status, close=self.close)
 
 
-def serve(model_path: str, host: str = "127.0.0.1", port: int = 8000, threads: int = 1, device: str = "cpu",
-          batch_window_ms: float = 2.0, max_batch: int = 64):
-    """Builds the HTTP server (not yet serving): call .serve_forever(), .shutdown() to stop."""
-    from rise_runtime.runner import Policy
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that errors are clear and port 0 reports the chosen port."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise OSError(f"cannot resolve --host {host!r} ({error.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        hint = " (in use: pick another --port, or 0 for a free one)" if error.errno == 98 else ""
+        raise OSError(f"cannot listen on {host}:{port}: {error.strerror}{hint}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
 
-    rise = RiseServer(Policy.load(model_path, threads=threads, device=device), batch_window_ms, max_batch)
-    httpd = ThreadingHTTPServer((host, port), make_handler(rise))
-    httpd.daemon_threads = True
-    httpd.rise = rise
-    return httpd
+
+class RunningServer:
+    """A server on a background thread (tests, benchmarks, embedding): .url, .stop()."""
+
+    def __init__(self, service: RiseService, sock: socket.socket, uvicorn_server):
+        self.service, self._socket, self._server = service, sock, uvicorn_server
+        self.host, self.port = sock.getsockname()[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        self._thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True,
+                                        name="rise-serve")
+        self._thread.start()
+        deadline = time.time() + 30
+        while not uvicorn_server.started:
+            if not self._thread.is_alive() or time.time() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)
+        self._socket.close()
+
+
+def _uvicorn_server(service: RiseService, settings: ServerSettings):
+    uvicorn = require("uvicorn", "server", "rise-serve")
+    from rise_runtime.http_protocol import DeadlineH11Protocol
+
+    protocol = type("RiseH11Protocol", (DeadlineH11Protocol,), {"request_timeout": settings.request_timeout})
+    config = uvicorn.Config(service, http=protocol, lifespan="on", log_level="warning", access_log=False,
+                            timeout_keep_alive=settings.keep_alive_timeout, timeout_graceful_shutdown=10,
+                            server_header=False)
+    return uvicorn.Server(config)
+
+
+def start(policy, settings: ServerSettings = ServerSettings()) -> RunningServer:
+    """Serves `policy` (a rise_runtime.runner.Policy) on a background thread."""
+    service = RiseService(policy, settings)
+    return RunningServer(service, bind_socket(settings.host, settings.port), _uvicorn_server(service, settings))
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (0..65535; 0 picks a free one)")
+    return value
 
 
 def main(argv=None) -> int:
+    defaults = ServerSettings()
     parser = argparse.ArgumentParser(prog="rise-serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="an exported .onnx step model (rise-export)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (0 picks a free one)")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help="execution provider")
-    parser.add_argument("--batch-window-ms", type=float, default=2.0, help="wait this long to batch sessions")
-    parser.add_argument("--max-batch", type=int, default=64, help="sessions per batched call at most")
+    parser.add_argument("--host", default=defaults.host, help="address to bind (default: this machine only)")
+    parser.add_argument("--port", type=_port, default=defaults.port, help="TCP port (0 picks a free one)")
+    parser.add_argument("--api-key-file", default=None, metavar="FILE",
+                        help="require this key (the file's first line) from clients; needed beyond loopback")
+    parser.add_argument("--threads", type=int, default=defaults.threads, help="onnxruntime intra-op threads")
+    parser.add_argument("--device", default=defaults.device, choices=("cpu", "cuda", "auto"), help="execution provider")
+    parser.add_argument("--batch-window-ms", type=float, default=defaults.batch_window_ms,
+                        help="how long a request waits for other sessions to share a model call")
+    parser.add_argument("--max-batch", type=int, default=defaults.max_batch, help="sessions per model call at most")
+    parser.add_argument("--max-sessions", type=int, default=defaults.max_sessions, help="open sessions at most")
+    parser.add_argument("--session-idle-seconds", type=float, default=defaults.session_idle_seconds,
+                        help="a session unused this long expires")
+    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes, help="largest request body")
+    parser.add_argument("--request-timeout", type=float, default=defaults.request_timeout,
+                        help="seconds a client has to send a whole request")
+    parser.add_argument("--keep-alive-timeout", type=float, default=defaults.keep_alive_timeout,
+                        help="seconds an idle keep-alive connection stays open")
     args = parser.parse_args(argv)
-    from rise_runtime.runner import ModelError
-
     try:
-        httpd = serve(args.model, args.host, args.port, args.threads, args.device, args.batch_window_ms, args.max_batch)
-    except (FileNotFoundError, ModelError, ValueError, OSError) as error:
+        for module in ("starlette", "uvicorn", "prometheus_client"):
+            require(module, "server", "rise-serve")
+        api_key = None
+        if args.api_key_file:
+            try:
+                with open(args.api_key_file) as f:
+                    api_key = f.readline().strip()
+            except OSError as error:
+                raise ValueError(f"cannot read --api-key-file {args.api_key_file}: {error.strerror}") from None
+            if not api_key:
+                raise ValueError(f"--api-key-file {args.api_key_file} is empty")
+        settings = ServerSettings(host=args.host, port=args.port, threads=args.threads, device=args.device,
+                                  batch_window_ms=args.batch_window_ms, max_batch=args.max_batch,
+                                  max_sessions=args.max_sessions, session_idle_seconds=args.session_idle_seconds,
+                                  max_body_bytes=args.max_body_bytes, request_timeout=args.request_timeout,
+                                  keep_alive_timeout=args.keep_alive_timeout, api_key=api_key)
+        from rise_runtime.runner import ModelError, Policy
+
+        try:
+            policy = Policy.load(args.model, threads=settings.threads, device=settings.device)
+        except ModelError as error:
+            raise ValueError(str(error)) from None
+        sock = bind_socket(settings.host, settings.port)
+    except (MissingExtraError, FileNotFoundError, ValueError, OSError) as error:
         print(f"rise-serve: error: {error}", file=sys.stderr)
         return 2
-    host, port = httpd.server_address[:2]
-    print(f"[rise-serve] {httpd.rise.policy.game} model {args.model} on http://{host}:{port} "
-          f"({', '.join(httpd.rise.policy.providers)}); Ctrl-C stops", flush=True)
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        httpd.server_close()
+    service = RiseService(policy, settings, on_stop=lambda: print("[rise-serve] stopped", flush=True))
+    server = _uvicorn_server(service, settings)
+    host, port = sock.getsockname()[:2]
+    print(f"[rise-serve] {policy.game} model {args.model} on http://{host}:{port} ({', '.join(policy.providers)}"
+          f"{'; API key required' if api_key else ''}); Ctrl-C stops", flush=True)
+    # uvicorn handles SIGINT/SIGTERM: it finishes the requests in flight, then (since 0.29) re-raises the
+    # signal, so the exit status says which signal stopped the server.
+    server.run(sockets=[sock])
     return 0
 
 

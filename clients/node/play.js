@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// node play.js MODEL.onnx [--screens SCREENS.npy] [--json]
+//
+// Loads an exported RISE step model, prints what its metadata says, and steps it:
+// - over the raw screens of SCREENS.npy (uint8, [T, H, W, 3], or [T, 2, H, W, 3] with each step's
+//   last and previous screen), one agent step per entry;
+// - or, without --screens, over 200 random screens, reporting the step latency.
+// With --json, it prints one JSON line per step: {"step", "action", "q_values", "frame" (base64)}.
+'use strict';
+
+const fs = require('fs');
+const { RisePolicy, preprocess } = require('./rise');
+
+function readNpy(path) {
+  const bytes = fs.readFileSync(path);
+  if (bytes.toString('latin1', 0, 6) !== '\x93NUMPY') throw new Error(`${path} is not a .npy file`);
+  const major = bytes[6];
+  const headerLength = major === 1 ? bytes.readUInt16LE(8) : bytes.readUInt32LE(8);
+  const headerStart = major === 1 ? 10 : 12;
+  const header = bytes.toString('latin1', headerStart, headerStart + headerLength);
+  if (!/'descr': '\|u1'/.test(header)) throw new Error(`${path} must hold uint8 screens, header: ${header.trim()}`);
+  if (/'fortran_order': True/.test(header)) throw new Error(`${path} must be in C order`);
+  const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').filter((s) => s.trim()).map(Number);
+  return { shape, data: new Uint8Array(bytes.buffer, bytes.byteOffset + headerStart + headerLength) };
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function main(argv) {
+  const args = { model: null, screens: null, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--screens') args.screens = argv[++i];
+    else if (argv[i] === '--json') args.json = true;
+    else if (argv[i] === '--help' || argv[i] === '-h') {
+      console.log('usage: node play.js MODEL.onnx [--screens SCREENS.npy] [--json]');
+      return 0;
+    } else args.model = argv[i];
+  }
+  if (!args.model) {
+    console.error('play.js: error: give an exported .onnx model (rise-export RUN_DIR --out MODEL.onnx)');
+    return 2;
+  }
+  let policy;
+  try {
+    policy = await RisePolicy.load(args.model);
+  } catch (error) {
+    console.error(`play.js: error: ${error.message}`);
+    return 2;
+  }
+  const log = args.json ? () => {} : console.log;
+  log(`[play.js] ${policy.game}: ${policy.metadata['rise.algo']} with ${policy.metadata['rise.memory']} memory, ` +
+      `${policy.actionMeanings.length} actions (${policy.actionMeanings.join(', ')}), ` +
+      `state ${policy.stateLayout.map((e) => `${e.name}[${e.shape}]`).join(' ')}`);
+  let steps;
+  if (args.screens) {
+    const { shape, data } = readNpy(args.screens);
+    const paired = shape.length === 5;
+    if (!((shape.length === 4 || paired) && shape[shape.length - 1] === 3 && (!paired || shape[1] === 2))) {
+      console.error(`play.js: error: ${args.screens} has shape [${shape}]; expected [T, H, W, 3] or [T, 2, H, W, 3]`);
+      return 2;
+    }
+    const [height, width] = shape.slice(-3, -1);
+    const screenSize = height * width * 3;
+    steps = [];
+    for (let t = 0; t < shape[0]; t++) {
+      const base = t * screenSize * (paired ? 2 : 1);
+      steps.push([data.subarray(base, base + screenSize),
+        paired ? data.subarray(base + screenSize, base + 2 * screenSize) : null, height, width]);
+    }
+  } else {
+    steps = Array.from({ length: 200 }, () => {
+      const screen = new Uint8Array(210 * 160 * 3);
+      for (let i = 0; i < screen.length; i++) screen[i] = Math.floor(Math.random() * 256);
+      return [screen, null, 210, 160];
+    });
+  }
+  const latencies = [];
+  for (let t = 0; t < steps.length; t++) {
+    const [last, previous, height, width] = steps[t];
+    const started = process.hrtime.bigint();
+    const frame = preprocess(last, previous, height, width, 3, policy.preprocessing);
+    const action = await policy.stepFrame(frame);
+    latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
+    if (args.json) {
+      console.log(JSON.stringify({ step: t + 1, action, q_values: policy.qValues,
+        frame: Buffer.from(frame).toString('base64') }));
+    }
+  }
+  const sorted = [...latencies].sort((a, b) => a - b);
+  log(`[play.js] ${steps.length} steps; per step (preprocessing + model): p50 ${percentile(sorted, 50).toFixed(2)} ms, ` +
+      `p99 ${percentile(sorted, 99).toFixed(2)} ms`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

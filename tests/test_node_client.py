@@ -1,0 +1,78 @@
+"""The JavaScript client (clients/node, onnxruntime-node) against the Python runner on the same raw
+screens: the same preprocessed frames, bit for bit, and the same Q-values (max |ΔQ| <= 1e-5).
+Runs when `node` is on PATH; installs the client's npm packages first if they are missing
+(`npm ci --ignore-scripts`: onnxruntime-node's install script would fetch a CUDA provider)."""
+import base64
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from rise_runtime.envs.atari import AtariEnv
+from rise_runtime.runner import Policy
+
+from conftest import atari_settings  # noqa: E402
+
+CLIENT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "clients", "node")
+
+pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+
+
+@pytest.fixture(scope="module")
+def node_client():
+    if not os.path.isdir(os.path.join(CLIENT, "node_modules", "onnxruntime-node")):
+        subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=CLIENT, check=True,
+                       capture_output=True, timeout=900)
+    return os.path.join(CLIENT, "play.js")
+
+
+def _run_node(node_client, model, screens_path):
+    result = subprocess.run(["node", node_client, model, "--screens", screens_path, "--json"], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _atari_pairs(steps):
+    env = AtariEnv("Pong", atari_settings(), seed=5)
+    env.reset()
+    rng = np.random.default_rng(1)
+    pairs = []
+    for _ in range(steps):
+        pairs.append(np.stack([env.last_screen, env.previous_screen]))
+        env.step(int(rng.integers(env.action_space.n)))
+    env.close()
+    return np.stack(pairs)
+
+
+@pytest.mark.parametrize("source", ["atari", "random_168x168", "random_250x97"])
+def test_node_client_matches_the_python_runner(node_client, pong_onnx, tmp_path, source):
+    if source == "atari":
+        screens = _atari_pairs(40)  # [T, 2, 210, 160, 3]: last and previous screen of each step
+    else:
+        height, width = map(int, source.split("_")[1].split("x"))
+        screens = np.random.default_rng(7).integers(0, 256, (12, height, width, 3), dtype=np.uint8)
+    path = str(tmp_path / "screens.npy")
+    np.save(path, screens)
+    steps = _run_node(node_client, pong_onnx, path)
+    assert len(steps) == len(screens)
+    runner = Policy.load(pong_onnx)
+    worst = 0.0
+    for step, entry in zip(steps, screens):
+        last, previous = (entry[0], entry[1]) if entry.ndim == 4 else (entry, None)
+        frame = np.frombuffer(base64.b64decode(step["frame"]), np.uint8).reshape(84, 84)
+        np.testing.assert_array_equal(frame, runner.preprocess(last, previous))  # the contract's pipeline in JS
+        action = runner.act(last, previous)
+        worst = max(worst, float(np.abs(np.asarray(step["q_values"]) - runner.q_values[0]).max()))
+        assert step["action"] == action
+    assert worst <= 1e-5, worst
+
+
+def test_node_client_refuses_a_file_that_is_not_a_rise_model(node_client, tmp_path):
+    bogus = tmp_path / "bogus.onnx"
+    bogus.write_bytes(b"\x08\x07")  # a valid protobuf varint field, no RISE metadata
+    result = subprocess.run(["node", node_client, str(bogus)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "not a RISE step model" in result.stderr
