@@ -3,7 +3,7 @@ sessions (each its own keep-alive connection and thread), raw 210x160x3 frames.
 
 `compare` runs the same workloads against today's server (Starlette on uvicorn) and the first
 server (http.server with threads, read from git history at LEGACY_COMMIT), one after the other,
-in one process.
+each in its own process.
 """
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import types
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
@@ -68,41 +66,58 @@ def workload(host: str, port: int, requests: int) -> dict:
             "sixteen_requests_per_s": sessions * per_session / elapsed, "requests": requests}
 
 
-def measure(model_path: str, requests: int = 300) -> dict:
-    from rise_runtime.runner import Policy
-    from rise_runtime.server import ServerSettings, start
+# Each server runs in its own process, as deployed, so the benchmark's client threads do not share
+# its interpreter lock. The child prints its port on its first line of output.
+NEW_SERVER = """
+import sys
+from rise_runtime.runner import Policy
+from rise_runtime.server import ServerSettings, start
+running = start(Policy.load(sys.argv[1]), ServerSettings(port=0))
+print(running.port, flush=True)
+sys.stdin.read()
+running.stop()
+"""
 
-    running = start(Policy.load(model_path), ServerSettings(port=0))
+LEGACY_SERVER = """
+import subprocess, sys, types
+source = subprocess.run(["git", "show", sys.argv[2]], cwd=sys.argv[3], capture_output=True, text=True,
+                        check=True).stdout
+module = types.ModuleType("legacy_rise_serve")
+exec(compile(source.replace("rise_tf.serving", "rise_runtime"), "legacy_rise_serve", "exec"), module.__dict__)
+httpd = module.serve(sys.argv[1], port=0)
+print(httpd.server_address[1], flush=True)
+import threading
+threading.Thread(target=httpd.serve_forever, daemon=True).start()
+sys.stdin.read()
+httpd.shutdown()
+"""
+
+
+def _serve_in_child(code: str, *args: str) -> dict:
+    child = subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, cwd=ROOT)
     try:
-        return workload(running.host, running.port, requests)
+        port = int(child.stdout.readline())
+        return workload("127.0.0.1", port, _serve_in_child.requests)
     finally:
-        running.stop()
+        child.stdin.close()
+        child.wait(60)
 
 
-def _legacy_module() -> Optional[types.ModuleType]:
-    """The first server's source from git history (its imports renamed to today's package), or None."""
-    try:
-        source = subprocess.run(["git", "show", f"{LEGACY_COMMIT}:{LEGACY_PATH}"], cwd=ROOT, capture_output=True,
-                                text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    module = types.ModuleType("legacy_rise_serve")
-    exec(compile(source.replace("rise_tf.serving", "rise_runtime"), "legacy_rise_serve", "exec"), module.__dict__)
-    return module
+def measure(model_path: str, requests: int = 300) -> dict:
+    _serve_in_child.requests = requests
+    return _serve_in_child(NEW_SERVER, model_path)
+
+
+def legacy_available() -> bool:
+    return subprocess.run(["git", "cat-file", "-e", f"{LEGACY_COMMIT}:{LEGACY_PATH}"], cwd=ROOT,
+                          capture_output=True).returncode == 0
 
 
 def compare(model_path: str, requests: int = 300) -> dict:
     result = {"new": measure(model_path, requests)}
-    legacy = _legacy_module()
-    if legacy is not None:
-        httpd = legacy.serve(model_path, port=0)
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        try:
-            result["old"] = workload(*httpd.server_address[:2], requests)
-        finally:
-            httpd.shutdown()
-            httpd.server_close()
+    if legacy_available():
+        result["old"] = _serve_in_child(LEGACY_SERVER, model_path, f"{LEGACY_COMMIT}:{LEGACY_PATH}", ROOT)
     return result
 
 

@@ -49,3 +49,17 @@ def test_bad_requests_exit_with_a_message(pong_onnx, tmp_path, capsys):
     assert ".mp4 or .gif" in capsys.readouterr().err
     assert main([str(tmp_path / "none.onnx")]) == 2
     assert "rise-export" in capsys.readouterr().err
+
+
+def test_plays_a_memory_task_model_in_its_own_corridor(tmp_path, capsys):
+    from rise_tf.export import step_model
+    from conftest import tiny_run
+
+    run = tiny_run(tmp_path / "memory", "rise-dqn", "MemoryCorridor")
+    path = str(tmp_path / "memory.onnx")
+    step_model.export_onnx(step_model.load_policy(run), path)
+    capsys.readouterr()  # the training run's own output
+    assert main([path, "--episodes", "3", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["game"] == "MemoryCorridor" and result["human_normalized"] is None
+    assert result["episode_steps"] == [10, 10, 10] and set(result["scores"]) <= {-1.0, 1.0}

@@ -102,6 +102,17 @@ def test_bad_models_and_frames_get_clear_errors(pong_onnx, tmp_path):
     onnx.save(model, str(future))
     with pytest.raises(ModelError, match="format 99"):
         Policy.load(str(future))
+    # RISE metadata on a graph that does not match it: the missing tensor is named.
+    model = onnx.load(pong_onnx)
+    state = contract.state_out(contract.decode_state_layout(
+        {p.key: p.value for p in model.metadata_props}[contract.META_STATE])[0]["name"])
+    kept = [output for output in model.graph.output if output.name != state]
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    wrong = tmp_path / "wrong_graph.onnx"
+    onnx.save(model, str(wrong))
+    with pytest.raises(ModelError, match=f"graph does not match.*missing.*{state}"):
+        Policy.load(str(wrong))
     policy = Policy.load(pong_onnx)
     with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
         policy.act(np.zeros((210, 160, 2), np.uint8))

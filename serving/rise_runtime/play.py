@@ -112,10 +112,21 @@ def make_play_env(policy, game: Optional[str], *, seed: int, max_episode_frames:
                                    image_key=description.get("image_key"), preprocessing=policy.preprocessing,
                                    flicker_prob=flicker, seed=seed)
     if game is None and description["kind"] == "memory":
-        raise ValueError(f"{policy.path} plays the memory task {policy.game}; rise-play runs Atari and gymnasium "
-                         f"image envs (evaluate memory-task runs with rise-train's greedy evaluations)")
-    from rise_runtime.envs.atari import AtariEnv, AtariSettings, NOOP_MAX
+        from rise_runtime.envs.memory_task import MemoryCorridorEnv
 
+        env = MemoryCorridorEnv(corridor_length=description["corridor_length"], num_cues=description["num_cues"],
+                                cue_steps=description["cue_steps"],
+                                distractor_prob=description.get("distractor_prob", 0.0),
+                                frame_size=policy.preprocessing.frame_size)
+        env.name = description["name"]
+        env.reset(seed=seed)
+        return env
+    from rise_runtime.envs.atari import AtariEnv, AtariSettings, NOOP_MAX, is_atari_game
+
+    if game is None and policy.env_description is None and not is_atari_game(policy.game):
+        raise ValueError(f"{policy.path} was trained on {policy.game!r}, which is not an Atari game, and it was "
+                         f"exported before models recorded their env; re-export it with rise-export, or name an "
+                         f"Atari game with --game (only for Atari models)")
     settings = AtariSettings(sticky_action_prob=sticky_action_prob, noop_max=NOOP_MAX,
                              max_episode_frames=max_episode_frames, preprocessing=policy.preprocessing,
                              flicker_prob=flicker)

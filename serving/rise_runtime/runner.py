@@ -74,9 +74,26 @@ class Policy:
         self.state_layout = contract.decode_state_layout(meta[contract.META_STATE])
         self.num_actions = len(self.action_meanings)
         self._output_names = [o.name for o in session.get_outputs()]
+        self._check_graph(session)
         self.batch_size = 0
         self.q_values: Optional[np.ndarray] = None  # of the last call, [B, A]
         self.reset(1)
+
+    def _check_graph(self, session: ort.InferenceSession) -> None:
+        """The tensors the contract and the model's own state layout promise (docs/model-contract.md)."""
+        names = [entry["name"] for entry in self.state_layout]
+        wanted_inputs = [contract.FRAME, contract.RESET] + [contract.state_in(n) for n in names]
+        wanted_outputs = [contract.Q_VALUES, contract.ACTION] + [contract.state_out(n) for n in names]
+        inputs = {i.name for i in session.get_inputs()}
+        missing = [n for n in wanted_inputs if n not in inputs] + [n for n in wanted_outputs
+                                                                   if n not in self._output_names]
+        unexpected = sorted(inputs - set(wanted_inputs))
+        if missing or unexpected:
+            raise ModelError(f"{self.path} has RISE metadata, but its graph does not match it: "
+                             + (f"missing {missing}" if missing else "")
+                             + ("; " if missing and unexpected else "")
+                             + (f"unexpected inputs {unexpected}" if unexpected else "")
+                             + ". Export the checkpoint again with rise-export.")
 
     @classmethod
     def load(cls, path: str, threads: int = 1, device: str = "cpu") -> "Policy":

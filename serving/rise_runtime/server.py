@@ -192,6 +192,7 @@ class RiseService:
             Route("/metrics", self.prometheus, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
         ]
+        self._route_paths = {route.endpoint: route.path for route in routes}
         from starlette.exceptions import HTTPException
 
         self.app = Starlette(routes=routes, exception_handlers={HTTPException: self._http_exception,
@@ -281,8 +282,11 @@ class RiseService:
         return receive_limited
 
     def _route_label(self, scope) -> str:
-        """The route's template (never a session id: the label set stays small)."""
-        from starlette.routing import Match
+        """The route's template (never a session id: the label set stays small). The router has put the
+        matched endpoint into the scope by the time the app returns."""
+        if "endpoint" in scope:
+            return self._route_paths.get(scope["endpoint"], "unmatched")
+        from starlette.routing import Match  # refused by the guard before routing: match it here
 
         for route in self.app.routes:
             if route.matches(scope)[0] is Match.FULL:
@@ -324,7 +328,7 @@ class RiseService:
     async def act(self, request):
         from starlette.concurrency import run_in_threadpool
 
-        from rise_runtime.frame_decoding import FrameError, decode_frame
+        from rise_runtime.frame_decoding import RAW, FrameError, media_type
 
         try:
             session = self.store.get(request.path_params["session_id"])
@@ -333,9 +337,14 @@ class RiseService:
         try:
             body = await self._body(request)
             headers = request.headers
-            screen = await run_in_threadpool(decode_frame, body, headers.get("content-type"),
-                                             headers.get("x-frame-shape"), self.settings.max_frame_pixels)
-            frame = await run_in_threadpool(self._preprocess, screen)
+            content_type = headers.get("content-type")
+            arguments = (body, content_type, headers.get("x-frame-shape"))
+            # A PNG takes milliseconds to decode: a worker thread does it. A raw frame costs a fraction
+            # of a millisecond of numpy, less than the trip to a worker, so the event loop does it.
+            if media_type(content_type) == RAW:
+                frame = self._frame(*arguments)
+            else:
+                frame = await run_in_threadpool(self._frame, *arguments)
         except _Reply as reply:
             return reply.response(self)
         except FrameError as error:
@@ -352,7 +361,10 @@ class RiseService:
         return self._json({"action": result.action, "action_meaning": self.policy.action_meanings[result.action],
                            "q_values": result.q_values, "step": result.step}, 200)
 
-    def _preprocess(self, screen):
+    def _frame(self, body: bytes, content_type: Optional[str], shape_header: Optional[str]):
+        from rise_runtime.frame_decoding import decode_frame
+
+        screen = decode_frame(body, content_type, shape_header, self.settings.max_frame_pixels)
         try:
             return self.policy.preprocess(screen)
         except (TypeError, ValueError) as error:

@@ -55,6 +55,12 @@ def _canonical(name: str) -> str:
     return name.replace("_", "").replace("-", "").lower()
 
 
+def is_atari_game(name: str) -> bool:
+    match = re.fullmatch(r"ALE/(\w+)-v\d+", name)
+    wanted = match.group(1) if match else name
+    return _canonical(wanted) in {_canonical(g) for g in available_games()}
+
+
 def resolve_game(name: str) -> str:
     """Maps 'Pong', 'pong', 'space_invaders' or 'ALE/Pong-v5' to the CamelCase game name.
 

@@ -150,6 +150,11 @@ class MemoryCorridorEnv(gym.Env):
     def render(self):
         return np.repeat(self._frame()[:, :, None], 3, axis=2)
 
+    def observed_screens(self):
+        """(last, previous) screens as a player loop reads them (rise-play): the frame itself, which the
+        shared preprocessing passes through unchanged at frame_size."""
+        return self._frame(), None
+
 
 def register() -> None:
     """Registers every task in MEMORY_TASKS as rise_tf/<name>-v0 (84x84 frames)."""
