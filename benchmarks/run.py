@@ -1,6 +1,6 @@
 """Runs every benchmark in one process and writes results/bench.json and results/bench.md.
 
-    python -m benchmarks.run --out results [--quick]
+    python -m benchmarks.run --out results [--quick] [--only step_latency,runtime_install]
 
 Ratios are measured side by side in the same run (see each module), never against stored numbers.
 """
@@ -24,7 +24,9 @@ def _markdown(results: dict) -> str:
     lines = [f"# rise-tf benchmarks", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPU: {', '.join(m['gpus']) or 'none'}; "
              f"Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v), "",
-             f"Measured {results['date']}.", "", "## Learner update cost (median ms per update, same data)", "",
+             f"Measured {results['date']}" + ("; re-measured since: " + ", ".join(
+                 f"{key} {date}" for key, date in results.get("measured", {}).items() if date != results["date"])
+                 if any(d != results["date"] for d in results.get("measured", {}).values()) else "") + ".", "", "## Learner update cost (median ms per update, same data)", "",
              "| batch | base (DQN) | RISE-DQN | full-recurrent (k=16) | RISE / base | full-recurrent / RISE |",
              "|---:|---:|---:|---:|---:|---:|"]
     for row in results["learner"]:
@@ -123,33 +125,55 @@ def rewrite_markdown(out: str) -> None:
         f.write(_markdown(results))
 
 
+# (key in bench.json, what it measures, the measurement: quick -> result), in the order they run.
+SECTIONS = [
+    ("learner", "learner update cost",
+     lambda quick: [learner_cost.measure(rounds=3 if quick else 8, batch_size=b) for b in (32, 128)]),
+    ("replay", "replay", lambda quick: replay_cost.measure(repeats=50 if quick else 200)),
+    ("collection", "collection", lambda quick: collection.measure(steps=40 if quick else 150)),
+    ("step_latency", "step-model latency (ONNX vs TF) and rise-serve, today's vs the first",
+     lambda quick: step_latency.measure(steps=100 if quick else 300)),
+    ("frozen_encoders", "frozen encoders: acting-time cost per frame",
+     lambda quick: frozen_encoders.measure(repeats=20 if quick else 50)),
+    ("runtime_install", "the runtime alone: fresh venv size, smoke run, preprocessing cost",
+     lambda quick: runtime_install.measure(repeats=500 if quick else 2000)),
+    ("training", "end-to-end training throughput",
+     lambda quick: training_throughput.measure(timed_frames=4_000 if quick else 16_000)),
+    ("learner_btr", "learner update cost on the BTR body (minutes: full recurrence over Impala x2)",
+     lambda quick: learner_cost.measure_btr(rounds=2 if quick else 4)),
+    ("memory_task", "memory task: frames and wall-clock to solve, rise-dqn and rise-btr",
+     lambda quick: memory_task.measure(budget_frames=6_000 if quick else 20_000)),
+]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results", help="directory for bench.json and bench.md")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier)")
+    parser.add_argument("--only", default=None, metavar="SECTIONS",
+                        help="re-measure only these sections (comma list) and keep the others from bench.json: "
+                             + ", ".join(key for key, _, _ in SECTIONS))
     args = parser.parse_args()
-    rounds = 3 if args.quick else 8
-    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine.describe()}
-    print("[bench] learner update cost ...", flush=True)
-    results["learner"] = [learner_cost.measure(rounds=rounds, batch_size=b) for b in (32, 128)]
-    print("[bench] replay ...", flush=True)
-    results["replay"] = replay_cost.measure(repeats=50 if args.quick else 200)
-    print("[bench] collection ...", flush=True)
-    results["collection"] = collection.measure(steps=40 if args.quick else 150)
-    print("[bench] step-model latency (ONNX vs TF) ...", flush=True)
-    results["step_latency"] = step_latency.measure(steps=100 if args.quick else 300)
-    print("[bench] frozen encoders: acting-time cost per frame ...", flush=True)
-    results["frozen_encoders"] = frozen_encoders.measure(repeats=20 if args.quick else 50)
-    print("[bench] the runtime alone: fresh venv size, smoke run, preprocessing cost ...", flush=True)
-    results["runtime_install"] = runtime_install.measure(repeats=500 if args.quick else 2000)
-    print("[bench] end-to-end training throughput ...", flush=True)
-    results["training"] = training_throughput.measure(timed_frames=4_000 if args.quick else 16_000)
-    print("[bench] learner update cost on the BTR body (minutes: full recurrence over Impala x2) ...", flush=True)
-    results["learner_btr"] = learner_cost.measure_btr(rounds=2 if args.quick else 4)
-    print("[bench] memory task: frames and wall-clock to solve, rise-dqn and rise-btr ...", flush=True)
-    results["memory_task"] = memory_task.measure(budget_frames=6_000 if args.quick else 20_000)
+    keys = [key for key, _, _ in SECTIONS]
+    only = keys if args.only is None else [key.strip() for key in args.only.split(",") if key.strip()]
+    unknown = sorted(set(only) - set(keys))
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {keys}")
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    path = os.path.join(args.out, "bench.json")
+    results = {}
+    if args.only is not None and os.path.exists(path):
+        with open(path) as f:
+            results = json.load(f)
+    results.update({"date": results.get("date", now) if args.only else now, "machine": machine.describe()})
+    measured = results.setdefault("measured", {})
+    for key, label, measure in SECTIONS:
+        if key in only:
+            print(f"[bench] {label} ...", flush=True)
+            results[key] = measure(args.quick)
+            measured[key] = now
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "bench.json"), "w") as f:
+    with open(path, "w") as f:
         json.dump(results, f, indent=2)
     markdown = _markdown(results)
     with open(os.path.join(args.out, "bench.md"), "w") as f:
