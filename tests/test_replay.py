@@ -154,7 +154,7 @@ def test_lanes_are_independent():
 
 def test_save_and_restore_round_trip(tmp_path):
     replay = make_replay()
-    write(replay, *EPISODES)
+    write(replay, EPISODES[0] + [LAST], EPISODES[1] + [1])  # every episode closed: restored as saved
     replay.update_priorities(np.array([1]), np.array([3.0]))
     replay.save(str(tmp_path))
     copy = make_replay()
@@ -165,6 +165,29 @@ def test_save_and_restore_round_trip(tmp_path):
     other = make_replay(n_step=2)
     with pytest.raises(ValueError, match="another layout"):
         other.restore(str(tmp_path))
+
+
+def test_restore_closes_open_episodes_so_nothing_reads_into_the_next_one(tmp_path):
+    """Resuming with saved replay: the envs restart with a FIRST. The open episode (rows 4-9) ends at
+    row 9 as a truncation; its last rows bootstrap from row 9, never from the new episode's rows."""
+    replay = make_replay()
+    write(replay, *EPISODES)
+    assert not replay.sampleable[0, 7] and not replay.sampleable[0, 8]  # their bootstrap is not written yet
+    replay.save(str(tmp_path))
+    restored = make_replay()
+    restored.restore(str(tmp_path))
+    assert restored.step_types[0, 9] == LAST and not restored.sampleable[0, 9]
+    assert restored.sampleable[0, 7] and restored.sampleable[0, 8]  # bootstrap: the truncation row 9
+    write(restored, [FIRST, MID, MID, MID, MID], [1] * 5, start=10)  # the restarted env's episode
+    batch = assemble(restored, [6, 7, 8, 11])
+    # Rows 7 and 8 stop at row 9: 8 + 0.5*9 = 12.5 and 9; bootstrap γ^2 and γ from row 9's frames.
+    np.testing.assert_allclose(batch["n_step_return"], [7 + 0.5 * 8 + 0.25 * 9, 8 + 0.5 * 9, 9, 12 + 6.5 + 3.5])
+    np.testing.assert_allclose(batch["bootstrap_discount"], [0.125, 0.25, 0.5, 0.125])
+    for index in range(3):  # the old episode's windows end at row 9 and never read rows 10+
+        np.testing.assert_array_equal(batch["next_observation"]["embedding_window"][index, :, 0], [6, 7, 8, 9])
+        np.testing.assert_array_equal(batch["next_observation"]["frame_stack"][index, 0, 0], [8, 9])
+    # The new episode's row 11 sees only rows 10 and 11.
+    np.testing.assert_array_equal(batch["observation"]["window_mask"][3], [0, 0, 1, 1])
 
 
 def test_bad_layouts_and_empty_sampling_are_clear():

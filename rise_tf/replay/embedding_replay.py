@@ -376,3 +376,23 @@ class EmbeddingReplay(ReplayStore):
             self.tree.nodes[...] = data["tree"]
         self.max_priority = meta["max_priority"]
         self.rng.bit_generator.state = meta["rng"]
+        self._close_open_episodes()
+
+    def _close_open_episodes(self) -> None:
+        """Ends each lane's open episode at its last written row, as a truncation.
+
+        After a restore the envs start new episodes, so the next row of every lane is a FIRST. Without
+        this, the last n rows of an open episode would take n-step returns and bootstrap windows from
+        the next episode. Marked LAST with its stored discount kept, the last row becomes the bootstrap
+        of the rows before it, as any truncation is."""
+        cap = self.layout.lane_capacity
+        written = self.rows_written > 0
+        last_rows = np.maximum(self.rows_written - 1, 0)
+        last_slots = last_rows % cap
+        lanes = np.arange(self.layout.num_lanes)
+        open_episode = written & (self.step_types[lanes, last_slots] != LAST)
+        if not open_episode.any():
+            return
+        self._set_sampleable(lanes[open_episode], last_slots[open_episode], False)  # a LAST row is never sampled
+        self.step_types[lanes[open_episode], last_slots[open_episode]] = LAST
+        self._mark_newly_sampleable(last_rows, open_episode)
