@@ -16,6 +16,7 @@ a message that names the cause and the fix, before TensorFlow loads and before a
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Optional
 
@@ -51,9 +52,28 @@ def write_file_atomic(path: str, data) -> None:
         raise
 
 
+def strict_json(value, indent: Optional[int] = None) -> str:
+    """JSON that other tools accept: NaN and ±inf (a diverged loss, an empty mean) become null."""
+    def clean(item):
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: clean(entry) for key, entry in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [clean(entry) for entry in item]
+        return item
+    return json.dumps(clean(value), indent=indent, allow_nan=False)
+
+
 def write_json_atomic(path: str, value) -> None:
-    """`value`: JSON text, or anything json.dumps takes (written indented)."""
-    write_file_atomic(path, value if isinstance(value, str) else json.dumps(value, indent=2))
+    """`value`: JSON text, or anything json.dumps takes (written indented, strict)."""
+    write_file_atomic(path, value if isinstance(value, str) else strict_json(value, indent=2))
+
+
+def append_metrics(run_dir: str, record: dict) -> None:
+    """One line of metrics.jsonl (strict JSON)."""
+    with open(os.path.join(run_dir, METRICS_FILE), "a") as f:
+        f.write(strict_json(record) + "\n")
 
 
 def read_summary(run_dir: str) -> Optional[dict]:

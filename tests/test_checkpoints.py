@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -54,6 +55,20 @@ def test_a_nan_loss_stops_training_with_the_cause_and_the_fix(tmp_path):
             trainer.run()
     finally:
         trainer.close()
+    # The run's files stay strict JSON (no bare NaN, which other tools reject).
+    for name in ("metrics.jsonl", "summary.json"):
+        path = tmp_path / name
+        if path.exists():
+            text = path.read_text()
+            records = text.splitlines() if name.endswith("jsonl") else [text]
+            for record in records:
+                json.loads(record, parse_constant=lambda constant: pytest.fail(f"{name} holds {constant}"))
+
+
+def test_strict_json_writes_null_for_non_finite_numbers():
+    from rise_tf.run_dir import strict_json
+
+    assert json.loads(strict_json({"loss": float("nan"), "q": [1.5, float("-inf")]})) == {"loss": None, "q": [1.5, None]}
 
 
 def test_save_replay_restores_the_buffer_on_resume(tmp_path):
@@ -67,3 +82,19 @@ def test_save_replay_restores_the_buffer_on_resume(tmp_path):
     assert resumed.replay.num_stored == stored > 0
     assert resumed.counters["frames"] == 300
     resumed.close()
+
+
+def test_half_written_checkpoints_of_killed_processes_are_removed_on_the_next_start(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid that has exited
+    root = tmp_path / "checkpoints"
+    stale = root / f".tmp-ckpt-{0:012d}-{dead}-1"
+    live = root / f".tmp-ckpt-{0:012d}-{os.getppid()}-2"  # a running process's save in progress: kept
+    for directory in (stale, live):
+        directory.mkdir(parents=True)
+        (directory / "variables.index").write_bytes(b"partial")
+    assert checkpoints.remove_stale_temporaries(str(tmp_path)) == [stale.name]
+    assert not stale.exists() and live.exists()

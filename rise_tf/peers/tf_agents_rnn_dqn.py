@@ -20,7 +20,6 @@ by rise-tf's evaluation (greedy, one episode per lane).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -77,7 +76,7 @@ def run(args) -> dict:
     from tf_agents.replay_buffers import tf_uniform_replay_buffer
     from tf_agents.utils import common
 
-    from rise_tf.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, write_json_atomic
+    from rise_tf.run_dir import CONFIG_FILE, SUMMARY_FILE, append_metrics, write_json_atomic
     from rise_tf.train import builder
     from rise_tf.train.evaluation import evaluate
     from rise_tf.train.trainer import EVAL_SEED_OFFSET, MAX_EVAL_LANES, exploration_epsilon
@@ -147,8 +146,7 @@ def run(args) -> dict:
         result = evaluate(agent.policy, eval_env, train_c.eval_episodes, config.env_name)
         line = {"kind": "eval", "frames": frames, "return": result.mean_return, "returns": result.returns,
                 "success_rate": result.success_rate, "wall_seconds": time.time() - started}
-        with open(os.path.join(args.run_dir, METRICS_FILE), "a") as f:
-            f.write(json.dumps(line) + "\n")
+        append_metrics(args.run_dir, line)
         return result
 
     while frames < train_c.frames and solved_at < 0:

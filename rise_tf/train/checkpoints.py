@@ -72,6 +72,34 @@ def save(run_dir: str, frames: int, trackables: Dict[str, Any], state: Dict[str,
     return final
 
 
+_TEMPORARY = re.compile(r"\.tmp-ckpt-\d{12}-(\d+)-\d+")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(run_dir: str) -> List[str]:
+    """Deletes the half-written checkpoint directories of processes that no longer run (a `kill -9`
+    mid-save leaves one behind; readers already ignore them). Returns what it removed."""
+    root = checkpoint_dir(run_dir)
+    if not os.path.isdir(root):
+        return []
+    removed = []
+    for name in sorted(os.listdir(root)):
+        match = _TEMPORARY.fullmatch(name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
 def load_state(path: str) -> Dict[str, Any]:
     state_path = os.path.join(path, STATE_FILE)
     try:

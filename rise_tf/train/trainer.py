@@ -11,7 +11,6 @@ worth of steps are back in replay.
 from __future__ import annotations
 
 import collections
-import json
 import math
 import os
 import signal
@@ -25,7 +24,7 @@ from tf_agents.drivers import py_driver
 from tf_agents.policies import py_tf_eager_policy
 
 from rise_runtime.envs.atari_scores import human_normalized_score
-from rise_tf.run_dir import (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_DIR, load_run_config, write_env_info,
+from rise_tf.run_dir import (CONFIG_FILE, SUMMARY_FILE, TENSORBOARD_DIR, append_metrics, load_run_config, write_env_info,
                              write_json_atomic, write_run_config)
 from rise_tf.train import builder, checkpoints
 from rise_tf.train.config import RunConfig, TrainConfig
@@ -128,6 +127,10 @@ class Trainer:
                          "solved_at_frames": -1,
                          "wall_seconds": 0.0, "update_seconds": 0.0, "sample_seconds": 0.0, "timed_updates": 0}
         self.last_checkpoint: Optional[str] = None
+        stale = checkpoints.remove_stale_temporaries(run_dir)
+        if stale:
+            print(f"[rise-train] removed {len(stale)} half-written checkpoint director"
+                  f"{'y' if len(stale) == 1 else 'ies'} left by a killed run: {', '.join(stale)}")
         if resume:
             self._restore()
         self._wall_base, self._wall_started = self.counters["wall_seconds"], time.time()
@@ -356,8 +359,7 @@ class Trainer:
         return result
 
     def _append_metrics(self, record) -> None:
-        with open(os.path.join(self.run_dir, METRICS_FILE), "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_metrics(self.run_dir, record)
 
     def _summary(self, started, started_frames, final_eval: Optional[EvalResult]) -> Dict[str, float]:
         counters = self.counters
