@@ -167,6 +167,24 @@ def test_save_and_restore_round_trip(tmp_path):
         other.restore(str(tmp_path))
 
 
+def test_save_writes_only_the_slots_in_use(tmp_path):
+    big = make_replay(capacity=4096, lanes=2)
+    for _ in range(10):
+        big.add_batch(np.array([MID, MID]), np.ones((2, 4, 4), np.uint8), np.ones((2, 2), np.float16),
+                      np.zeros(2), np.ones(2), np.ones(2))
+    big.save(str(tmp_path / "big"))
+    # The whole buffer would take > 2 x 4096 x 38 bytes plus a 16,384-leaf tree (~0.6 MB); 10 rows take little.
+    assert (tmp_path / "big" / "replay.npz").stat().st_size < 20_000
+    copy = make_replay(capacity=4096, lanes=2)
+    copy.restore(str(tmp_path / "big"))
+    np.testing.assert_array_equal(copy.rows_written, [10, 10])
+    np.testing.assert_array_equal(copy.frames, big.frames)
+    np.testing.assert_array_equal(copy.step_types[:, 9], [LAST, LAST])  # the open episodes were closed
+    empty = make_replay()
+    empty.save(str(tmp_path / "empty"))
+    make_replay().restore(str(tmp_path / "empty"))  # nothing written yet: restores to nothing
+
+
 def test_restore_closes_open_episodes_so_nothing_reads_into_the_next_one(tmp_path):
     """Resuming with saved replay: the envs restart with a FIRST. The open episode (rows 4-9) ends at
     row 9 as a truncation; its last rows bootstrap from row 9, never from the new episode's rows."""

@@ -30,7 +30,7 @@ import numpy as np
 from rise_tf.replay.sum_tree import SumTree
 
 FIRST, MID, LAST = 0, 1, 2  # TF-Agents StepType values
-FORMAT_VERSION = 2  # 2: layout without priority_epsilon (a module constant now)
+FORMAT_VERSION = 3  # 3: only the slots in use, leaf priorities (2: the whole buffer and tree)
 
 
 def n_step_targets(rewards: np.ndarray, discounts: np.ndarray, num_steps: np.ndarray,
@@ -347,16 +347,26 @@ class EmbeddingReplay(ReplayStore):
 
     # ------------------------------------------------------------------ persistence
 
-    _ARRAYS = ("frames", "embeddings", "actions", "rewards", "discounts", "step_types",
-               "episode_starts", "sampleable", "rows_written", "current_episode_start")
+    # Per-slot arrays ([lanes, capacity, ...]) and per-lane counters.
+    _SLOT_ARRAYS = ("frames", "embeddings", "actions", "rewards", "discounts", "step_types", "episode_starts",
+                    "sampleable")
+    _LANE_ARRAYS = ("rows_written", "current_episode_start")
+
+    def _slots_in_use(self) -> int:
+        """Slots 0..used-1 of every lane hold data (lanes fill their ring from slot 0 in step)."""
+        return int(min(self.rows_written.max(initial=0), self.layout.lane_capacity))
 
     def save(self, directory: str) -> None:
-        """Writes the contents into `directory` (the caller makes the directory atomic)."""
+        """Writes the slots in use into `directory` (the caller makes the directory atomic): a short run's
+        replay takes megabytes, not the whole preallocated buffer."""
         os.makedirs(directory, exist_ok=True)
-        np.savez(os.path.join(directory, "replay.npz"), tree=self.tree.nodes,
-                 **{name: getattr(self, name) for name in self._ARRAYS})
+        used = self._slots_in_use()
+        leaves = (np.arange(self.layout.num_lanes)[:, None] * self.layout.lane_capacity + np.arange(used)).ravel()
+        np.savez(os.path.join(directory, "replay.npz"), priorities=self.tree.get(leaves),
+                 **{name: getattr(self, name)[:, :used] for name in self._SLOT_ARRAYS},
+                 **{name: getattr(self, name) for name in self._LANE_ARRAYS})
         meta = {"format_version": FORMAT_VERSION, "layout": dataclasses.asdict(self.layout),
-                "input_keys": list(self.input_keys), "max_priority": self.max_priority,
+                "input_keys": list(self.input_keys), "max_priority": self.max_priority, "slots_in_use": used,
                 "rng": self.rng.bit_generator.state}
         with open(os.path.join(directory, "replay.json"), "w") as f:
             json.dump(meta, f)
@@ -370,10 +380,16 @@ class EmbeddingReplay(ReplayStore):
         if meta["layout"] != dataclasses.asdict(self.layout) or meta["input_keys"] != list(self.input_keys):
             raise ValueError(f"replay in {directory} was written with another layout; resume with the "
                              f"run's own config or start without --restore-replay")
+        used = meta["slots_in_use"]
         with np.load(os.path.join(directory, "replay.npz")) as data:
-            for name in self._ARRAYS:
+            for name in self._SLOT_ARRAYS:
+                getattr(self, name)[:, :used] = data[name]
+            for name in self._LANE_ARRAYS:
                 getattr(self, name)[...] = data[name]
-            self.tree.nodes[...] = data["tree"]
+            leaves = (np.arange(self.layout.num_lanes)[:, None] * self.layout.lane_capacity
+                      + np.arange(used)).ravel()
+            if used:
+                self.tree.set(leaves, data["priorities"])  # internal sums rebuilt from the leaves
         self.max_priority = meta["max_priority"]
         self.rng.bit_generator.state = meta["rng"]
         self._close_open_episodes()
