@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -46,8 +47,7 @@ def load_policy(run_dir: str, checkpoint: Optional[str] = None) -> LoadedPolicy:
         found = [os.path.basename(p) for p in checkpoints.list_checkpoints(run_dir)]
         raise ExportError(f"checkpoint {checkpoint} does not exist; {run_dir} has "
                           f"{', '.join(found) if found else 'no checkpoints'} under {checkpoints.checkpoint_dir(run_dir)}")
-    path = checkpoint or checkpoints.latest_checkpoint(run_dir)
-    if path is None:
+    if checkpoint is None and not checkpoints.list_checkpoints(run_dir):
         raise ExportError(f"{run_dir} has no checkpoint yet; train first (rise-train --resume {run_dir}).")
     info = load_env_info(run_dir)
     if info is not None:
@@ -59,7 +59,15 @@ def load_policy(run_dir: str, checkpoint: Optional[str] = None) -> LoadedPolicy:
     observation_spec, action_spec = frame_specs(config.env.frame_size, len(meanings))
     time_step_spec = ts.time_step_spec(observation_spec)
     network = builder.make_network(config, len(meanings))
-    state = checkpoints.restore(path, {"q_network": network}, partial=True)  # the online network only
+
+    def restore_online_network(path):  # the online network only
+        return checkpoints.restore(path, {"q_network": network}, partial=True)
+
+    if checkpoint is not None:  # the one the user named: no fallback
+        path, state = checkpoint, restore_online_network(checkpoint)
+    else:  # the newest that is not damaged
+        state, path = checkpoints.restore_newest_good(run_dir, restore_online_network,
+                                                      log=lambda line: print(line, file=sys.stderr))
     # The greedy policy on the deterministic network: no ε, no noise, the quantile-midpoint taus.
     policy = RiseQPolicy(tensor_spec.from_spec(time_step_spec), tensor_spec.from_spec(action_spec), network,
                          embedding_dtype=config.network.embedding_dtype, epsilon=None, stochastic_network=False)

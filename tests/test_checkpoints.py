@@ -98,3 +98,32 @@ def test_half_written_checkpoints_of_killed_processes_are_removed_on_the_next_st
         (directory / "variables.index").write_bytes(b"partial")
     assert checkpoints.remove_stale_temporaries(str(tmp_path)) == [stale.name]
     assert not stale.exists() and live.exists()
+
+
+def _truncate(path):
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def test_damaged_checkpoints_fall_back_to_the_previous_good_one_then_stop_clearly(tmp_path, capsys):
+    """A truncated variables file or replay.npz: --resume and export name it and use the previous
+    checkpoint; with every checkpoint damaged, they stop with a message instead of a traceback."""
+    from rise_tf.export import step_model
+
+    config = tiny_memory_config(checkpoint_every_frames=150, keep_checkpoints=3).replace(replay={"save_replay": True})
+    trainer = Trainer(config, str(tmp_path), progress=False)
+    trainer.run()
+    trainer.close()
+    older, newest = checkpoints.list_checkpoints(str(tmp_path))[-2:]
+    _truncate(os.path.join(newest, "replay", "replay.npz"))
+    resumed = Trainer(config, str(tmp_path), resume=True, progress=False)
+    assert resumed.last_checkpoint == older and resumed.counters["frames"] == int(older[-12:])
+    resumed.close()
+    out = capsys.readouterr().out
+    assert "damaged replay" in out and "replay.npz" in out and f"restored {older}" in out
+    for path in checkpoints.list_checkpoints(str(tmp_path)):
+        _truncate(os.path.join(path, "variables.data-00000-of-00001"))
+    with pytest.raises(checkpoints.CheckpointError, match="no checkpoint of .* can be restored"):
+        Trainer(config, str(tmp_path), resume=True, progress=False)
+    with pytest.raises(checkpoints.CheckpointError, match="variables.data"):
+        step_model.load_policy(str(tmp_path))

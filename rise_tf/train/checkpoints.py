@@ -124,10 +124,34 @@ def restore(path: str, trackables: Dict[str, Any], partial: bool = False) -> Dic
         status.assert_existing_objects_matched()
         if partial:
             status.expect_partial()
-    except (tf.errors.OpError, ValueError, AssertionError) as error:
+    except (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError) as error:
+        # A truncated data file surfaces as IndexError ("Read less bytes than requested") or DataLossError.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        files = ", ".join(sorted(name for name in os.listdir(path) if name.startswith(VARIABLES_PREFIX)))
         raise CheckpointError(
-            f"checkpoint {path} cannot be restored into this model ({first_line}). It is corrupt or was "
-            f"written by a different network config. Delete it to fall back to the previous checkpoint, "
-            f"or start a new run directory.") from None
+            f"checkpoint {path} cannot be restored into this model ({type(error).__name__}: {first_line[:200]}; "
+            f"files {files}). It is damaged, or was written by a different network config.") from None
     return state
+
+
+def restore_newest_good(run_dir: str, attempt: Callable[[str], Any], log: Callable[[str], None] = print):
+    """Calls attempt(path) on the newest checkpoint, falling back to older ones while they are damaged
+    (attempt raises CheckpointError). Returns (attempt's result, path), or (None, None) when the run has
+    no checkpoint. Raises CheckpointError naming every damaged one when none can be restored."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        return None, None
+    damaged = []
+    for path in reversed(found):
+        try:
+            result = attempt(path)
+        except CheckpointError as error:
+            damaged.append(str(error))
+            log(f"[rise] warning: {error}" + (" Trying the previous checkpoint." if path != found[0] else ""))
+            continue
+        if damaged:
+            log(f"[rise] restored {path} instead; the newer damaged checkpoint(s) are left in place for you to "
+                f"inspect or delete (they are not overwritten until training passes their frame count).")
+        return result, path
+    raise CheckpointError(f"no checkpoint of {run_dir} can be restored ({len(damaged)} tried): "
+                          + " | ".join(damaged) + " Start a new run directory, or restore the files from a backup.")

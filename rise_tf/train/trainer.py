@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+import zipfile
 from typing import Dict, Optional
 
 import numpy as np
@@ -151,10 +152,16 @@ class Trainer:
                 "target_update": self.agent.target_update_schedule}
 
     def _restore(self) -> None:
-        path = checkpoints.latest_checkpoint(self.run_dir)
+        restored, path = checkpoints.restore_newest_good(self.run_dir, self._restore_from)
         if path is None:
             print(f"[rise-train] {self.run_dir} has no checkpoint yet; starting from step 0 with its config.")
             return
+        self.last_checkpoint = path
+        print(f"[rise-train] resumed from {path} at {self.counters['frames']:,} frames "
+              f"({self.counters['updates']:,} updates)")
+
+    def _restore_from(self, path: str) -> None:
+        """Variables, counters and (when saved) replay from one checkpoint; CheckpointError if damaged."""
         saved_algo = checkpoints.load_state(path).get("config", {}).get("algo")
         if saved_algo is not None and saved_algo != self.config.algo:
             raise TrainingError(
@@ -162,13 +169,16 @@ class Trainer:
                 f"a {saved_algo} checkpoint cannot be resumed as {self.config.algo}. Restore the run's config.json, "
                 f"or start a new --run-dir for {self.config.algo}.")
         state = checkpoints.restore(path, self._trackables())
-        self.counters.update({key: state[key] for key in self.counters if key in state})
         replay_dir = os.path.join(path, "replay")
         if os.path.isdir(replay_dir):
-            self.replay.restore(replay_dir)
-        self.last_checkpoint = path
-        print(f"[rise-train] resumed from {path} at {self.counters['frames']:,} frames "
-              f"({self.counters['updates']:,} updates)")
+            self.replay = builder.make_replay(self.config)  # fresh: a damaged newer file may have half-filled it
+            try:
+                self.replay.restore(replay_dir)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+                raise checkpoints.CheckpointError(
+                    f"checkpoint {path} has a damaged replay ({os.path.join(replay_dir, 'replay.npz')}: "
+                    f"{type(error).__name__}: {str(error)[:200]})") from None
+        self.counters.update({key: state[key] for key in self.counters if key in state})
 
     def _wall_seconds(self) -> float:
         return self._wall_base + time.time() - self._wall_started
