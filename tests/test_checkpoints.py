@@ -127,3 +127,18 @@ def test_damaged_checkpoints_fall_back_to_the_previous_good_one_then_stop_clearl
         Trainer(config, str(tmp_path), resume=True, progress=False)
     with pytest.raises(checkpoints.CheckpointError, match="variables.data"):
         step_model.load_policy(str(tmp_path))
+
+
+def test_a_run_that_never_learned_says_so(tmp_path, capsys):
+    """Resumed before warm-up finished, without saved replay: the budget is spent, no update was made."""
+    config = tiny_memory_config(frames=150, warmup_frames=200)
+    first = Trainer(config, str(tmp_path), progress=False)
+    first.run()
+    first.close()
+    longer = config.replace(train={"frames": 250})
+    resumed = Trainer(longer, str(tmp_path), resume=True, progress=False)
+    summary = resumed.run()
+    resumed.close()
+    assert summary["completed"] and summary["updates"] == 0
+    assert "no learning update" in summary["warning"] and "--save-replay" in summary["warning"]
+    assert "no learning update" in capsys.readouterr().err

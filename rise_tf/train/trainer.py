@@ -266,6 +266,8 @@ class Trainer:
         else:
             print(f"[rise-train] done: {self.counters['frames']:,} frames, {self.counters['updates']:,} updates; "
                   f"checkpoint {path}")
+            if "warning" in summary:
+                print(f"[rise-train] warning: {summary['warning']}", file=sys.stderr)
         self._writer.flush()
         return summary
 
@@ -387,7 +389,18 @@ class Trainer:
         if final_eval is not None:
             summary.update(final_return=final_eval.mean_return, final_success_rate=final_eval.success_rate,
                            final_human_normalized=final_eval.human_normalized)
+        if summary["completed"] and counters["updates"] == 0:
+            summary["warning"] = self._no_learning_reason()
         return summary
+
+    def _no_learning_reason(self) -> str:
+        train = self.config.train
+        why = (f"the replay never held --warmup-frames {train.warmup_frames:,} frames of experience before the "
+               f"budget of {train.frames:,} was spent")
+        if not self.config.replay.save_replay:
+            why += ("; the replay restarts empty on each --resume (without --save-replay), so resuming before "
+                    "warm-up finishes starts the warm-up again")
+        return f"no learning update was made: {why}. Raise --frames, lower --warmup-frames, or use --save-replay."
 
     def _write_summary(self, summary) -> None:
         """summary.json: the run's totals, rewritten atomically each time run() ends."""
