@@ -15,7 +15,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from rise_tf.replay.embedding_replay import FIRST, MID
+from rise_tf.replay.layout import FIRST, MID
 from rise_tf.train import builder
 from rise_tf.train.config import make_config
 
@@ -51,7 +51,8 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
         agent = builder.make_agent(config, time_step_spec, action_spec)
         num_actions = int(action_spec.maximum - action_spec.minimum + 1)
         replay = _filled_replay(config, 1_000, num_actions)
-        samples = [replay.sample(batch_size) for _ in range(updates_per_round[name])]
+        beta = config.replay.importance_beta_start
+        samples = [replay.sample(batch_size, beta) for _ in range(updates_per_round[name])]
         batches[name] = [(tf.nest.map_structure(tf.convert_to_tensor, b), tf.convert_to_tensor(w))
                          for b, _, w in samples]
         for batch, weights in batches[name][:warmup_updates]:  # compile and warm up

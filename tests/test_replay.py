@@ -6,8 +6,9 @@ can be read back as the list of rows it came from.
 import numpy as np
 import pytest
 
-from rise_tf.replay.embedding_replay import (FIRST, LAST, MID, EmbeddingReplay, ReplayLayout,
-                                             n_step_targets)
+from rise_tf.replay.embedding_replay import EmbeddingReplay
+from rise_tf.replay.layout import FIRST, LAST, MID, ReplayLayout
+from rise_tf.replay.targets import n_step_targets
 from rise_tf.replay.sum_tree import SumTree
 
 KEYS = ["frame_stack", "embedding_window", "window_mask"]
@@ -33,7 +34,7 @@ def write(replay, step_types, discounts, rewards=None, start=0):
 
 def assemble(replay, rows):
     rows = np.asarray(rows)
-    return replay._assemble(np.zeros(len(rows), np.int64), rows)
+    return replay.assemble(np.zeros(len(rows), np.int64), rows)
 
 
 # An episode that terminates (rows 0-3, LAST at 3), then one that runs on (rows 4-9).
@@ -56,7 +57,7 @@ def test_only_rows_with_a_complete_bootstrap_are_sampleable():
     replay = make_replay()
     write(replay, *EPISODES)
     # rows 0-2 ended within 3 steps (LAST at 3); row 3 is LAST (no action); rows 4-6 have t+3 written.
-    assert list(np.nonzero(replay.sampleable[0])[0]) == [0, 1, 2, 4, 5, 6]
+    assert list(np.nonzero(replay.rings.sampleable[0])[0]) == [0, 1, 2, 4, 5, 6]
 
 
 def test_returns_stop_at_the_terminal():
@@ -108,10 +109,10 @@ def test_ring_buffer_overwrites_and_drops_windows_that_reach_overwritten_rows():
     write(replay, [FIRST] + [MID] * 19, [1] * 20)  # one long episode, 20 rows in 12 slots
     assert replay.num_stored == 12
     # Rows 8..16 are sampleable by the n-step rule; their windows need rows t-3..t >= 8.
-    batch, keys, weights = replay.sample(64)
-    rows = replay._absolute_rows(keys // 12, keys % 12)
+    batch, keys, weights = replay.sample(64, beta=0.4)
+    rows = replay.rings.absolute_rows(keys // 12, keys % 12)
     assert rows.min() >= 11 and rows.max() <= 16
-    assert set(np.nonzero(replay.sampleable[0])[0] % 12) == {row % 12 for row in range(11, 17)}
+    assert set(np.nonzero(replay.rings.sampleable[0])[0] % 12) == {row % 12 for row in range(11, 17)}
     np.testing.assert_array_equal(weights, np.ones(64, np.float32))
 
 
@@ -136,7 +137,7 @@ def test_new_steps_get_the_max_priority_and_nan_priorities_are_refused():
     write(replay, [FIRST] + [MID] * 4, [1] * 5)
     replay.update_priorities(np.array([0]), np.array([7.0]))
     write(replay, [MID], [1], start=5)  # makes row 2 sampleable
-    assert replay.tree.get(np.array([2]))[0] == pytest.approx(7.0, rel=1e-6)  # (7 + 1e-6)^1
+    assert replay.sampler.tree.get(np.array([2]))[0] == pytest.approx(7.0, rel=1e-6)  # (7 + 1e-6)^1
     with pytest.raises(ValueError, match="NaN"):
         replay.update_priorities(np.array([0]), np.array([np.nan]))
 
@@ -147,7 +148,7 @@ def test_lanes_are_independent():
         step_type = np.array([FIRST if row == 0 else MID, FIRST if row in (0, 3) else MID])
         replay.add_batch(step_type, np.stack([np.full((4, 4), row), np.full((4, 4), 100 + row)]).astype(np.uint8),
                          np.zeros((2, 2)), np.array([row, row]), np.ones(2), np.ones(2))
-    batch = replay._assemble(np.array([0, 1]), np.array([2, 4]))
+    batch = replay.assemble(np.array([0, 1]), np.array([2, 4]))
     np.testing.assert_array_equal(batch["observation"]["frame_stack"][:, 0, 0], [[1, 2], [103, 104]])
     np.testing.assert_array_equal(batch["observation"]["window_mask"], [[0, 1, 1, 1], [0, 0, 1, 1]])
 
@@ -159,9 +160,9 @@ def test_save_and_restore_round_trip(tmp_path):
     replay.save(str(tmp_path))
     copy = make_replay()
     copy.restore(str(tmp_path))
-    np.testing.assert_array_equal(copy.frames, replay.frames)
-    np.testing.assert_array_equal(copy.tree.nodes, replay.tree.nodes)
-    assert copy.sample(4)[1].tolist() == replay.sample(4)[1].tolist()  # same RNG state
+    np.testing.assert_array_equal(copy.rings.frames, replay.rings.frames)
+    np.testing.assert_array_equal(copy.sampler.tree.nodes, replay.sampler.tree.nodes)
+    assert copy.sample(4, beta=0.4)[1].tolist() == replay.sample(4, beta=0.4)[1].tolist()  # same RNG state
     other = make_replay(n_step=2)
     with pytest.raises(ValueError, match="another layout"):
         other.restore(str(tmp_path))
@@ -177,9 +178,9 @@ def test_save_writes_only_the_slots_in_use(tmp_path):
     assert (tmp_path / "big" / "replay.npz").stat().st_size < 20_000
     copy = make_replay(capacity=4096, lanes=2)
     copy.restore(str(tmp_path / "big"))
-    np.testing.assert_array_equal(copy.rows_written, [10, 10])
-    np.testing.assert_array_equal(copy.frames, big.frames)
-    np.testing.assert_array_equal(copy.step_types[:, 9], [LAST, LAST])  # the open episodes were closed
+    np.testing.assert_array_equal(copy.rings.rows_written, [10, 10])
+    np.testing.assert_array_equal(copy.rings.frames, big.rings.frames)
+    np.testing.assert_array_equal(copy.rings.step_types[:, 9], [LAST, LAST])  # the open episodes were closed
     empty = make_replay()
     empty.save(str(tmp_path / "empty"))
     make_replay().restore(str(tmp_path / "empty"))  # nothing written yet: restores to nothing
@@ -190,12 +191,12 @@ def test_restore_closes_open_episodes_so_nothing_reads_into_the_next_one(tmp_pat
     row 9 as a truncation; its last rows bootstrap from row 9, never from the new episode's rows."""
     replay = make_replay()
     write(replay, *EPISODES)
-    assert not replay.sampleable[0, 7] and not replay.sampleable[0, 8]  # their bootstrap is not written yet
+    assert not replay.rings.sampleable[0, 7] and not replay.rings.sampleable[0, 8]  # their bootstrap is not written yet
     replay.save(str(tmp_path))
     restored = make_replay()
     restored.restore(str(tmp_path))
-    assert restored.step_types[0, 9] == LAST and not restored.sampleable[0, 9]
-    assert restored.sampleable[0, 7] and restored.sampleable[0, 8]  # bootstrap: the truncation row 9
+    assert restored.rings.step_types[0, 9] == LAST and not restored.rings.sampleable[0, 9]
+    assert restored.rings.sampleable[0, 7] and restored.rings.sampleable[0, 8]  # bootstrap: the truncation row 9
     write(restored, [FIRST, MID, MID, MID, MID], [1] * 5, start=10)  # the restarted env's episode
     batch = assemble(restored, [6, 7, 8, 11])
     # Rows 7 and 8 stop at row 9: 8 + 0.5*9 = 12.5 and 9; bootstrap γ^2 and γ from row 9's frames.
@@ -214,7 +215,7 @@ def test_bad_layouts_and_empty_sampling_are_clear():
     with pytest.raises(ValueError, match="too small"):
         make_replay(capacity=4)
     with pytest.raises(RuntimeError, match="warm-up"):
-        make_replay().sample(2)
+        make_replay().sample(2, beta=0.4)
 
 
 def test_sum_tree_finds_leaves_by_cumulative_mass():

@@ -34,7 +34,7 @@ from rise_runtime.envs.memory_task import MEMORY_TASKS, is_memory_task
 from rise_runtime.envs.screens import check_flicker
 from rise_tf.networks.choices import (CORE_GATE_INITS, CORES, DISTRIBUTIONAL_HEADS, FROZEN_ENCODERS, FUSIONS, HEADS,
                                       KERAS_APPLICATIONS, LEARNABLE_ENCODERS, MEMORIES, parse_frozen_encoder)
-from rise_tf.replay.embedding_replay import ReplayLayout, min_lane_capacity
+from rise_tf.replay.layout import ReplayLayout, min_lane_capacity
 
 EPSILON_SCHEDULES = ("linear", "exponential")
 
