@@ -20,7 +20,7 @@ def _frames_per_s(algo: str, game: str, warmup_frames: int, timed_frames: int) -
         trainer = Trainer(config, run_dir, progress=False)
         try:
             trainer.run()  # warm-up + first updates (tracing) + a checkpoint
-            trainer.config = trainer.config.replace(train={"frames": trainer.counters["frames"] + timed_frames})
+            trainer.config = trainer.config.replace(train={"frames": trainer.counters.frames + timed_frames})
             summary = trainer.run()
         finally:
             trainer.close()

@@ -80,7 +80,7 @@ def test_save_replay_restores_the_buffer_on_resume(tmp_path):
     assert os.path.isdir(os.path.join(checkpoints.latest_checkpoint(str(tmp_path)), "replay"))
     resumed = Trainer(config, str(tmp_path), resume=True, progress=False)
     assert resumed.replay.num_stored == stored > 0
-    assert resumed.counters["frames"] == 300
+    assert resumed.counters.frames == 300
     resumed.close()
 
 
@@ -117,7 +117,7 @@ def test_damaged_checkpoints_fall_back_to_the_previous_good_one_then_stop_clearl
     older, newest = checkpoints.list_checkpoints(str(tmp_path))[-2:]
     _truncate(os.path.join(newest, "replay", "replay.npz"))
     resumed = Trainer(config, str(tmp_path), resume=True, progress=False)
-    assert resumed.last_checkpoint == older and resumed.counters["frames"] == int(older[-12:])
+    assert resumed.last_checkpoint == older and resumed.counters.frames == int(older[-12:])
     resumed.close()
     out = capsys.readouterr().out
     assert "damaged replay" in out and "replay.npz" in out and f"restored {older}" in out

@@ -79,7 +79,7 @@ def test_corrupt_checkpoints_are_named_with_the_fix(tmp_path, capsys):
         f.write(b"not a checkpoint")
     assert main(["--resume", run_dir, "--frames", "300", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert checkpoint in err and "Delete it" in err
+    assert checkpoint in err and "damaged" in err and "Start a new run directory" in err
     with open(os.path.join(checkpoint, "state.json"), "w") as f:
         f.write("{truncated")
     assert main(["--resume", run_dir, "--frames", "300", "--no-progress"]) == 2

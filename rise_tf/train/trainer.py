@@ -11,6 +11,8 @@ worth of steps are back in replay.
 from __future__ import annotations
 
 import collections
+import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -37,6 +39,32 @@ MAX_EVAL_LANES = 16
 
 class TrainingError(RuntimeError):
     """Training cannot go on; the message names the cause and the fix."""
+
+
+@dataclasses.dataclass
+class Counters:
+    """A run's progress, saved in every checkpoint (state.json) and continued on --resume. The
+    seconds add up over resumes: experiments report a run's whole cost."""
+
+    frames: int = 0  # emulator frames
+    agent_steps: int = 0
+    updates: int = 0
+    episodes: int = 0
+    update_credit: float = 0.0  # replay_ratio x agent steps not yet spent on updates
+    solved_at_frames: int = -1  # --stop-at-success: the frames of the evaluation that passed
+    wall_seconds: float = 0.0
+    update_seconds: float = 0.0
+    sample_seconds: float = 0.0
+    timed_updates: int = 0  # updates in the timings (the first of each process traces the graph)
+
+    def to_dict(self) -> Dict[str, float]:
+        return dataclasses.asdict(self)
+
+    def load(self, state: Dict) -> None:
+        """From a checkpoint's state; keys it lacks (older checkpoints) keep their start values."""
+        for field in dataclasses.fields(self):
+            if field.name in state:
+                setattr(self, field.name, type(getattr(self, field.name))(state[field.name]))
 
 
 def linear_schedule(start: float, end: float, duration: float, t: float) -> float:
@@ -123,10 +151,7 @@ class Trainer:
                                         self.train_step)
         self.agent.optimizer.build(self.agent.q_network.trainable_variables)  # slots exist before restore
         self.replay = builder.make_replay(self.config)
-        # wall/update/sample seconds add up over resumes: experiments report a run's whole cost.
-        self.counters = {"frames": 0, "agent_steps": 0, "updates": 0, "episodes": 0, "update_credit": 0.0,
-                         "solved_at_frames": -1,
-                         "wall_seconds": 0.0, "update_seconds": 0.0, "sample_seconds": 0.0, "timed_updates": 0}
+        self.counters = Counters()
         self.last_checkpoint: Optional[str] = None
         stale = checkpoints.remove_stale_temporaries(run_dir)
         if stale:
@@ -134,7 +159,7 @@ class Trainer:
                   f"{'y' if len(stale) == 1 else 'ies'} left by a killed run: {', '.join(stale)}")
         if resume:
             self._restore()
-        self._wall_base, self._wall_started = self.counters["wall_seconds"], time.time()
+        self._wall_base, self._wall_started = self.counters.wall_seconds, time.time()
         self._updates_this_process = 0  # the first one traces the tf.function: kept out of update timings
         self._stats = _EpisodeStats(self.config.env.num_envs)
         self._writer = tf.summary.create_file_writer(os.path.join(run_dir, TENSORBOARD_DIR))
@@ -157,8 +182,8 @@ class Trainer:
             print(f"[rise-train] {self.run_dir} has no checkpoint yet; starting from step 0 with its config.")
             return
         self.last_checkpoint = path
-        print(f"[rise-train] resumed from {path} at {self.counters['frames']:,} frames "
-              f"({self.counters['updates']:,} updates)")
+        print(f"[rise-train] resumed from {path} at {self.counters.frames:,} frames "
+              f"({self.counters.updates:,} updates)")
 
     def _restore_from(self, path: str) -> None:
         """Variables, counters and (when saved) replay from one checkpoint; CheckpointError if damaged."""
@@ -178,93 +203,112 @@ class Trainer:
                 raise checkpoints.CheckpointError(
                     f"checkpoint {path} has a damaged replay ({os.path.join(replay_dir, 'replay.npz')}: "
                     f"{type(error).__name__}: {str(error)[:200]})") from None
-        self.counters.update({key: state[key] for key in self.counters if key in state})
+        self.counters.load(state)
 
     def _wall_seconds(self) -> float:
         return self._wall_base + time.time() - self._wall_started
 
     def save_checkpoint(self) -> str:
-        self.counters["wall_seconds"] = self._wall_seconds()
-        state = dict(self.counters, config=self.config.to_dict(), saved_at=time.time())
+        self.counters.wall_seconds = self._wall_seconds()
+        state = dict(self.counters.to_dict(), config=self.config.to_dict(), saved_at=time.time())
         writer = None
         if self.config.replay.save_replay:
             writer = lambda directory: self.replay.save(os.path.join(directory, "replay"))  # noqa: E731
-        self.last_checkpoint = checkpoints.save(self.run_dir, self.counters["frames"], self._trackables(), state,
+        self.last_checkpoint = checkpoints.save(self.run_dir, self.counters.frames, self._trackables(), state,
                                                 self.config.train.keep_checkpoints, writer)
         return self.last_checkpoint
 
     # ------------------------------------------------------------------ loop
 
     def run(self) -> Dict[str, float]:
-        train = self.config.train
+        """Collects and learns to the frame budget (or until solved), then saves, evaluates and
+        summarises. Ctrl-C and SIGTERM end it with a checkpoint."""
+        loop = self._start_loop()
+        interrupted = False
+        with _interrupt_on_stop_signals():
+            try:
+                while self.counters.frames < self.config.train.frames and self.counters.solved_at_frames < 0:
+                    new_steps = self._act(loop)
+                    self._learn(new_steps)
+                    self._show_progress(loop)
+                    if self._on_milestones(loop) == "solved":
+                        break  # experiments: a solved run need not spend the rest of its budget
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                if loop.bar is not None:
+                    loop.bar.close()
+        return self._finish(loop, interrupted)
+
+    def _start_loop(self) -> "_Loop":
+        train, lanes = self.config.train, self.config.env.num_envs
         collect_policy = py_tf_eager_policy.PyTFEagerPolicy(
             self.agent.collect_policy, use_tf_function=True, batch_time_steps=False)
-        driver = py_driver.PyDriver(self.env, collect_policy, [self._observe_replay, self._stats],
-                                    max_steps=self.config.env.num_envs)
-        time_step = self.env.reset()
-        policy_state = collect_policy.get_initial_state(self.config.env.num_envs)
-        bar = self._progress_bar()
-        next_log = self._next_multiple(train.log_every_frames)
-        next_eval = self._next_multiple(train.eval_every_frames) if train.eval_every_frames else math.inf
-        next_checkpoint = self._next_multiple(train.checkpoint_every_frames)
-        # Ctrl-C and SIGTERM both end in a checkpoint. SIGINT is set explicitly: a process started in the
-        # background by a non-interactive shell inherits SIGINT as ignored, and `kill -INT` must still work.
-        previous_handlers = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
-        started, started_frames = time.time(), self.counters["frames"]
-        interrupted = False
-        try:
-            while self.counters["frames"] < train.frames and self.counters["solved_at_frames"] < 0:
-                # 1. Act: ε decays with frames; the driver steps every lane once (policy -> env -> observers).
-                self.agent.epsilon.assign(exploration_epsilon(train, self.counters["frames"]))
-                steps_before = self._stats.agent_steps
-                time_step, policy_state = driver.run(time_step, policy_state)
-                new_steps = self._stats.agent_steps - steps_before
-                self.counters["agent_steps"] += new_steps
-                self.counters["frames"] += new_steps * self.frames_per_step
-                self.counters["episodes"] += self._stats.finished
-                self._stats.finished = 0
-                # 2. Learn: replay_ratio updates per agent step, once replay holds the warm-up.
-                if self.replay.num_stored * self.frames_per_step >= max(train.warmup_frames, 1):
-                    self.counters["update_credit"] += new_steps * train.replay_ratio
-                    while self.counters["update_credit"] >= 1.0:
-                        self._learn_once()
-                        self.counters["update_credit"] -= 1.0
-                frames = self.counters["frames"]
-                if bar is not None:
-                    bar.update(frames - bar.n)
-                    bar.set_postfix(self._postfix(started, started_frames), refresh=False)
-                # 3. Log, evaluate, checkpoint on frame milestones.
-                if frames >= next_log:
-                    self._log_scalars(started, started_frames)
-                    next_log = self._next_multiple(train.log_every_frames)
-                if frames >= next_eval:
-                    result = self._evaluate_and_log()
-                    next_eval = self._next_multiple(train.eval_every_frames)
-                    if train.stop_at_success and result.success_rate >= train.stop_at_success:
-                        self.counters["solved_at_frames"] = frames
-                        break  # experiments: a solved run need not spend the rest of its budget
-                if frames >= next_checkpoint:
-                    self.save_checkpoint()
-                    next_checkpoint = self._next_multiple(train.checkpoint_every_frames)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            for sig, handler in previous_handlers.items():
-                signal.signal(sig, handler)
-            if bar is not None:
-                bar.close()
-        final_eval = self._last_eval if self._last_eval_frames == self.counters["frames"] else None
-        if not interrupted and train.eval_every_frames and final_eval is None:
+        driver = py_driver.PyDriver(self.env, collect_policy, [self._observe_replay, self._stats], max_steps=lanes)
+        return _Loop(driver=driver, time_step=self.env.reset(), policy_state=collect_policy.get_initial_state(lanes),
+                     bar=self._progress_bar(), next_log=self._next_multiple(train.log_every_frames),
+                     next_eval=self._next_multiple(train.eval_every_frames) if train.eval_every_frames else math.inf,
+                     next_checkpoint=self._next_multiple(train.checkpoint_every_frames),
+                     started=time.time(), started_frames=self.counters.frames)
+
+    def _act(self, loop: "_Loop") -> int:
+        """Every lane steps once (policy -> env -> replay and statistics); ε decays with frames."""
+        self.agent.epsilon.assign(exploration_epsilon(self.config.train, self.counters.frames))
+        steps_before = self._stats.agent_steps
+        loop.time_step, loop.policy_state = loop.driver.run(loop.time_step, loop.policy_state)
+        new_steps = self._stats.agent_steps - steps_before
+        self.counters.agent_steps += new_steps
+        self.counters.frames += new_steps * self.frames_per_step
+        self.counters.episodes += self._stats.finished
+        self._stats.finished = 0
+        return new_steps
+
+    def _learn(self, new_steps: int) -> None:
+        """replay_ratio updates per agent step, once replay holds the warm-up."""
+        train = self.config.train
+        if self.replay.num_stored * self.frames_per_step < max(train.warmup_frames, 1):
+            return
+        self.counters.update_credit += new_steps * train.replay_ratio
+        while self.counters.update_credit >= 1.0:
+            self._learn_once()
+            self.counters.update_credit -= 1.0
+
+    def _show_progress(self, loop: "_Loop") -> None:
+        if loop.bar is not None:
+            loop.bar.update(self.counters.frames - loop.bar.n)
+            loop.bar.set_postfix(self._postfix(loop.started, loop.started_frames), refresh=False)
+
+    def _on_milestones(self, loop: "_Loop") -> Optional[str]:
+        """Log, evaluate and checkpoint on frame milestones; 'solved' when --stop-at-success is met."""
+        train, frames = self.config.train, self.counters.frames
+        if frames >= loop.next_log:
+            self._log_scalars(loop.started, loop.started_frames)
+            loop.next_log = self._next_multiple(train.log_every_frames)
+        if frames >= loop.next_eval:
+            result = self._evaluate_and_log()
+            loop.next_eval = self._next_multiple(train.eval_every_frames)
+            if train.stop_at_success and result.success_rate >= train.stop_at_success:
+                self.counters.solved_at_frames = frames
+                return "solved"
+        if frames >= loop.next_checkpoint:
+            self.save_checkpoint()
+            loop.next_checkpoint = self._next_multiple(train.checkpoint_every_frames)
+        return None
+
+    def _finish(self, loop: "_Loop", interrupted: bool) -> Dict[str, float]:
+        """The final evaluation (unless interrupted), checkpoint and summary."""
+        final_eval = self._last_eval if self._last_eval_frames == self.counters.frames else None
+        if not interrupted and self.config.train.eval_every_frames and final_eval is None:
             final_eval = self._evaluate_and_log()
         path = self.save_checkpoint()
-        summary = self._summary(started, started_frames, final_eval)
+        summary = self._summary(loop.started, loop.started_frames, final_eval)
         self._write_summary(summary)
         if interrupted:
-            print(f"\n[rise-train] interrupted at {self.counters['frames']:,} frames; checkpoint saved to {path}.\n"
+            print(f"\n[rise-train] interrupted at {self.counters.frames:,} frames; checkpoint saved to {path}.\n"
                   f"[rise-train] continue with: rise-train --resume {self.run_dir}", file=sys.stderr)
             summary["interrupted"] = True
         else:
-            print(f"[rise-train] done: {self.counters['frames']:,} frames, {self.counters['updates']:,} updates; "
+            print(f"[rise-train] done: {self.counters.frames:,} frames, {self.counters.updates:,} updates; "
                   f"checkpoint {path}")
             if "warning" in summary:
                 print(f"[rise-train] warning: {summary['warning']}", file=sys.stderr)
@@ -284,7 +328,7 @@ class Trainer:
     def _learn_once(self) -> None:
         train = self.config.train
         beta = linear_schedule(self.config.replay.importance_beta_start, self.config.replay.importance_beta_end,
-                               train.frames, self.counters["frames"])
+                               train.frames, self.counters.frames)
         sampled = time.perf_counter()
         batch, keys, weights = self.replay.sample(self.config.agent.batch_size, beta)
         updating = time.perf_counter()
@@ -296,26 +340,26 @@ class Trainer:
                 raise
             where = self.last_checkpoint or "no checkpoint yet"
             raise TrainingError(
-                f"the loss became NaN/inf at update {self.counters['updates']:,} ({self.counters['frames']:,} "
+                f"the loss became NaN/inf at update {self.counters.updates:,} ({self.counters.frames:,} "
                 f"frames); the weights were not changed by that update. Last good checkpoint: {where}. Lower "
                 f"--learning-rate or set --gradient-clip-norm, then --resume {self.run_dir}.") from None
         self.replay.update_priorities(keys, loss_info.extra.sample_errors.numpy())  # .numpy() waits for the update
         if self._updates_this_process > 0:
-            self.counters["update_seconds"] += time.perf_counter() - updating
-            self.counters["sample_seconds"] += updating - sampled
-            self.counters["timed_updates"] += 1
+            self.counters.update_seconds += time.perf_counter() - updating
+            self.counters.sample_seconds += updating - sampled
+            self.counters.timed_updates += 1
         self._updates_this_process += 1
-        self.counters["updates"] += 1
+        self.counters.updates += 1
         self._last_loss = float(loss_info.loss)
         self._last_q = float(loss_info.extra.q_mean)
 
     # ------------------------------------------------------------------ reporting
 
     def _next_multiple(self, every: int) -> int:
-        return (self.counters["frames"] // every + 1) * every
+        return (self.counters.frames // every + 1) * every
 
     def _fps(self, started: float, started_frames: int) -> float:
-        return (self.counters["frames"] - started_frames) / max(time.time() - started, 1e-9)
+        return (self.counters.frames - started_frames) / max(time.time() - started, 1e-9)
 
     def _recent_return(self) -> float:
         return float(np.mean(self._stats.recent)) if self._stats.recent else float("nan")
@@ -329,15 +373,15 @@ class Trainer:
             return None
         from tqdm import tqdm
 
-        return tqdm(total=self.config.train.frames, initial=self.counters["frames"], unit="frame",
+        return tqdm(total=self.config.train.frames, initial=self.counters.frames, unit="frame",
                     unit_scale=True, dynamic_ncols=True, desc=f"{self.config.algo} {self.config.env_name}",
                     mininterval=1.0 if sys.stderr.isatty() else 30.0)
 
     def _log_scalars(self, started, started_frames) -> None:
-        frames = self.counters["frames"]
+        frames = self.counters.frames
         recent = self._recent_return()
-        record = {"kind": "train", "frames": frames, "updates": self.counters["updates"],
-                  "episodes": self.counters["episodes"], "return": recent, "loss": self._last_loss,
+        record = {"kind": "train", "frames": frames, "updates": self.counters.updates,
+                  "episodes": self.counters.episodes, "return": recent, "loss": self._last_loss,
                   "q_mean": self._last_q, "epsilon": float(self.agent.epsilon),
                   "fps": self._fps(started, started_frames), "wall_seconds": self._wall_seconds()}
         hns = human_normalized_score(self.config.env_name, recent) if self._stats.recent else None
@@ -356,18 +400,18 @@ class Trainer:
                                               seed_offset=EVAL_SEED_OFFSET, training=False, parallel="serial",
                                               env_factory=self.env_factory)
         result = evaluate(self.agent.evaluation_policy, self._eval_env, episodes, self.config.env_name)
-        record = {"kind": "eval", "frames": self.counters["frames"], "return": result.mean_return,
+        record = {"kind": "eval", "frames": self.counters.frames, "return": result.mean_return,
                   "returns": result.returns, "success_rate": result.success_rate,
                   "episode_steps": float(np.mean(result.lengths)), "wall_seconds": self._wall_seconds()}
         if result.human_normalized is not None:
             record["human_normalized"] = result.human_normalized
-        with self._writer.as_default(step=self.counters["frames"]):
+        with self._writer.as_default(step=self.counters.frames):
             tf.summary.scalar("eval/return", result.mean_return)
             tf.summary.scalar("eval/success_rate", result.success_rate)
             if result.human_normalized is not None:
                 tf.summary.scalar("eval/human_normalized", result.human_normalized)
         self._append_metrics(record)
-        self._last_eval, self._last_eval_frames = result, self.counters["frames"]
+        self._last_eval, self._last_eval_frames = result, self.counters.frames
         return result
 
     def _append_metrics(self, record) -> None:
@@ -375,21 +419,21 @@ class Trainer:
 
     def _summary(self, started, started_frames, final_eval: Optional[EvalResult]) -> Dict[str, float]:
         counters = self.counters
-        timed = max(counters["timed_updates"], 1)
+        timed = max(counters.timed_updates, 1)
         summary = {"algo": self.config.algo, "game": self.config.env_name, "seed": self.config.train.seed,
-                   "frames": counters["frames"], "budget_frames": self.config.train.frames,
-                   "completed": counters["frames"] >= self.config.train.frames or counters["solved_at_frames"] >= 0,
-                   "stopped_solved": counters["solved_at_frames"] >= 0,
-                   "updates": counters["updates"], "episodes": counters["episodes"],
+                   "frames": counters.frames, "budget_frames": self.config.train.frames,
+                   "completed": counters.frames >= self.config.train.frames or counters.solved_at_frames >= 0,
+                   "stopped_solved": counters.solved_at_frames >= 0,
+                   "updates": counters.updates, "episodes": counters.episodes,
                    "recent_return": self._recent_return(), "fps": self._fps(started, started_frames),
-                   "wall_seconds": counters["wall_seconds"],
-                   "update_ms": 1000 * counters["update_seconds"] / timed,  # mean, tracing excluded
-                   "sample_ms": 1000 * counters["sample_seconds"] / timed,
+                   "wall_seconds": counters.wall_seconds,
+                   "update_ms": 1000 * counters.update_seconds / timed,  # mean, tracing excluded
+                   "sample_ms": 1000 * counters.sample_seconds / timed,
                    "checkpoint": self.last_checkpoint}
         if final_eval is not None:
             summary.update(final_return=final_eval.mean_return, final_success_rate=final_eval.success_rate,
                            final_human_normalized=final_eval.human_normalized)
-        if summary["completed"] and counters["updates"] == 0:
+        if summary["completed"] and counters.updates == 0:
             summary["warning"] = self._no_learning_reason()
         return summary
 
@@ -409,3 +453,31 @@ class Trainer:
 
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupt_on_stop_signals():
+    """Ctrl-C and SIGTERM both raise KeyboardInterrupt (and end in a checkpoint). SIGINT is set
+    explicitly: a process started in the background by a non-interactive shell inherits SIGINT as
+    ignored, and `kill -INT` must still work."""
+    previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclasses.dataclass
+class _Loop:
+    """The collection loop's moving parts within one run() call."""
+
+    driver: object
+    time_step: object
+    policy_state: object
+    bar: object
+    next_log: float
+    next_eval: float
+    next_checkpoint: float
+    started: float
+    started_frames: int
