@@ -142,3 +142,30 @@ def test_a_run_that_never_learned_says_so(tmp_path, capsys):
     assert summary["completed"] and summary["updates"] == 0
     assert "no learning update" in summary["warning"] and "--save-replay" in summary["warning"]
     assert "no learning update" in capsys.readouterr().err
+
+
+def test_the_concurrent_engine_reaches_the_serial_engines_counters(tmp_path):
+    """Same config, both engines: the same frames, agent steps, episodes and (through the rate
+    limiter) exactly the same number of updates; finite losses; the same summary keys."""
+    results = {}
+    for engine in ("serial", "concurrent"):
+        config = tiny_memory_config(frames=600, warmup_frames=120, log_every_frames=200, engine=engine)
+        trainer = Trainer(config, str(tmp_path / engine), progress=False)
+        summary = trainer.run()
+        results[engine] = (trainer.counters, summary, trainer._last_loss)
+        trainer.close()
+    (serial, serial_summary, serial_loss), (concurrent, concurrent_summary, concurrent_loss) = (
+        results["serial"], results["concurrent"])
+    assert concurrent.frames == serial.frames == 600 and concurrent.agent_steps == serial.agent_steps
+    assert concurrent.episodes == serial.episodes and concurrent.updates == serial.updates > 0
+    assert np.isfinite(serial_loss) and np.isfinite(concurrent_loss)
+    assert set(concurrent_summary) == set(serial_summary) and concurrent_summary["completed"]
+
+
+def test_engine_settings_are_checked():
+    with pytest.raises(ValueError, match="unknown engine"):
+        tiny_memory_config(engine="parallel").validate()
+    with pytest.raises(ValueError, match="--engine serial"):
+        tiny_memory_config(engine="concurrent", deterministic_ops=True).validate()
+    with pytest.raises(ValueError, match="max_update_backlog"):
+        tiny_memory_config(max_update_backlog=0).validate()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from rise_tf.train.checkpoints import list_checkpoints
@@ -95,11 +96,12 @@ def test_unknown_game_and_bad_values_exit_with_a_message(tmp_path, capsys):
     assert "window_length (k) must be >= 1" in capsys.readouterr().err
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
+@pytest.mark.parametrize("engine", ["serial", "concurrent"])
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path, engine):
     run_dir = str(tmp_path / "interrupted")
     command = [sys.executable, "-m", "rise_tf.train.cli", "--game", "MemoryCorridor", "--frames", "1M",
                "--warmup-frames", "100", "--num-envs", "2", "--eval-every-frames", "0", "--log-every-frames", "100",
-               "--no-progress", "--run-dir", run_dir]
+               "--engine", engine, "--save-replay", "--no-progress", "--run-dir", run_dir]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     deadline = time.time() + 180
@@ -111,8 +113,13 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
     assert "--resume" in err
     saved = list_checkpoints(run_dir)
     assert len(saved) == 1 and not [n for n in os.listdir(os.path.dirname(saved[0])) if n.startswith(".tmp")]
-    frames = read_state(saved[0])["frames"]
+    state = read_state(saved[0])
+    frames = state["frames"]
     assert frames >= 100
+    # One consistent state: the saved replay holds a row per counted agent step, plus the LAST row of
+    # every finished episode (the driver's boundary step, which is not an agent step).
+    with np.load(os.path.join(saved[0], "replay", "replay.npz")) as replay:
+        assert int(replay["rows_written"].sum()) == state["agent_steps"] + state["episodes"]
     assert main(["--resume", run_dir, "--frames", str(frames + 100), "--no-progress"]) == 0
     assert read_state(list_checkpoints(run_dir)[-1])["frames"] >= frames + 100
 

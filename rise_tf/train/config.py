@@ -37,6 +37,7 @@ from rise_tf.networks.choices import (CORE_GATE_INITS, CORES, DISTRIBUTIONAL_HEA
 from rise_tf.replay.layout import ReplayLayout, min_lane_capacity
 
 EPSILON_SCHEDULES = ("linear", "exponential")
+ENGINES = ("serial", "concurrent")
 
 
 def _field(default, help_text: str, parse=None):
@@ -260,6 +261,10 @@ class TrainConfig:
     log_every_frames: int = _field(20_000, "frames between TensorBoard scalar writes")
     seed: int = _field(0, "seed for TensorFlow, numpy, environments and replay")
     deterministic_ops: bool = _field(False, "TensorFlow op determinism (reproducible, slower)")
+    engine: str = _field("serial", "serial: act, then learn, in turn (reproducible) | concurrent: collection and "
+                                   "learning in two threads, the replay ratio held by a rate limiter")
+    max_update_backlog: int = _field(8, "concurrent engine: updates the learner may fall behind the replay ratio "
+                                        "before collection waits for it")
 
     def validate(self):
         _require_finite(self)
@@ -281,6 +286,11 @@ class TrainConfig:
         _require(self.checkpoint_every_frames >= 1, f"checkpoint_every_frames must be >= 1, got {self.checkpoint_every_frames}")
         _require(self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         _require(self.log_every_frames >= 1, f"log_every_frames must be >= 1, got {self.log_every_frames}")
+        _require(self.engine in ENGINES, f"unknown engine {self.engine!r}; choose one of {list(ENGINES)}")
+        _require(self.max_update_backlog >= 1, f"max_update_backlog must be >= 1, got {self.max_update_backlog}")
+        _require(not (self.engine == "concurrent" and self.deterministic_ops),
+                 "--deterministic-ops asks for reproducible runs, which the concurrent engine cannot give (its "
+                 "threads interleave differently each run): use --engine serial")
 
 
 SECTIONS = (("env", EnvConfig), ("network", NetworkConfig), ("replay", ReplayConfig),

@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 import zipfile
 from typing import Dict, Optional
@@ -31,6 +32,7 @@ from rise_tf.run_dir import (CONFIG_FILE, SUMMARY_FILE, TENSORBOARD_DIR, append_
                              write_json_atomic, write_run_config)
 from rise_tf.train import builder, checkpoints
 from rise_tf.train.config import RunConfig, TrainConfig
+from rise_tf.train.engine import ConcurrentEngine
 from rise_tf.train.evaluation import EvalResult, evaluate
 
 EVAL_SEED_OFFSET = 10_000  # eval lanes never share seeds with training lanes
@@ -151,6 +153,7 @@ class Trainer:
                                         self.train_step)
         self.agent.optimizer.build(self.agent.q_network.trainable_variables)  # slots exist before restore
         self.replay = builder.make_replay(self.config)
+        self._replay_lock = threading.Lock()
         self.counters = Counters()
         self.last_checkpoint: Optional[str] = None
         stale = checkpoints.remove_stale_temporaries(run_dir)
@@ -227,18 +230,25 @@ class Trainer:
         interrupted = False
         with _interrupt_on_stop_signals():
             try:
-                while self.counters.frames < self.config.train.frames and self.counters.solved_at_frames < 0:
-                    new_steps = self._act(loop)
-                    self._learn(new_steps)
-                    self._show_progress(loop)
-                    if self._on_milestones(loop) == "solved":
-                        break  # experiments: a solved run need not spend the rest of its budget
+                if self.config.train.engine == "concurrent":
+                    ConcurrentEngine(self, loop).run()
+                else:
+                    self._run_serial(loop)
             except KeyboardInterrupt:
                 interrupted = True
             finally:
                 if loop.bar is not None:
                     loop.bar.close()
         return self._finish(loop, interrupted)
+
+    def _run_serial(self, loop: "_Loop") -> None:
+        """Act, then learn, in turn: the reproducible engine."""
+        while self.counters.frames < self.config.train.frames and self.counters.solved_at_frames < 0:
+            new_steps = self._act(loop)
+            self._learn(new_steps)
+            self._show_progress(loop)
+            if self._on_milestones(loop) == "solved":
+                break  # experiments: a solved run need not spend the rest of its budget
 
     def _start_loop(self) -> "_Loop":
         train, lanes = self.config.train, self.config.env.num_envs
@@ -322,15 +332,17 @@ class Trainer:
 
     def _observe_replay(self, trajectory) -> None:
         embedding = trajectory.policy_info.get("embedding") if isinstance(trajectory.policy_info, dict) else None
-        self.replay.add_batch(trajectory.step_type, trajectory.observation, embedding, trajectory.action,
-                              trajectory.reward, trajectory.discount)
+        with self._replay_lock:  # the concurrent engine's learner samples meanwhile
+            self.replay.add_batch(trajectory.step_type, trajectory.observation, embedding, trajectory.action,
+                                  trajectory.reward, trajectory.discount)
 
     def _learn_once(self) -> None:
         train = self.config.train
         beta = linear_schedule(self.config.replay.importance_beta_start, self.config.replay.importance_beta_end,
                                train.frames, self.counters.frames)
         sampled = time.perf_counter()
-        batch, keys, weights = self.replay.sample(self.config.agent.batch_size, beta)
+        with self._replay_lock:  # the batch is a copy: collection may write on once it is assembled
+            batch, keys, weights = self.replay.sample(self.config.agent.batch_size, beta)
         updating = time.perf_counter()
         try:
             loss_info = self.agent.train(tf.nest.map_structure(tf.convert_to_tensor, batch),
@@ -343,7 +355,9 @@ class Trainer:
                 f"the loss became NaN/inf at update {self.counters.updates:,} ({self.counters.frames:,} "
                 f"frames); the weights were not changed by that update. Last good checkpoint: {where}. Lower "
                 f"--learning-rate or set --gradient-clip-norm, then --resume {self.run_dir}.") from None
-        self.replay.update_priorities(keys, loss_info.extra.sample_errors.numpy())  # .numpy() waits for the update
+        errors = loss_info.extra.sample_errors.numpy()  # .numpy() waits for the update
+        with self._replay_lock:
+            self.replay.update_priorities(keys, errors)
         if self._updates_this_process > 0:
             self.counters.update_seconds += time.perf_counter() - updating
             self.counters.sample_seconds += updating - sampled
@@ -362,7 +376,8 @@ class Trainer:
         return (self.counters.frames - started_frames) / max(time.time() - started, 1e-9)
 
     def _recent_return(self) -> float:
-        return float(np.mean(self._stats.recent)) if self._stats.recent else float("nan")
+        recent = list(self._stats.recent)  # a copy: the collector thread may append meanwhile
+        return float(np.mean(recent)) if recent else float("nan")
 
     def _postfix(self, started, started_frames) -> Dict[str, str]:
         return {"fps": f"{self._fps(started, started_frames):.0f}", "return": f"{self._recent_return():.2f}",

@@ -1,0 +1,176 @@
+"""The concurrent engine: collection and learning at the same time, without changing what is learned.
+
+    collector thread   envs + batched policy (the TF-Agents driver) -> replay, as in the serial loop
+    learner thread     sample -> update -> priorities, one update at a time
+    main thread        progress, and the milestones (log, evaluate, checkpoint) with both threads parked
+
+A RateLimiter holds the replay ratio: the learner makes exactly the serial loop's number of updates
+for the same agent steps, and collection waits when the learner falls more than `max_update_backlog`
+updates behind. TF ops, onnxruntime-free numpy and the emulator release the GIL for most of their
+time, so the two threads overlap (threads rather than processes: the policy and the learner share
+the network's variables, which is what keeps acting within a few updates of learning).
+Replay is guarded by one lock: a sampled batch is a copy, assembled under it.
+Milestones park both threads at their loop boundary, so an evaluation or a checkpoint sees one
+consistent state (counters agree with replay and weights). Ctrl-C or SIGTERM (KeyboardInterrupt in
+the main thread) stops both threads the same way before the trainer saves its checkpoint.
+Deviation to note: acting reads the variables while an update may be writing them (no copy of the
+weights for the actor); the serial engine stays for runs that must be exactly reproducible.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+from rise_tf.train.rate_limiter import RateLimiter, RateLimiterClosed
+
+POLL_SECONDS = 0.05  # how often waiting threads look at the stop and park requests
+
+
+class _Park:
+    """Lets the main thread stop both workers at their loop boundary and let them go again."""
+
+    def __init__(self, workers: int):
+        self._workers = workers
+        self._requested = False
+        self._parked = 0
+        self._condition = threading.Condition()
+
+    @property
+    def requested(self) -> bool:
+        return self._requested
+
+    def here(self, stop: threading.Event) -> None:
+        """Called by a worker at its loop boundary: waits while a park is requested."""
+        with self._condition:
+            if not self._requested:
+                return
+            self._parked += 1
+            self._condition.notify_all()
+            self._condition.wait_for(lambda: not self._requested or stop.is_set())
+            self._parked -= 1
+
+    def request(self, stop: threading.Event, alive) -> None:
+        """Returns once every live worker is parked (a worker that ended counts as parked)."""
+        with self._condition:
+            self._requested = True
+            while self._parked < alive() and not stop.is_set():
+                self._condition.wait(POLL_SECONDS)
+
+    def release(self) -> None:
+        with self._condition:
+            self._requested = False
+            self._condition.notify_all()
+
+
+class ConcurrentEngine:
+    def __init__(self, trainer, loop):
+        self.trainer, self.loop = trainer, loop
+        config = trainer.config
+        self.train = config.train
+        lanes = config.env.num_envs
+        self.stop = threading.Event()
+        self.collection_done = threading.Event()
+        self.error: Optional[BaseException] = None
+        self.limiter = None
+        if self.train.replay_ratio > 0:
+            self.limiter = RateLimiter(self.train.replay_ratio, warmup_steps=0,
+                                       max_lead_updates=self.train.max_update_backlog)
+        self._lanes = lanes
+        self._started_steps = trainer.counters.agent_steps
+        self._warm = False
+        self._threads = []
+        self._park = _Park(workers=2 if self.limiter else 1)
+
+    # -- the warm-up, as the serial loop counts it
+    def _warmup_reached(self) -> bool:
+        trainer = self.trainer
+        return trainer.replay.num_stored * trainer.frames_per_step >= max(self.train.warmup_frames, 1)
+
+    def _collect(self) -> None:
+        trainer = self.trainer
+        try:
+            while not self.stop.is_set() and trainer.counters.frames < self.train.frames \
+                    and trainer.counters.solved_at_frames < 0:
+                self._park.here(self.stop)
+                if self.limiter is not None and self._warm and not self.limiter.wait_to_insert(timeout=POLL_SECONDS):
+                    continue
+                new_steps = trainer._act(self.loop)
+                if self.limiter is None:
+                    continue
+                if not self._warm and self._warmup_reached():
+                    # Credit starts with the step that completed the warm-up, as in the serial loop.
+                    self._warm = True
+                    self.limiter.resume_at(steps=0, updates=0)
+                if self._warm:
+                    self.limiter.inserted(new_steps)
+        except RateLimiterClosed:
+            pass
+        except BaseException as error:  # reported in the main thread
+            self.error = self.error or error
+            self.stop.set()
+        finally:
+            self.collection_done.set()
+
+    def _learn(self) -> None:
+        trainer = self.trainer
+        try:
+            while not self.stop.is_set():
+                self._park.here(self.stop)
+                if self.collection_done.is_set() and (not self._warm or self.limiter.backlog() <= 0):
+                    return  # collection ended and every update it earned is made
+                if not self.limiter.wait_to_update(timeout=POLL_SECONDS):
+                    continue
+                trainer._learn_once()
+                self.limiter.updated()
+        except RateLimiterClosed:
+            pass
+        except BaseException as error:
+            self.error = self.error or error
+            self.stop.set()
+
+    def _alive_workers(self) -> int:
+        return sum(thread.is_alive() for thread in self._threads)
+
+    def run(self) -> None:
+        """Until the budget is spent (or the run is solved); KeyboardInterrupt stops it cleanly."""
+        trainer = self.trainer
+        self._threads = [threading.Thread(target=self._collect, name="rise-collector", daemon=True)]
+        if self.limiter is not None:
+            self._threads.append(threading.Thread(target=self._learn, name="rise-learner", daemon=True))
+        for thread in self._threads:
+            thread.start()
+        try:
+            while any(thread.is_alive() for thread in self._threads):
+                self.stop.wait(POLL_SECONDS)
+                if self.error is not None:
+                    break
+                trainer._show_progress(self.loop)
+                if self._milestone_due():
+                    self._park.request(self.stop, self._alive_workers)
+                    try:
+                        trainer._on_milestones(self.loop)
+                    finally:
+                        self._park.release()
+        finally:
+            self._shut_down()
+        if self.error is not None:
+            raise self.error
+        if self.limiter is not None and self._warm:
+            # The fraction of an update the ratio has earned but not spent, kept for a serial resume.
+            trainer.counters.update_credit = self.train.replay_ratio * self.limiter.steps - self.limiter.updates
+
+    def _milestone_due(self) -> bool:
+        frames = self.trainer.counters.frames
+        return frames >= min(self.loop.next_log, self.loop.next_eval, self.loop.next_checkpoint)
+
+    def _shut_down(self) -> None:
+        """Stops and joins both threads: after this, replay, weights and counters are at rest."""
+        if any(thread.is_alive() for thread in self._threads):
+            interrupted = not self.collection_done.is_set()
+            if interrupted:
+                self.stop.set()
+            self._park.release()
+            if self.limiter is not None and interrupted:
+                self.limiter.close()
+        for thread in self._threads:
+            thread.join()
