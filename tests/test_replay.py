@@ -110,7 +110,7 @@ def test_ring_buffer_overwrites_and_drops_windows_that_reach_overwritten_rows():
     assert replay.num_stored == 12
     # Rows 8..16 are sampleable by the n-step rule; their windows need rows t-3..t >= 8.
     batch, keys, weights = replay.sample(64, beta=0.4)
-    rows = replay.rings.absolute_rows(keys // 12, keys % 12)
+    rows = keys  # one lane: a key is its absolute row
     assert rows.min() >= 11 and rows.max() <= 16
     assert set(np.nonzero(replay.rings.sampleable[0])[0] % 12) == {row % 12 for row in range(11, 17)}
     np.testing.assert_array_equal(weights, np.ones(64, np.float32))
@@ -223,3 +223,18 @@ def test_sum_tree_finds_leaves_by_cumulative_mass():
     tree.set(np.arange(5), np.array([1.0, 0.0, 2.0, 0.0, 1.0]))
     assert tree.total == 4.0
     np.testing.assert_array_equal(tree.find(np.array([0.0, 0.99, 1.0, 2.99, 3.0, 3.99])), [0, 0, 2, 2, 4, 4])
+
+
+def test_a_priority_for_an_overwritten_step_never_lands_on_the_step_that_took_its_slot():
+    """A batch sampled ahead (prefetch) holds keys of steps that may be overwritten before its update
+    returns: their priorities are dropped, not written onto the newer steps in those slots."""
+    replay = make_replay(capacity=12, priority_exponent=1.0)
+    write(replay, [FIRST] + [MID] * 9, [1] * 10)
+    _, keys, _ = replay.sample(8, beta=0.4)
+    write(replay, [MID] * 12, [1] * 12, start=10)  # every old step overwritten; new ones sampleable
+    before = replay.sampler.tree.nodes.copy()
+    replay.update_priorities(keys, np.full(len(keys), 50.0))
+    np.testing.assert_array_equal(replay.sampler.tree.nodes, before)
+    _, fresh, _ = replay.sample(4, beta=0.4)
+    replay.update_priorities(fresh, np.full(4, 50.0))  # keys of steps still stored do land
+    assert replay.sampler.tree.get(np.asarray(fresh) % 12).tolist() == [pytest.approx(50.0)] * 4

@@ -82,8 +82,15 @@ class EmbeddingReplay(ReplayStore):
 
         leaves = self.sampler.draw(batch_size, check, drop, lambda: self.num_sampleable > 0)
         lanes, slots = leaves // cap, leaves % cap
-        batch = self.assemble(lanes, self.rings.absolute_rows(lanes, slots))
-        return batch, leaves, self.sampler.importance_weights(leaves, self.num_sampleable, beta)
+        rows = self.rings.absolute_rows(lanes, slots)
+        batch = self.assemble(lanes, rows)
+        weights = self.sampler.importance_weights(leaves, self.num_sampleable, beta)
+        return batch, self.key(lanes, rows), weights
+
+    def key(self, lanes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """A sampled step's key names its absolute row, not its slot: a batch sampled ahead (prefetch)
+        can never write its priority onto a newer step that has taken the slot since."""
+        return rows * self.layout.num_lanes + lanes
 
     def assemble(self, lanes: np.ndarray, rows: np.ndarray) -> Dict[str, np.ndarray]:
         return batches.assemble(self.rings, self.input_keys, lanes, rows)
@@ -91,8 +98,11 @@ class EmbeddingReplay(ReplayStore):
     def update_priorities(self, keys: np.ndarray, errors: np.ndarray) -> None:
         keys = np.asarray(keys, np.int64)
         cap = self.layout.lane_capacity
-        still_valid = self.rings.sampleable[keys // cap, keys % cap]  # a key may have been overwritten since
-        self.sampler.update(keys, errors, still_valid)
+        lanes, rows = keys % self.layout.num_lanes, keys // self.layout.num_lanes
+        slots = rows % cap
+        # The step must still be in its slot (not overwritten since it was sampled) and sampleable.
+        still_valid = (self.rings.absolute_rows(lanes, slots) == rows) & self.rings.sampleable[lanes, slots]
+        self.sampler.update(lanes * cap + slots, errors, still_valid)
 
     def save(self, directory: str) -> None:
         persistence.save(directory, self.rings, self.sampler, self.input_keys)

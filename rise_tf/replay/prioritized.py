@@ -67,5 +67,6 @@ class PrioritizedSampler:
         if not np.all(np.isfinite(errors)):
             raise ValueError("sample errors contain NaN or inf; refusing to write them as priorities")
         priorities = (errors + PRIORITY_EPSILON) ** self.priority_exponent
-        self.tree.set(leaves[still_valid], priorities[still_valid])
+        if still_valid.any():
+            self.tree.set(leaves[still_valid], priorities[still_valid])
         self.max_priority = max(self.max_priority, float(priorities.max(initial=0.0)))

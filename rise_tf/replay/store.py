@@ -17,7 +17,8 @@ class ReplayStore(abc.ABC):
 
     @abc.abstractmethod
     def sample(self, batch_size: int, beta: float) -> Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """Returns (batch, keys, importance_weights)."""
+        """Returns (batch, keys, importance_weights). Keys name the sampled steps for
+        update_priorities, which ignores steps that have left the replay since."""
 
     @abc.abstractmethod
     def update_priorities(self, keys: np.ndarray, errors: np.ndarray) -> None:

@@ -265,6 +265,7 @@ class TrainConfig:
                                    "learning in two threads, the replay ratio held by a rate limiter")
     max_update_backlog: int = _field(8, "concurrent engine: updates the learner may fall behind the replay ratio "
                                         "before collection waits for it")
+    prefetch_batches: int = _field(2, "concurrent engine: batches a sampler thread assembles ahead of the learner")
 
     def validate(self):
         _require_finite(self)
@@ -288,6 +289,8 @@ class TrainConfig:
         _require(self.log_every_frames >= 1, f"log_every_frames must be >= 1, got {self.log_every_frames}")
         _require(self.engine in ENGINES, f"unknown engine {self.engine!r}; choose one of {list(ENGINES)}")
         _require(self.max_update_backlog >= 1, f"max_update_backlog must be >= 1, got {self.max_update_backlog}")
+        _require(self.prefetch_batches >= 1, f"prefetch_batches must be >= 1 (the queue between sampler and "
+                                              f"learner), got {self.prefetch_batches}")
         _require(not (self.engine == "concurrent" and self.deterministic_ops),
                  "--deterministic-ops asks for reproducible runs, which the concurrent engine cannot give (its "
                  "threads interleave differently each run): use --engine serial")

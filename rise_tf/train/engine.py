@@ -1,8 +1,9 @@
 """The concurrent engine: collection and learning at the same time, without changing what is learned.
 
     collector thread   envs + batched policy (the TF-Agents driver) -> replay, as in the serial loop
-    learner thread     sample -> update -> priorities, one update at a time
-    main thread        progress, and the milestones (log, evaluate, checkpoint) with both threads parked
+    sampler thread     replay -> batches (numpy assembly, host -> tensor copy), `prefetch_batches` ahead
+    learner thread     update -> priorities, one update at a time; never waits for numpy
+    main thread        progress, and the milestones (log, evaluate, checkpoint) with all threads parked
 
 A RateLimiter holds the replay ratio: the learner makes exactly the serial loop's number of updates
 for the same agent steps, and collection waits when the learner falls more than `max_update_backlog`
@@ -10,14 +11,17 @@ updates behind. TF ops, onnxruntime-free numpy and the emulator release the GIL 
 time, so the two threads overlap (threads rather than processes: the policy and the learner share
 the network's variables, which is what keeps acting within a few updates of learning).
 Replay is guarded by one lock: a sampled batch is a copy, assembled under it.
-Milestones park both threads at their loop boundary, so an evaluation or a checkpoint sees one
+Milestones park the threads at their loop boundary, so an evaluation or a checkpoint sees one
 consistent state (counters agree with replay and weights). Ctrl-C or SIGTERM (KeyboardInterrupt in
-the main thread) stops both threads the same way before the trainer saves its checkpoint.
+the main thread) stops the threads the same way before the trainer saves its checkpoint. A batch
+sampled ahead may name steps overwritten before its update returns; replay keys name absolute rows,
+so those priorities are dropped rather than written onto newer steps.
 Deviation to note: acting reads the variables while an update may be writing them (no copy of the
 weights for the actor); the serial engine stays for runs that must be exactly reproducible.
 """
 from __future__ import annotations
 
+import queue
 import threading
 from typing import Optional
 
@@ -79,7 +83,9 @@ class ConcurrentEngine:
         self._started_steps = trainer.counters.agent_steps
         self._warm = False
         self._threads = []
-        self._park = _Park(workers=2 if self.limiter else 1)
+        self._park = _Park(workers=3 if self.limiter else 1)
+        self._batches: "queue.Queue" = queue.Queue(maxsize=self.train.prefetch_batches)
+        self.learning_done = threading.Event()
 
     # -- the warm-up, as the serial loop counts it
     def _warmup_reached(self) -> bool:
@@ -111,6 +117,26 @@ class ConcurrentEngine:
         finally:
             self.collection_done.set()
 
+    def _sample(self) -> None:
+        """Keeps up to prefetch_batches batches ready once the warm-up is collected."""
+        trainer = self.trainer
+        try:
+            while not self.stop.is_set() and not self.learning_done.is_set():
+                self._park.here(self.stop)
+                if not self._warm or self._batches.full():
+                    self.stop.wait(POLL_SECONDS / 10)
+                    continue
+                sampled = trainer._sample_batch()
+                while not (self.stop.is_set() or self.learning_done.is_set()):
+                    try:
+                        self._batches.put(sampled, timeout=POLL_SECONDS)
+                        break
+                    except queue.Full:
+                        self._park.here(self.stop)
+        except BaseException as error:
+            self.error = self.error or error
+            self.stop.set()
+
     def _learn(self) -> None:
         trainer = self.trainer
         try:
@@ -120,13 +146,19 @@ class ConcurrentEngine:
                     return  # collection ended and every update it earned is made
                 if not self.limiter.wait_to_update(timeout=POLL_SECONDS):
                     continue
-                trainer._learn_once()
+                try:
+                    sampled = self._batches.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    continue  # the sampler is a moment behind; the update is still owed
+                trainer._update(sampled)
                 self.limiter.updated()
         except RateLimiterClosed:
             pass
         except BaseException as error:
             self.error = self.error or error
             self.stop.set()
+        finally:
+            self.learning_done.set()
 
     def _alive_workers(self) -> int:
         return sum(thread.is_alive() for thread in self._threads)
@@ -137,6 +169,7 @@ class ConcurrentEngine:
         self._threads = [threading.Thread(target=self._collect, name="rise-collector", daemon=True)]
         if self.limiter is not None:
             self._threads.append(threading.Thread(target=self._learn, name="rise-learner", daemon=True))
+            self._threads.append(threading.Thread(target=self._sample, name="rise-sampler", daemon=True))
         for thread in self._threads:
             thread.start()
         try:

@@ -337,16 +337,23 @@ class Trainer:
                                   trajectory.reward, trajectory.discount)
 
     def _learn_once(self) -> None:
-        train = self.config.train
+        self._update(self._sample_batch())
+
+    def _sample_batch(self) -> "_Sampled":
+        """A batch from replay, as tensors, with its keys and importance weights."""
         beta = linear_schedule(self.config.replay.importance_beta_start, self.config.replay.importance_beta_end,
-                               train.frames, self.counters.frames)
-        sampled = time.perf_counter()
+                               self.config.train.frames, self.counters.frames)
+        started = time.perf_counter()
         with self._replay_lock:  # the batch is a copy: collection may write on once it is assembled
             batch, keys, weights = self.replay.sample(self.config.agent.batch_size, beta)
+        tensors = tf.nest.map_structure(tf.convert_to_tensor, batch)
+        return _Sampled(tensors, keys, tf.convert_to_tensor(weights), time.perf_counter() - started)
+
+    def _update(self, sampled: "_Sampled") -> None:
+        """One learner update on a sampled batch, then its priorities."""
         updating = time.perf_counter()
         try:
-            loss_info = self.agent.train(tf.nest.map_structure(tf.convert_to_tensor, batch),
-                                         tf.convert_to_tensor(weights))
+            loss_info = self.agent.train(sampled.batch, sampled.weights)
         except tf.errors.InvalidArgumentError as error:
             if "NaN or inf" not in str(error):
                 raise
@@ -357,10 +364,10 @@ class Trainer:
                 f"--learning-rate or set --gradient-clip-norm, then --resume {self.run_dir}.") from None
         errors = loss_info.extra.sample_errors.numpy()  # .numpy() waits for the update
         with self._replay_lock:
-            self.replay.update_priorities(keys, errors)
+            self.replay.update_priorities(sampled.keys, errors)
         if self._updates_this_process > 0:
             self.counters.update_seconds += time.perf_counter() - updating
-            self.counters.sample_seconds += updating - sampled
+            self.counters.sample_seconds += sampled.seconds
             self.counters.timed_updates += 1
         self._updates_this_process += 1
         self.counters.updates += 1
@@ -481,6 +488,14 @@ def _interrupt_on_stop_signals():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@dataclasses.dataclass
+class _Sampled:
+    batch: object  # nest of tensors
+    keys: np.ndarray
+    weights: object  # tensor [B]
+    seconds: float  # time to sample and assemble it
 
 
 @dataclasses.dataclass
