@@ -110,10 +110,20 @@ def _markdown(results: dict) -> str:
     if t:
         lines += ["", f"## End-to-end training ({t['game']}, default config: {t['rise']['num_envs']} lanes, replay ratio "
                   f"{t['rise']['replay_ratio']}, batch {t['rise']['batch_size']}; steady state over {t['timed_frames']:,} frames)",
-                  "", "| model | frames/s | mean update ms |", "|---|---:|---:|",
-                  f"| base (DQN) | {t['base']['frames_per_s']:.0f} | {t['base']['update_ms']:.1f} |",
-                  f"| RISE-DQN | {t['rise']['frames_per_s']:.0f} | {t['rise']['update_ms']:.1f} |",
-                  "", f"RISE-DQN takes {t['rise_over_base_time']:.2f}x the base's wall-clock per frame."]
+                  "", "| model | serial frames/s | concurrent frames/s | speed-up | collection alone | learner alone "
+                      "| engine efficiency (concurrent / serial) | update ms (serial / concurrent) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, label in (("base", "base (DQN)"), ("rise", "RISE-DQN")):
+            r = t[name]
+            if "concurrent_frames_per_s" not in r:  # measured before the concurrent engine existed
+                lines.append(f"| {label} | {r['frames_per_s']:.0f} | - | - | - | - | - | {r['update_ms']:.1f} / - |")
+                continue
+            lines.append(f"| {label} | {r['frames_per_s']:.0f} | {r['concurrent_frames_per_s']:.0f} | "
+                         f"{r['concurrent_over_serial']:.2f} | {r['collection_only_frames_per_s']:.0f} | "
+                         f"{r['learner_only_frames_per_s']:.0f} | {r['efficiency']:.2f} / {r['serial_efficiency']:.2f} | "
+                         f"{r['update_ms']:.1f} / {r['concurrent_update_ms']:.1f} |")
+        lines += ["", f"RISE-DQN takes {t['rise_over_base_time']:.2f}x the base's wall-clock per frame (serial engine). "
+                      "Engine efficiency = frames/s / min(collection alone, learner alone)."]
     return "\n".join(lines) + "\n"
 
 

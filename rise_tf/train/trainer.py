@@ -455,7 +455,7 @@ class Trainer:
         if final_eval is not None:
             summary.update(final_return=final_eval.mean_return, final_success_rate=final_eval.success_rate,
                            final_human_normalized=final_eval.human_normalized)
-        if summary["completed"] and counters.updates == 0:
+        if summary["completed"] and counters.updates == 0 and self.config.train.replay_ratio > 0:
             summary["warning"] = self._no_learning_reason()
         return summary
 
