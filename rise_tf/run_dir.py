@@ -20,7 +20,7 @@ import math
 import os
 from typing import Optional
 
-from rise_tf.networks.choices import KERAS_PREFIX, SNAPSHOT_PREFIX, keras_weights_path, parse_frozen_encoder
+from rise_tf.networks.choices import SNAPSHOT_PREFIX, keras_weights_path, parse_frozen_encoder
 from rise_tf.train.config import RunConfig, replay_layout
 
 CONFIG_FILE = "config.json"

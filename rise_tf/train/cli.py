@@ -12,7 +12,6 @@ accept fractions (--replay-ratio 1/64). --help and bad input answer before Tenso
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from typing import List, Optional

@@ -69,9 +69,7 @@ class _Park:
 class ConcurrentEngine:
     def __init__(self, trainer, loop):
         self.trainer, self.loop = trainer, loop
-        config = trainer.config
-        self.train = config.train
-        lanes = config.env.num_envs
+        self.train = trainer.config.train
         self.stop = threading.Event()
         self.collection_done = threading.Event()
         self.error: Optional[BaseException] = None
@@ -79,8 +77,6 @@ class ConcurrentEngine:
         if self.train.replay_ratio > 0:
             self.limiter = RateLimiter(self.train.replay_ratio, warmup_steps=0,
                                        max_lead_updates=self.train.max_update_backlog)
-        self._lanes = lanes
-        self._started_steps = trainer.counters.agent_steps
         self._warm = False
         self._threads = []
         self._park = _Park(workers=3 if self.limiter else 1)
