@@ -201,6 +201,7 @@ class RisePolicy {
   }
 
   static async load(path, options = {}) {
+    if (!fs.existsSync(path)) throw new Error(`no model at ${path}; create one with rise-export RUN_DIR --out ${path}`);
     const bytes = new Uint8Array(fs.readFileSync(path));
     const metadata = readMetadata(bytes);
     const missing = REQUIRED_METADATA.filter((key) => !(key in metadata));
