@@ -32,6 +32,7 @@ from rise_tf.run_dir import (CONFIG_FILE, SUMMARY_FILE, TENSORBOARD_DIR, append_
                              write_json_atomic, write_run_config)
 from rise_tf.train import builder, checkpoints
 from rise_tf.train.config import RunConfig, TrainConfig
+from rise_tf.train.devices import configure_learner_device
 from rise_tf.train.engine import ConcurrentEngine
 from rise_tf.train.evaluation import EvalResult, evaluate
 
@@ -154,6 +155,7 @@ class Trainer:
         self.agent.optimizer.build(self.agent.q_network.trainable_variables)  # slots exist before restore
         self.replay = builder.make_replay(self.config)
         self._replay_lock = threading.Lock()
+        self.learner_device = configure_learner_device()
         self.counters = Counters()
         self.last_checkpoint: Optional[str] = None
         stale = checkpoints.remove_stale_temporaries(run_dir)
@@ -346,8 +348,10 @@ class Trainer:
         started = time.perf_counter()
         with self._replay_lock:  # the batch is a copy: collection may write on once it is assembled
             batch, keys, weights = self.replay.sample(self.config.agent.batch_size, beta)
-        tensors = tf.nest.map_structure(tf.convert_to_tensor, batch)
-        return _Sampled(tensors, keys, tf.convert_to_tensor(weights), time.perf_counter() - started)
+        with tf.device(self.learner_device):  # one host -> device copy per batch, made here
+            tensors = tf.nest.map_structure(tf.identity, tf.nest.map_structure(tf.convert_to_tensor, batch))
+            weights = tf.identity(tf.convert_to_tensor(weights))
+        return _Sampled(tensors, keys, weights, time.perf_counter() - started)
 
     def _update(self, sampled: "_Sampled") -> None:
         """One learner update on a sampled batch, then its priorities."""
