@@ -348,9 +348,11 @@ class Trainer:
         started = time.perf_counter()
         with self._replay_lock:  # the batch is a copy: collection may write on once it is assembled
             batch, keys, weights = self.replay.sample(self.config.agent.batch_size, beta)
-        with tf.device(self.learner_device):  # one host -> device copy per batch, made here
-            tensors = tf.nest.map_structure(tf.identity, tf.nest.map_structure(tf.convert_to_tensor, batch))
-            weights = tf.identity(tf.convert_to_tensor(weights))
+        tensors = tf.nest.map_structure(tf.convert_to_tensor, batch)
+        weights = tf.convert_to_tensor(weights)
+        if self.learner_device != "/CPU:0":  # one host -> device copy per batch, made here, off the learner's path
+            with tf.device(self.learner_device):
+                tensors, weights = tf.nest.map_structure(tf.identity, (tensors, weights))
         return _Sampled(tensors, keys, weights, time.perf_counter() - started)
 
     def _update(self, sampled: "_Sampled") -> None:

@@ -43,7 +43,10 @@ import threading
 import time
 from typing import Optional
 
+from rise_runtime.batcher import Batcher
 from rise_runtime.extras import MissingExtraError, require
+from rise_runtime.frame_decoding import RAW, FrameError, decode_frame, media_type
+from rise_runtime.sessions import SessionError, SessionStore
 
 LOOPBACK = "127.0.0.1"
 
@@ -174,9 +177,6 @@ class RiseService:
         """on_stop(): called once the server has finished its requests and stopped the inference thread."""
         from starlette.applications import Starlette
         from starlette.routing import Route
-
-        from rise_runtime.batcher import Batcher
-        from rise_runtime.sessions import SessionStore
 
         self.policy, self.settings, self._on_stop = policy, settings, on_stop
         self.store = SessionStore(lambda: policy.zero_state(1), settings.max_sessions, settings.session_idle_seconds)
@@ -312,27 +312,21 @@ class RiseService:
             session = self.store.create()
         except _Reply as reply:
             return reply.response(self)
-        except Exception as error:  # SessionError
+        except SessionError as error:
             return self._session_error(error)
         session.lock = asyncio.Lock()  # one step at a time per session, in arrival order
         return self._json({"session_id": session.id, "game": self.policy.game,
                            "action_meanings": self.policy.action_meanings}, 201)
 
-    def _session_error(self, error):
-        from rise_runtime.sessions import SessionError
-
-        if isinstance(error, SessionError):
-            return self._json({"error": str(error)}, error.status)
-        raise error
+    def _session_error(self, error: SessionError):
+        return self._json({"error": str(error)}, error.status)
 
     async def act(self, request):
         from starlette.concurrency import run_in_threadpool
 
-        from rise_runtime.frame_decoding import RAW, FrameError, media_type
-
         try:
             session = self.store.get(request.path_params["session_id"])
-        except Exception as error:
+        except SessionError as error:
             return self._session_error(error)
         try:
             body = await self._body(request)
@@ -362,8 +356,6 @@ class RiseService:
                            "q_values": result.q_values, "step": result.step}, 200)
 
     def _frame(self, body: bytes, content_type: Optional[str], shape_header: Optional[str]):
-        from rise_runtime.frame_decoding import decode_frame
-
         screen = decode_frame(body, content_type, shape_header, self.settings.max_frame_pixels)
         try:
             return self.policy.preprocess(screen)
@@ -374,7 +366,7 @@ class RiseService:
         session_id = request.path_params["session_id"]
         try:
             self.store.delete(session_id)
-        except Exception as error:
+        except SessionError as error:
             return self._session_error(error)
         return self._json({"deleted": session_id}, 200)
 
