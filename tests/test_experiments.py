@@ -34,32 +34,56 @@ def test_plans():
     assert {r.game for r in memory} == {"MemoryCorridor"} and len(memory) == 9
     atari = build_plan("atari", seeds=2, frames=10, games=["atari100k"])
     assert len(atari) == 26 * 2 * 2 and {r.variant.name for r in atari} == {"base", "rise"}
-    ablation = {r.variant.name: r.train_args() for r in build_plan("ablations", seeds=1, frames=5)}
-    assert ablation["core_gru"][-2:] == ["--core", "gru"] and len(ablation) == 10
+    ablation = {r.variant.name: r.train_args("exp") for r in build_plan("ablations", seeds=1, frames=5)}
+    assert ablation["core_gru"][-2:] == ["--core", "gru"] and len(ablation) == 13
+    # the snapshot's source run (base, same game and seed) is planned first, and its dir filled in
+    names = list(ablation)  # the default stays first: the report compares with it
+    assert names[0] == "rise" and names.index("base") == names.index("encoder_snapshot") - 1
+    assert ablation["base"][:2] == ["--algo", "dqn"]
+    assert ablation["encoder_snapshot"][-2:] == ["--frozen-encoder", os.path.join("snapshot:exp", "base",
+                                                                                  "MemoryCorridor", "seed0")]
     assert ablation["core_gru_chrono"][-4:] == ["--core", "gru", "--core-gate-init", "chrono"]
     assert "--eval-every-frames" in ablation["rise"]  # memory-task curves get ~10 evaluation points
 
 
-def test_dry_run_lists_commands(tmp_path, capsys):
-    assert experiment_main(["ablations", "--seeds", "1", "--dry-run", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "10 runs (0 done)" in out and "[new] window_k4/MemoryCorridor/seed0" in out
-    assert "--window-length 4" in out and not os.listdir(tmp_path)
+def test_dry_run_lists_commands(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an empty Keras cache
+    assert experiment_main(["ablations", "--seeds", "1", "--dry-run", "--out", str(tmp_path / "exp")]) == 0
+    captured = capsys.readouterr()
+    assert "12 runs (0 done)" in captured.out and "[new] window_k4/MemoryCorridor/seed0" in captured.out
+    assert "--window-length 4" in captured.out and not os.path.exists(tmp_path / "exp")
+    # the pretrained encoder is left out, saying why and how to fetch its weights
+    assert "leaving out encoder_keras_mobilenet" in captured.err and "never downloads" in captured.err
+    assert "encoder_keras_mobilenet/" not in captured.out
+    weights = tmp_path / "keras" / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"")  # present: planned (the run itself reads the file)
+    assert experiment_main(["ablations", "--seeds", "1", "--dry-run", "--out", str(tmp_path / "exp"),
+                            "--variants", "encoder_keras_mobilenet"]) == 0
+    captured = capsys.readouterr()
+    assert "--frozen-encoder keras:MobileNetV2" in captured.out and not captured.err
+    with pytest.raises(SystemExit):  # nothing left once the only variant is left out
+        weights.unlink()
+        experiment_main(["ablations", "--seeds", "1", "--dry-run", "--variants", "encoder_keras_mobilenet"])
+    assert "no runs left" in capsys.readouterr().err
 
 
 def test_tiny_experiment_runs_skips_finished_runs_and_reports(tmp_path, capsys):
     out = tmp_path / "exp"
-    argv = ["memory", "--variants", "base,rise", "--seeds", "1", "--frames", "400", "--out", str(out)]
+    # encoder_snapshot alone: the plan runs its source (base) first, then freezes that run's φ as ϑ
+    argv = ["memory", "--variants", "encoder_snapshot", "--seeds", "1", "--frames", "400", "--out", str(out)]
     for setting in ("warmup-frames=200", "eval-every-frames=200", "eval-episodes=4", "num-envs=2",
                     "batch-size=8", "capacity=2000", "embedding-size=16", "core-units=16", "window-length=12",
                     "no-progress"):
         argv += ["--train-arg", setting]
     assert experiment_main(argv) == 0
-    summary = json.loads((out / "rise" / "MemoryCorridor" / "seed0" / "summary.json").read_text())
+    summary = json.loads((out / "encoder_snapshot" / "MemoryCorridor" / "seed0" / "summary.json").read_text())
     assert summary["completed"] and summary["frames"] == 400 and summary["update_ms"] > 0
     assert summary["wall_seconds"] > 0 and 0 <= summary["final_success_rate"] <= 1
+    config = json.loads((out / "encoder_snapshot" / "MemoryCorridor" / "seed0" / "config.json").read_text())
+    assert config["network"]["frozen_encoder"] == "snapshot:" + str(out / "base" / "MemoryCorridor" / "seed0")
     report = json.loads((out / "report" / "memory.json").read_text())
-    assert list(report["variants"]) == ["base", "rise"] and len(report["runs"]) == 2
+    assert list(report["variants"]) == ["base", "encoder_snapshot"] and len(report["runs"]) == 2
     assert report["runs"][0]["curve"][0][0] == 200  # an evaluation every 200 frames
     capsys.readouterr()
     assert experiment_main(argv) == 0  # again: nothing left to run

@@ -19,7 +19,9 @@ from typing import List, Optional
 from rise_tf.counts import parse_count
 from rise_runtime.envs.memory_task import is_memory_task
 from rise_tf.run_dir import EXPERIMENT_FILE, has_run_config, read_summary, write_json_atomic
-from rise_tf.experiments.plan import ALL_VARIANTS, DEFAULT_FRAMES, EXPERIMENTS, RunSpec, build_plan
+from rise_tf.experiments.plan import (ALL_VARIANTS, DEFAULT_FRAMES, EXPERIMENTS, RunSpec, build_plan,
+                                      missing_keras_weights)
+from rise_tf.networks.choices import keras_weights_path
 
 
 
@@ -90,11 +92,12 @@ def _read_order(path: str) -> List[str]:
         return []
 
 
-def _train_command(spec: RunSpec, run_dir: str, state: str, extra: List[str]) -> List[str]:
+def _train_command(spec: RunSpec, out: str, state: str, extra: List[str]) -> List[str]:
     command = [sys.executable, "-m", spec.variant.runner]
+    run_dir = os.path.join(out, spec.relative_dir)
     if state == "resume" and spec.variant.runner == "rise_tf.train.cli":  # peers start unfinished runs over
         return command + ["--resume", run_dir, "--frames", str(spec.frames)]
-    return command + spec.train_args() + extra + ["--run-dir", run_dir]
+    return command + spec.train_args(out) + extra + ["--run-dir", run_dir]
 
 
 def _extra_train_args(items: List[str]) -> List[str]:
@@ -145,13 +148,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     out = args.out or os.path.join("runs", "experiments", args.experiment)
+    missing = missing_keras_weights(plan)
+    for name, model in missing.items():
+        print(f"[rise-experiment] leaving out {name}: the {model} ImageNet weights are not in the Keras cache "
+              f"({keras_weights_path(model)}), and rise-tf never downloads at run time. Fetch them once where there "
+              f"is a network (python -c \"import tensorflow as tf; tf.keras.applications.{model}(include_top=False, "
+              f"weights='imagenet')\") or copy the file there.", file=sys.stderr)
+    plan = [spec for spec in plan if spec.variant.name not in missing]
+    if not plan:
+        parser.error("no runs left to do: every chosen variant needs Keras weights this machine lacks (see above)")
     states = [_run_state(os.path.join(out, spec.relative_dir), spec.frames) for spec in plan]
     print(f"[rise-experiment] {args.experiment}: {len(plan)} runs ({sum(s == 'done' for s in states)} done) "
           f"of {frames:,} frames each, in {out}")
     if args.dry_run:
         for spec, state in zip(plan, states):
             print(f"  [{state}] {spec.relative_dir}: "
-                  + " ".join(_train_command(spec, os.path.join(out, spec.relative_dir), state, extra)[3:]))
+                  + " ".join(_train_command(spec, out, state, extra)[3:]))
         return 0
     _write_experiment_file(out, args.experiment, plan, frames)
     failed, started = [], time.time()
@@ -163,7 +175,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         print(f"[rise-experiment] {label}: {'resuming' if state == 'resume' else 'starting'}; "
               f"{time.time() - started:.0f} s into this experiment", flush=True)
-        code = _run_child(_train_command(spec, run_dir, state, extra))
+        code = _run_child(_train_command(spec, out, state, extra))
         if code == 130:
             print(f"[rise-experiment] interrupted; rerun the same command to resume from {run_dir}.",
                   file=sys.stderr)

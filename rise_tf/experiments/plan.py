@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from typing import Dict, List, Sequence, Tuple
 
 from rise_runtime.envs.atari_scores import GAME_SUBSETS
 from rise_runtime.envs.memory_task import GAME_NAME as MEMORY_GAME, MEMORY_TASKS, SOLVED_SUCCESS, is_memory_task
+from rise_tf.networks.choices import KERAS_PREFIX, SNAPSHOT_PREFIX, keras_weights_path
 from rise_tf.train.config import PRESET_DESCRIPTIONS
 
 
@@ -22,6 +24,14 @@ class Variant:
     overrides: Tuple[Tuple[str, object], ...] = ()  # (rise-train flag without dashes, value)
     note: str = ""
     runner: str = "rise_tf.train.cli"  # the module run with `python -m` (a peer's own trainer for peers)
+    # A variant whose ϑ is another variant's trained φ names that variant here: the plan runs it first
+    # (same game and seed), and RUN_OF in an override value becomes that run's directory.
+    needs: str = ""
+    # A variant that needs a file rise-tf never downloads (a Keras application's ImageNet weights).
+    needs_keras_weights: str = ""
+
+
+RUN_OF = "{source_run}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +46,12 @@ class RunSpec:
     def relative_dir(self) -> str:
         return f"{self.variant.name}/{self.game}/seed{self.seed}"
 
-    def train_args(self) -> List[str]:
+    @property
+    def source_relative_dir(self) -> str:
+        """The run whose trained φ this one freezes ('' when it needs none)."""
+        return f"{self.variant.needs}/{self.game}/seed{self.seed}" if self.variant.needs else ""
+
+    def train_args(self, experiment_dir: str = ".") -> List[str]:
         """The rise-train flags of a fresh run (the run dir is added by the caller)."""
         args = ["--algo", self.variant.algo, "--game", self.game, "--seed", str(self.seed),
                 "--frames", str(self.frames)]
@@ -44,7 +59,10 @@ class RunSpec:
             if isinstance(value, bool):
                 args.append(f"--{flag}" if value else f"--no-{flag}")
             else:
-                args += [f"--{flag}", str(value)]
+                value = str(value)
+                if RUN_OF in value:
+                    value = value.replace(RUN_OF, os.path.join(experiment_dir, self.source_relative_dir))
+                args += [f"--{flag}", value]
         return args
 
 
@@ -67,6 +85,10 @@ ABLATIONS = (
             "GRU core, chrono-initialised update gate"),
     Variant("core_lstm_chrono", "rise-dqn", (("core-gate-init", "chrono"),), "LSTM core, chrono-initialised gates"),
     Variant("embedding_float32", "rise-dqn", (("embedding-dtype", "float32"),), "embeddings stored as float32"),
+    Variant("encoder_snapshot", "rise-dqn", (("frozen-encoder", SNAPSHOT_PREFIX + RUN_OF),),
+            "ϑ = φ of the same seed's trained `base` run, frozen", needs="base"),
+    Variant("encoder_keras_mobilenet", "rise-dqn", (("frozen-encoder", KERAS_PREFIX + "MobileNetV2"),),
+            "ϑ = ImageNet MobileNetV2's pooled penultimate layer", needs_keras_weights="MobileNetV2"),
 )
 
 EXPERIMENTS: Dict[str, Tuple[Variant, ...]] = {
@@ -140,9 +162,26 @@ def build_plan(experiment: str, seeds: int, frames: int, games: Sequence[str] = 
     if experiment == "atari" and not games:
         raise ValueError("the atari experiment needs --games (atari5, atari100k, or names such as Pong,Breakout)")
     game_list = resolve_games(games) if games else [MEMORY_GAME]
-    variant_list = resolve_variants(experiment, variants)
+    variant_list = _with_sources(resolve_variants(experiment, variants))
     extra = MEMORY_EVAL if all(is_memory_task(g) for g in game_list) else ()
     return [RunSpec(variant, game, seed, frames, extra)
             for seed in range(first_seed, first_seed + seeds)
             for game in game_list
             for variant in variant_list]
+
+
+def _with_sources(variants: List[Variant]) -> List[Variant]:
+    """Puts each snapshot variant's source variant before it (adding it when not chosen)."""
+    ordered: List[Variant] = []
+    for variant in variants:
+        if variant.needs and ALL_VARIANTS[variant.needs] not in ordered:
+            ordered.append(ALL_VARIANTS[variant.needs])
+        if variant not in ordered:
+            ordered.append(variant)
+    return ordered
+
+
+def missing_keras_weights(plan: Sequence[RunSpec]) -> Dict[str, str]:
+    """{variant name: the Keras application whose weights it needs and the Keras cache lacks}."""
+    return {spec.variant.name: spec.variant.needs_keras_weights for spec in plan
+            if spec.variant.needs_keras_weights and not os.path.isfile(keras_weights_path(spec.variant.needs_keras_weights))}
