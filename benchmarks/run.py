@@ -40,10 +40,13 @@ def _markdown(results: dict) -> str:
         r = replay[name]
         lines.append(f"| {name} | {r['bytes_per_step']:.0f} | {r['sample_ms_p50']:.2f} | {r['sample_ms_p99']:.2f} |")
     c = results["collection"]
-    lines += ["", f"## Collection ({c['num_envs']} x {c['game']}, RISE ε-greedy acting, emulator frames/s)", "",
-              "| serial | threads | processes | best |", "|---:|---:|---:|---|",
-              f"| {c.get('serial_frames_per_s', 0):.0f} | {c.get('threads_frames_per_s', 0):.0f} | "
-              f"{c.get('processes_frames_per_s', 0):.0f} | {c['best_mode']} |"]
+    lines += ["", f"## Collection ({c['num_envs']} x {c['game']}, emulator frames/s)", "",
+              "| lanes step by | with acting (RISE ε-greedy, replay writes) | raw (random actions) | acting / raw |",
+              "|---|---:|---:|---:|"]
+    for mode in c.get("modes", ("serial", "threads", "processes")):
+        acting, raw = c.get(f"{mode}_frames_per_s"), c.get(f"{mode}_raw_frames_per_s")
+        lines.append(f"| {mode} | {acting:.0f} | " + (f"{raw:.0f} | {acting / raw:.2f} |" if raw else "- | - |"))
+    lines += ["", f"Fastest with acting: **{c['best_mode']}** (vector = ale-py's C++ AtariVectorEnv)."]
     s = results["step_latency"]
     lines += ["", "## Acting step (default RISE network, Pong actions)", "",
               "| step | batch-1 p50 ms | batch-1 p99 ms | slower than ONNX (p50) |", "|---|---:|---:|---:|",

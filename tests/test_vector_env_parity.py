@@ -40,3 +40,49 @@ def test_native_vector_env_frames_equal_our_preprocessing(game):
         np.testing.assert_array_equal(vector_frame(screens), frame, err_msg=f"step {step}")
     ours.close()
     vector.close()
+
+
+def test_vector_lanes_give_the_training_envs_time_steps():
+    """`--parallel vector` against `--parallel serial`, as the trainer sees them: the same frames,
+    rewards, step types and discounts (life losses as zero discounts, a truncation at the frame cap,
+    then each lane's next episode), for the same actions on 3 Breakout lanes. The one exception is the
+    screen of an episode's LAST step, which ALE takes from another frame of the repeat (a few dozen
+    pixels differ); vector_atari.py names it as a deviation."""
+    from rise_tf.envs.py_env import make_batched_env
+    from rise_tf.envs.vector_atari import AtariVectorPyEnvironment
+
+    settings = AtariSettings(sticky_action_prob=0.0, noop_max=0, max_episode_frames=240,
+                             preprocessing=PreprocessingConfig(), flicker_prob=0.0)
+    lanes = dict(atari=settings, terminal_on_life_loss=True, memory=None, frame_size=84, gym_source=None)
+    serial = make_batched_env("Breakout", 3, 7, "serial", **lanes)
+    vector = make_batched_env("Breakout", 3, 7, "vector", **lanes)
+    assert isinstance(vector, AtariVectorPyEnvironment) and vector.batch_size == 3
+    assert vector.envs[0].action_meanings == serial.envs[0].action_meanings
+    assert vector.time_step_spec() == serial.time_step_spec()
+    expected, got = serial.reset(), vector.reset()
+    rng = np.random.default_rng(3)
+    kinds = set()
+    for step in range(130):  # two whole 60-step episodes per lane, and the start of a third
+        for field in ("step_type", "reward", "discount"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(expected, field), err_msg=f"{field}, step {step}")
+        not_last = expected.step_type != 2
+        np.testing.assert_array_equal(got.observation[not_last], expected.observation[not_last], err_msg=f"step {step}")
+        assert (got.observation != expected.observation).sum() < 200  # LAST screens: a few dozen pixels
+        kinds.update(zip(expected.step_type.tolist(), expected.discount.tolist()))
+        actions = rng.integers(0, serial.action_spec().maximum + 1, 3).astype(np.int32)
+        expected, got = serial.step(actions), vector.step(actions)
+    # it covered FIRST, MID, a life loss (MID, discount 0) and a truncation (LAST, discount 1)
+    assert {(0, 1.0), (1, 1.0), (1, 0.0), (2, 1.0)} <= kinds
+    serial.close()
+    vector.close()
+
+
+def test_vector_lanes_refuse_what_they_cannot_step():
+    from rise_tf.envs.py_env import make_batched_env
+    from rise_tf.train.config import make_config
+
+    with pytest.raises(ValueError, match="Atari games only"):
+        make_config("rise-dqn", "MemoryCorridor", env={"parallel": "vector"})
+    with pytest.raises(ValueError, match="Atari games only"):
+        make_batched_env("MemoryCorridor", 2, 0, "vector", atari=None, terminal_on_life_loss=False, memory=None,
+                         frame_size=84, gym_source=None)

@@ -22,8 +22,8 @@ from tf_agents.trajectories import time_step as ts
 from rise_runtime.envs.atari import AtariEnv, AtariSettings
 from rise_runtime.envs.gym_image import GymSource
 from rise_runtime.envs.memory_task import MemoryCorridorEnv, MemoryTaskSettings, is_memory_task
+from rise_tf.envs.choices import PARALLEL_MODES, lane_mode
 
-PARALLEL_MODES = ("serial", "threads", "processes")
 
 
 def frame_specs(frame_size: int, num_actions: int):
@@ -90,13 +90,20 @@ def make_frame_env(game: str, seed: Optional[int], *, atari: AtariSettings, term
 def make_batched_env(game: str, num_envs: int, seed: int, mode: str, **lane_kwargs) -> py_environment.PyEnvironment:
     """N lanes of one game as a batched PyEnvironment; lane i is seeded with seed + i.
 
-    mode: 'serial' steps lanes one after another in this process, 'threads' uses TF-Agents' thread
-    pool, 'processes' runs each lane in its own process (ParallelPyEnvironment).
+    mode: one of PARALLEL_MODES (see rise_tf.envs.choices).
     """
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     if mode not in PARALLEL_MODES:
         raise ValueError(f"unknown parallel mode {mode!r}; choose one of {PARALLEL_MODES}")
+    mode = lane_mode(mode, atari=lane_kwargs.get("gym_source") is None and not is_memory_task(game))
+    if mode == "vector":
+        if lane_kwargs.get("gym_source") is not None or is_memory_task(game):
+            raise ValueError("parallel mode 'vector' steps Atari games only; use serial, threads or processes")
+        from rise_tf.envs.vector_atari import AtariVectorPyEnvironment
+
+        return AtariVectorPyEnvironment(game, num_envs, seed, atari=lane_kwargs["atari"],
+                                        terminal_on_life_loss=lane_kwargs["terminal_on_life_loss"])
     constructors: Sequence[Callable[[], FramePyEnvironment]] = [
         functools.partial(make_frame_env, game, seed + i, **lane_kwargs) for i in range(num_envs)]
     if mode == "processes":

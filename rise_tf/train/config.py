@@ -28,6 +28,7 @@ import math
 from typing import Any, Dict, List, Optional, Tuple
 
 from rise_tf.agents.choices import DISTRIBUTIONAL_LOSSES, LOSSES
+from rise_tf.envs.choices import PARALLEL_MODES
 from rise_runtime.envs import atari, memory_task
 from rise_runtime.preprocessing import PreprocessingConfig
 from rise_runtime.envs.memory_task import MEMORY_TASKS, is_memory_task
@@ -78,7 +79,8 @@ class EnvConfig:
     flicker: float = _field(0.0, "each observed screen is blanked with this probability (DRQN's flickering "
                                  "Atari: 0.5); training, evaluation and rise-play alike")
     num_envs: int = _field(8, "parallel game lanes collected in lock-step")
-    parallel: str = _field("serial", "how lanes step: serial | threads | processes")
+    parallel: str = _field("auto", f"how lanes step: {' | '.join(PARALLEL_MODES)} (vector: ale-py's C++ "
+                                   f"AtariVectorEnv, Atari only; auto: vector for Atari, serial otherwise)")
     sticky_action_prob: float = _field(atari.STICKY_ACTION_PROB, "probability the emulator repeats the previous action (ALE v5)")
     noop_max: int = _field(atari.NOOP_MAX, "up to this many no-op actions after each reset")
     max_episode_frames: int = _field(atari.MAX_EPISODE_FRAMES, "episode truncation, in emulator frames")
@@ -108,8 +110,11 @@ class EnvConfig:
         _require(not (self.flicker and is_memory_task(self.game)),
                  "--flicker applies to Atari and --env-id envs; the memory tasks hide their cue by design")
         _require(self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}")
-        _require(self.parallel in ("serial", "threads", "processes"),
-                 f"parallel must be serial, threads or processes, got {self.parallel!r}")
+        _require(self.parallel in PARALLEL_MODES,
+                 f"parallel must be one of {', '.join(PARALLEL_MODES)}, got {self.parallel!r}")
+        _require(self.parallel != "vector" or (self.game and not is_memory_task(self.game)),
+                 "--parallel vector steps Atari games only (ale-py's AtariVectorEnv); use serial, threads or "
+                 "processes for memory tasks and --env-id envs")
         _require(0 <= self.sticky_action_prob < 1, f"sticky_action_prob must be in [0, 1), got {self.sticky_action_prob}")
         _require(self.noop_max >= 0, f"noop_max must be >= 0, got {self.noop_max}")
         _require(self.max_episode_frames >= 1, f"max_episode_frames must be >= 1, got {self.max_episode_frames}")
