@@ -42,9 +42,11 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
     time_step_spec = action_spec = None
     env = None
     agents, batches = {}, {}
-    for name, algo in models:
+    for name, algo, *own in models:  # a model may carry its own overrides: (name, algo, {"train": {...}})
         config = make_config(algo, game, agent={"batch_size": batch_size},
                              replay={"capacity": 20_000}, env={"num_envs": 4}, **(overrides or {}))
+        if own:
+            config = config.replace(**own[0])
         if env is None:
             env = builder.make_env(config)
             time_step_spec, action_spec = env.time_step_spec(), env.action_spec()
@@ -59,9 +61,9 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
             agent.train(batch, weights)
         agents[name] = agent
     env.close()
-    times = {name: [] for name, _ in models}
+    times = {name: [] for name, *_ in models}
     for _ in range(rounds):
-        for name, _ in models:
+        for name, *_ in models:
             agent = agents[name]
             start = time.perf_counter()
             for batch, weights in batches[name]:
@@ -73,7 +75,7 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
 
 def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, batch_size: int = 32,
             overrides=None, models=MODELS) -> dict:
-    times = _timed_updates(game, rounds, {name: updates_per_round for name, _ in models}, batch_size, overrides,
+    times = _timed_updates(game, rounds, {name: updates_per_round for name, *_ in models}, batch_size, overrides,
                            models, warmup_updates=3)
     result = {f"{name}_update_ms": 1000 * float(np.median(t)) for name, t in times.items()}
     if "base_update_ms" in result and "rise_update_ms" in result:
@@ -97,6 +99,24 @@ def measure_btr(game: str = "Pong", rounds: int = 4, batch_size: int = 64) -> di
     result["rise_btr_over_btr_per_round"] = [r / b for r, b in zip(times["rise_btr"], times["btr"])]
     result.update(batch_size=batch_size, rounds=rounds, updates_per_round=updates,
                   window_length=make_config("rise-btr", game).network.window_length)
+    return result
+
+
+def measure_compilation(game: str = "Pong", rounds: int = 4, batch_size: int = 32,
+                        algos=("dqn", "rise-dqn")) -> dict:
+    """The learner update as plain tf.function, with XLA (jit_compile) and with mixed precision
+    (float16 compute), for each algo, same data, interleaved rounds. On a CPU host mixed precision
+    is expected to lose (no float16 units); the figure is here so nobody has to guess."""
+    variants = {"plain": {}, "xla": {"train": {"xla": True}}, "mixed_precision": {"train": {"mixed_precision": True}}}
+    models = [(f"{algo}/{variant}", algo, overrides) for algo in algos for variant, overrides in variants.items()]
+    times = _timed_updates(game, rounds, {name: 5 for name, *_ in models}, batch_size, None, models,
+                           warmup_updates=2)
+    result = {"batch_size": batch_size, "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU"}
+    for algo in algos:
+        plain = float(np.median(times[f"{algo}/plain"]))
+        result[algo] = {variant: {"update_ms": 1000 * float(np.median(times[f"{algo}/{variant}"])),
+                                  "over_plain": float(np.median(times[f"{algo}/{variant}"])) / plain}
+                        for variant in variants}
     return result
 
 

@@ -108,3 +108,60 @@ def test_nan_loss_stops_before_changing_weights():
         agent.train(batch, None)
     for b, v in zip(before, agent.q_network.trainable_variables):
         np.testing.assert_array_equal(b, v.numpy())
+
+
+def _builder_agent(**train):
+    """The agent as rise-train builds it (small sizes), with these train settings."""
+    from rise_tf.train import builder
+    from rise_tf.train.config import make_config
+
+    config = make_config("rise-dqn", "MemoryCorridor", train=train, agent={"batch_size": 4},
+                         network={"embedding_size": 8, "core_units": 8, "window_length": 4})
+    tf.keras.utils.set_random_seed(0)
+    time_step_spec = ts.time_step_spec(tf.TensorSpec([84, 84], tf.uint8, "frame"))
+    action_spec = tensor_spec.BoundedTensorSpec([], tf.int32, 0, 1)
+    return builder.make_agent(config, time_step_spec, action_spec)
+
+
+def _spec_batch(agent, size=4, seed=0):
+    """A batch of the agent's training structure: random frames, unit-normal embeddings, returns."""
+    rng = np.random.default_rng(seed)
+
+    def like(spec):
+        shape = [size] + spec.shape.as_list()
+        if spec.dtype == tf.uint8:
+            return tf.constant(rng.integers(0, 256, shape), tf.uint8)
+        if spec.dtype == tf.int32:  # the action, of a 2-action game
+            return tf.constant(rng.integers(0, 2, shape), tf.int32)
+        values = np.ones(shape) if "mask" in spec.name else rng.uniform(0, 1, shape)
+        return tf.constant(values, spec.dtype)
+    return tf.nest.map_structure(like, agent.training_data_spec)
+
+
+def test_update_is_traced_once_and_refuses_another_batch_shape():
+    agent = _builder_agent()
+    for seed in range(3):
+        agent.train(_spec_batch(agent, seed=seed), tf.fill([4], 0.5))
+    agent.train(_spec_batch(agent, seed=3))  # no weights: uniform, still the same trace
+    assert agent.compiled_train.experimental_get_tracing_count() == 1
+    with pytest.raises((ValueError, TypeError)):  # a batch of another size is an error, not a retrace
+        agent.train(_spec_batch(agent, size=5))
+
+
+def test_xla_and_mixed_precision_updates_agree_with_the_plain_one():
+    batch = None
+    losses = {}
+    for name, train in (("plain", {}), ("xla", {"xla": True}), ("mixed", {"mixed_precision": True})):
+        agent = _builder_agent(**train)  # same seed: same initial weights
+        batch = batch if batch is not None else _spec_batch(agent)
+        losses[name] = float(agent.train(batch).loss)
+        if name == "mixed":
+            dense = [layer for layer in agent.q_network.submodules if isinstance(layer, tf.keras.layers.Dense)]
+            assert dense and all(layer.compute_dtype == "float16" for layer in dense)
+            assert all(v.dtype == tf.float32 for v in agent.q_network.trainable_variables)  # float32 weights
+            assert agent.q_network.frozen_encoder.compute_dtype == "float32"  # ϑ stays the export's
+            assert isinstance(agent.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # nothing else in the process changed
+    assert np.isfinite(list(losses.values())).all()
+    assert losses["xla"] == pytest.approx(losses["plain"], rel=1e-4)
+    assert losses["mixed"] == pytest.approx(losses["plain"], rel=2e-2)

@@ -137,12 +137,27 @@ def test_same_seed_gives_the_same_run_on_cpu(tmp_path):
     assert first == second
 
 
+def test_mixed_precision_on_a_cpu_warns_and_still_learns(tmp_path, capsys):
+    run_dir = tmp_path / "mixed"
+    assert main(["--game", "MemoryCorridor", "--frames", "300", "--warmup-frames", "200", "--num-envs", "2",
+                 "--replay-ratio", "0.1", "--batch-size", "8", "--eval-every-frames", "0", "--no-progress",
+                 "--mixed-precision", "--log-every-frames", "100", "--run-dir", str(run_dir)]) == 0
+    assert "--mixed-precision on a host without a GPU" in capsys.readouterr().err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["updates"] > 0 and summary["completed"]
+    assert all(r["loss"] is not None and np.isfinite(r["loss"]) for r in metrics(str(run_dir)) if r["updates"])
+
+
 @pytest.mark.parametrize("args, message", [
     (["--frames", "inf"], "'inf' is not a finite count"),
     (["--replay-ratio", "inf"], "'inf' is not a finite number"),
     (["--learning-rate", "nan"], "'nan' is not a finite number"),
     (["--capacity", "10G"], r"needs about .* GiB .* only .* GiB of memory is available. Lower --capacity"),
     (["--algo", "rise-btr", "--head", "dueling"], "cannot train head 'dueling'"),
+    (["--engine", "concurrent", "--replay-ratio", "4", "--num-envs", "8"],
+     r"cannot hold replay ratio 4 with 8 lanes .* Raise --max-update-backlog to at least 32"),
+    (["--engine", "concurrent", "--prefetch-batches", "0"], "prefetch_batches must be >= 1"),
+    (["--game", "MemoryCorridor", "--parallel", "vector"], "Atari games only"),
 ])
 def test_bad_numbers_and_sizes_exit_2_and_write_nothing(args, message, tmp_path, capsys):
     run_dir = tmp_path / "never"

@@ -55,7 +55,8 @@ class RiseAgent(tf_agent.TFAgent):
                  double_dqn: bool, huber_delta: float, munchausen: bool, munchausen_temperature: float,
                  munchausen_alpha: float, munchausen_log_policy_clip: float, target_update_period: int,
                  target_update_tau: float, gradient_clip_norm: float, eval_epsilon: float,
-                 train_step_counter: Optional[tf.Variable] = None, name: str = "RiseAgent"):
+                 train_step_counter: Optional[tf.Variable] = None, batch_size: Optional[int] = None,
+                 xla: bool = False, name: str = "RiseAgent"):
         """
         Args:
           loss: one of LOSSES; quantile_huber needs a distributional (IQN) network and vice versa.
@@ -65,6 +66,12 @@ class RiseAgent(tf_agent.TFAgent):
           target_update_tau: 1.0 = hard copy every period; < 1 = Polyak averaging with this τ.
           gradient_clip_norm: clip gradients to this global norm; 0 disables.
           eval_epsilon: ε of `evaluation_policy`.
+          batch_size: fixes the update's input signature to this batch size (None: any batch size);
+            the update is traced once, and a batch of another shape or dtype is an error, not a retrace.
+          xla: compile the update with XLA (jit_compile).
+
+        Mixed precision is the global Keras policy (set before the network is built, see
+        `rise_tf.train.builder`); with a LossScaleOptimizer the loss is scaled for the gradients.
         """
         tf.Module.__init__(self, name=name)
         if loss not in LOSSES:
@@ -82,6 +89,7 @@ class RiseAgent(tf_agent.TFAgent):
         self._target_q_network = q_network.copy(name="TargetQNetwork")
         self._target_q_network.create_variables(q_network.input_tensor_spec)
         self._optimizer = optimizer
+        self._loss_scaled = isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
         self._loss_kind = loss
         self._double_dqn = double_dqn
         self._huber_delta = huber_delta
@@ -102,8 +110,18 @@ class RiseAgent(tf_agent.TFAgent):
                          train_step_counter=train_step_counter)
         self._update_target = self._make_target_update(target_update_period, target_update_tau)
         # TFAgent only compiles _train under TF1 (`function_in_tf1`); in TF2 it would run eagerly, op
-        # by op. One compiled function per update is what makes the learner fast.
-        self._train_fn = tf.function(self._train)
+        # by op. One compiled function per update, traced once, is what makes the learner fast.
+        batch_spec = tf.nest.map_structure(lambda spec: tf.TensorSpec([batch_size] + spec.shape.as_list(), spec.dtype,
+                                                                      spec.name), self.training_data_spec)
+        compiled = tf.function(self._train, jit_compile=xla or None,
+                               input_signature=[batch_spec, tf.TensorSpec([batch_size], tf.float32, "weights")])
+        self.compiled_train = compiled
+
+        def train_fn(experience, weights=None):  # what TFAgent.train calls; no weights = uniform
+            if weights is None:
+                weights = tf.ones_like(experience["n_step_return"], tf.float32)
+            return compiled(experience, weights)
+        self._train_fn = train_fn
 
     @property
     def q_network(self):
@@ -147,13 +165,16 @@ class RiseAgent(tf_agent.TFAgent):
         next_observation = batch["next_observation"]
         if self._loss_kind == "quantile_huber":
             next_values, _ = self._target_q_network.quantile_values(next_observation, training=True)  # [B, N', A]
+            next_values = tf.cast(next_values, tf.float32)  # float16 under mixed precision: targets in float32
             next_mean_q = tf.reduce_mean(next_values, axis=1)  # [B, A]
         else:
             next_values, _ = self._target_q_network(next_observation, training=True)  # [B, A]
+            next_values = tf.cast(next_values, tf.float32)
             next_mean_q = next_values
         chooser = next_mean_q  # Q(s', ·) whose argmax is a* for non-Munchausen targets
         if self._double_dqn:
             chooser, _ = self._q_network(next_observation, training=False)
+            chooser = tf.cast(chooser, tf.float32)
         return {"values": tf.stop_gradient(next_values), "mean_q": tf.stop_gradient(next_mean_q),
                 "chooser": tf.stop_gradient(chooser)}
 
@@ -176,12 +197,14 @@ class RiseAgent(tf_agent.TFAgent):
             weights = tf.ones_like(batch["n_step_return"])
         if self._loss_kind == "quantile_huber":
             quantiles, taus = self._q_network.quantile_values(batch["observation"], training=training)  # [B, N, A]
+            quantiles, taus = tf.cast(quantiles, tf.float32), tf.cast(taus, tf.float32)
             q_values = tf.reduce_mean(quantiles, axis=1)  # [B, A]
             targets = tf.stop_gradient(self._targets(batch, bootstrap, q_values))  # [B, N']
             chosen = tf.gather(quantiles, batch["action"], axis=-1, batch_dims=1)  # [B, N]
             per_sample, errors = quantile_huber_loss(chosen, targets, taus, self._huber_delta)
             return tf.reduce_mean(weights * per_sample), errors, tf.reduce_mean(q_values)
         q_values, _ = self._q_network(batch["observation"], training=training)  # [B, A]
+        q_values = tf.cast(q_values, tf.float32)
         targets = tf.stop_gradient(self._targets(batch, bootstrap, q_values))  # [B]
         loss, td_errors = td_loss(q_values, batch["action"], targets, weights, self._huber_delta)
         return loss, tf.abs(td_errors), tf.reduce_mean(q_values)
@@ -197,7 +220,10 @@ class RiseAgent(tf_agent.TFAgent):
             loss, errors, q_mean = self._online_loss(experience, bootstrap, weights, training=True)
             # A NaN/inf loss stops here, before any weight changes.
             loss = tf.debugging.check_numerics(loss, "RISE loss is NaN or inf")
-        gradients = tape.gradient(loss, variables)
+            scaled = self._optimizer.get_scaled_loss(loss) if self._loss_scaled else loss
+        gradients = tape.gradient(scaled, variables)
+        if self._loss_scaled:
+            gradients = self._optimizer.get_unscaled_gradients(gradients)
         if self._gradient_clip_norm:
             gradients, _ = tf.clip_by_global_norm(gradients, self._gradient_clip_norm)
         self._optimizer.apply_gradients(zip(gradients, variables))

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from rise_tf.networks.choices import FROZEN_ENCODERS, KERAS_APPLICATIONS, LEARNABLE_ENCODERS
+from rise_tf.networks.precision import keras_policy
 
 
 def area_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
@@ -160,7 +161,7 @@ class _FrozenEncoder(tf.keras.layers.Layer):
     """Base for ϑ: constants created from a seeded numpy generator, never trainable."""
 
     def __init__(self, *, embedding_size: int, seed: int, name: str):
-        super().__init__(name=name, trainable=False)
+        super().__init__(name=name, trainable=False, dtype="float32")  # float32 under mixed precision too
         if embedding_size < 1:
             raise ValueError(f"embedding_size must be >= 1, got {embedding_size}")
         self.embedding_size = embedding_size
@@ -291,8 +292,9 @@ class KerasApplicationEncoder(_FrozenEncoder):
 
     def build(self, input_shape):
         size = (int(input_shape[1]), int(input_shape[2]), 3)
-        self.model = getattr(tf.keras.applications, self.model_name)(
-            include_top=False, weights=None, input_shape=size, pooling="avg")
+        with keras_policy("float32"):
+            self.model = getattr(tf.keras.applications, self.model_name)(
+                include_top=False, weights=None, input_shape=size, pooling="avg")
         self.model.load_weights(self.weights_path)
         self.model.trainable = False
         module = getattr(tf.keras.applications, KERAS_APPLICATIONS[self.model_name][1])

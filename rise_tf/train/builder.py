@@ -17,6 +17,7 @@ from rise_runtime.envs.gym_image import GymSource
 from rise_runtime.envs.memory_task import MemoryTaskSettings
 from rise_tf.envs.py_env import make_batched_env
 from rise_tf.networks.choices import FROZEN_ENCODERS, keras_weights_path, parse_frozen_encoder
+from rise_tf.networks.precision import keras_policy
 from rise_tf.networks.encoders import KerasApplicationEncoder, SnapshotEncoder
 from rise_tf.networks.rise_q_network import build_network, network_input_spec
 from rise_tf.replay.embedding_replay import EmbeddingReplay
@@ -82,7 +83,8 @@ def frozen_encoder(config: RunConfig):
     if info is None:
         raise RunDirError(f"{argument} has no {ENV_FILE} (a run from before rise-tf recorded it); resume it once "
                           f"to write it, then use it as a snapshot")
-    source_network = make_network(source, len(info["action_meanings"]))
+    with keras_policy("float32"):  # ϑ stays float32 under mixed precision (see networks/precision.py)
+        source_network = make_network(source, len(info["action_meanings"]))
     latest = checkpoints.latest_checkpoint(argument)
     if latest is None:
         raise RunDirError(f"{argument} has no checkpoint: a snapshot needs a trained φ")
@@ -107,21 +109,28 @@ def make_network(config: RunConfig, num_actions: int):
 
 
 def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counter=None) -> RiseAgent:
+    """The learner and its policies. With train.mixed_precision its networks compute in float16 (weights
+    float32, loss scaled); the export builds its own float32 network from the same weights."""
     time_step_spec = tensor_spec.from_spec(time_step_spec)
     action_spec = tensor_spec.from_spec(action_spec)
     num_actions = int(action_spec.maximum - action_spec.minimum + 1)
     agent_config = config.agent
-    optimizer = tf.keras.optimizers.Adam(agent_config.learning_rate, epsilon=agent_config.adam_epsilon)
-    agent = RiseAgent(
-        time_step_spec, action_spec, make_network(config, num_actions), optimizer,
-        embedding_dtype=config.network.embedding_dtype, loss=agent_config.loss, double_dqn=agent_config.double_dqn,
-        huber_delta=agent_config.huber_delta, munchausen=agent_config.munchausen,
-        munchausen_temperature=agent_config.munchausen_temperature, munchausen_alpha=agent_config.munchausen_alpha,
-        munchausen_log_policy_clip=agent_config.munchausen_log_policy_clip,
-        target_update_period=agent_config.target_update_period, target_update_tau=agent_config.target_update_tau,
-        gradient_clip_norm=agent_config.gradient_clip_norm, eval_epsilon=config.train.eval_epsilon,
-        train_step_counter=train_step_counter)
-    agent.initialize()
+    with keras_policy("mixed_float16" if config.train.mixed_precision else None):
+        optimizer = tf.keras.optimizers.Adam(agent_config.learning_rate, epsilon=agent_config.adam_epsilon)
+        if config.train.mixed_precision:
+            optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+        agent = RiseAgent(
+            time_step_spec, action_spec, make_network(config, num_actions), optimizer,
+            embedding_dtype=config.network.embedding_dtype, loss=agent_config.loss, double_dqn=agent_config.double_dqn,
+            huber_delta=agent_config.huber_delta, munchausen=agent_config.munchausen,
+            munchausen_temperature=agent_config.munchausen_temperature, munchausen_alpha=agent_config.munchausen_alpha,
+            munchausen_log_policy_clip=agent_config.munchausen_log_policy_clip,
+            target_update_period=agent_config.target_update_period, target_update_tau=agent_config.target_update_tau,
+            gradient_clip_norm=agent_config.gradient_clip_norm, eval_epsilon=config.train.eval_epsilon,
+            train_step_counter=train_step_counter, batch_size=agent_config.batch_size, xla=config.train.xla)
+        agent.initialize()
+        # Slots exist before a restore, and the update's first trace creates no variables (it would trace twice).
+        agent.optimizer.build(agent.q_network.trainable_variables)
     return agent
 
 

@@ -271,6 +271,9 @@ class TrainConfig:
     max_update_backlog: int = _field(8, "concurrent engine: updates the learner may fall behind the replay ratio "
                                         "before collection waits for it")
     prefetch_batches: int = _field(2, "concurrent engine: batches a sampler thread assembles ahead of the learner")
+    xla: bool = _field(False, "compile the learner update with XLA (jit_compile); see bench.md for when it pays")
+    mixed_precision: bool = _field(False, "float16 compute, float32 weights and a scaled loss (GPUs with tensor "
+                                          "cores; slower on a CPU)")
 
     def validate(self):
         _require_finite(self)
@@ -330,6 +333,14 @@ class RunConfig:
                  f"{self.env.num_envs * lane_need}; raise --capacity")
         _require(agent.batch_size <= self.replay.capacity,
                  f"batch_size {agent.batch_size} exceeds the replay capacity {self.replay.capacity}")
+        # One collection step inserts num_envs steps at once, owing replay_ratio x num_envs updates; a
+        # backlog smaller than that would make the collector wait after every step (no overlap left).
+        updates_per_step = math.ceil(self.train.replay_ratio * self.env.num_envs)
+        _require(self.train.engine != "concurrent" or updates_per_step <= self.train.max_update_backlog,
+                 f"the concurrent engine cannot hold replay ratio {self.train.replay_ratio:g} with "
+                 f"{self.env.num_envs} lanes and --max-update-backlog {self.train.max_update_backlog}: each "
+                 f"collection step owes {updates_per_step} updates. Raise --max-update-backlog to at least "
+                 f"{updates_per_step}, or use --engine serial.")
         distributional_head = net.head in DISTRIBUTIONAL_HEADS
         distributional_loss = agent.loss in DISTRIBUTIONAL_LOSSES
         _require(distributional_head == distributional_loss,

@@ -142,6 +142,12 @@ class Trainer:
             write_run_config(run_dir, self.config)
         self.show_progress = progress
         train = self.config.train
+        # First, before any TF op initialises a GPU: memory growth can only be set before that.
+        self.learner_device = configure_learner_device()
+        if train.mixed_precision and self.learner_device == "/CPU:0":
+            print("[rise-train] warning: --mixed-precision on a host without a GPU: CPUs have no fast float16, so "
+                  "the learner runs many times slower (bench.md: ~24x on this project's CPU). It is meant for GPUs "
+                  "with tensor cores; drop the flag here.", file=sys.stderr)
         tf.keras.utils.set_random_seed(train.seed)  # Python, numpy and TF: Keras initializers draw from Python's random
         if train.deterministic_ops:
             tf.config.experimental.enable_op_determinism()
@@ -152,10 +158,8 @@ class Trainer:
         self.train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
         self.agent = builder.make_agent(self.config, self.env.time_step_spec(), self.env.action_spec(),
                                         self.train_step)
-        self.agent.optimizer.build(self.agent.q_network.trainable_variables)  # slots exist before restore
         self.replay = builder.make_replay(self.config)
         self._replay_lock = threading.Lock()
-        self.learner_device = configure_learner_device()
         self.counters = Counters()
         self.last_checkpoint: Optional[str] = None
         stale = checkpoints.remove_stale_temporaries(run_dir)
