@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS ?= test
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-slow bench demo clean node-client
+.PHONY: venv test test-slow bench bench-gpu demo clean node-client
 
 venv: $(STAMP)
 
@@ -32,6 +32,10 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --out results
+
+# btr and rise-btr at BTR's scale (64 envs, batch 256), for users with a GPU; QUICK=1 for a CPU-sized check.
+bench-gpu: $(STAMP)
+	$(PY) -m benchmarks.gpu_scale --out results $(if $(QUICK),--quick)
 
 demo: $(STAMP)
 	$(PY) -m rise_tf.demo
