@@ -28,6 +28,7 @@ from benchmarks import machine
 MODELS = ("btr", "rise-btr")
 FULL = dict(num_envs=64, batch_size=256, warmup_frames=50_000, seconds=180)  # the paper's scale, 3 minutes each
 QUICK = dict(num_envs=8, batch_size=32, warmup_frames=2_000, seconds=20)
+CPU = dict(num_envs=64, batch_size=256, warmup_frames=20_000, seconds=90)  # `make bench`: BTR's scale, shorter
 
 
 class GpuUtilisation:
@@ -131,10 +132,11 @@ def measure_model(algo: str, size: dict, mixed_precision: bool) -> dict:
             "replay_ratio": config.train.replay_ratio, "lane_mode": config.env.parallel}
 
 
-def measure(quick: bool = False) -> dict:
+def measure(quick: bool = False, cpu: bool = False) -> dict:
+    """quick: the CPU-sized check; cpu: BTR's sizes with a shorter warm-up and timing (make bench)."""
     import tensorflow as tf
 
-    size = QUICK if quick else FULL
+    size = QUICK if quick else CPU if cpu else FULL
     gpus = tf.config.list_physical_devices("GPU")
     result = {"size": dict(size), "quick": quick, "device": "GPU" if gpus else "CPU",
               "mixed_precision": bool(gpus), "machine": machine.describe(),
@@ -144,6 +146,19 @@ def measure(quick: bool = False) -> dict:
               f"{size['seconds']} s timed ...", flush=True)
         result[algo] = measure_model(algo, size, mixed_precision=bool(gpus))
     return result
+
+
+def table(result: dict) -> List[str]:
+    """The figures as markdown table lines (bench_gpu.md, and bench.md's CPU section)."""
+    lines = ["| model | end-to-end frames/s | learner updates/s | GPU utilisation | learner alone (frames/s) | "
+             "collection alone (frames/s) | bound by |", "|---|---:|---:|---:|---:|---:|---|"]
+    for algo in MODELS:
+        r = result[algo]
+        gpu = f"{r['gpu_utilisation_percent']:.0f} %" if r["gpu_utilisation_percent"] is not None else "-"
+        bound = "learner" if r["learner_alone_frames_per_s"] < r["collection_alone_frames_per_s"] else "collection"
+        lines.append(f"| {algo} | {r['end_to_end_frames_per_s']:.0f} | {r['learner_updates_per_s']:.2f} | {gpu} | "
+                     f"{r['learner_alone_frames_per_s']:.0f} | {r['collection_alone_frames_per_s']:.0f} | {bound} |")
+    return lines
 
 
 def markdown(result: dict) -> str:
@@ -156,14 +171,7 @@ def markdown(result: dict) -> str:
     if result["device"] == "CPU":
         lines += ["**No GPU here: these are CPU figures** (the project's machines have no GPU; its GPU figures "
                   "are not measured by the project).", ""]
-    lines += ["| model | end-to-end frames/s | learner updates/s | GPU utilisation | learner alone (frames/s) | "
-              "collection alone (frames/s) | bound by |", "|---|---:|---:|---:|---:|---:|---|"]
-    for algo in MODELS:
-        r = result[algo]
-        gpu = f"{r['gpu_utilisation_percent']:.0f} %" if r["gpu_utilisation_percent"] is not None else "-"
-        bound = "learner" if r["learner_alone_frames_per_s"] < r["collection_alone_frames_per_s"] else "collection"
-        lines.append(f"| {algo} | {r['end_to_end_frames_per_s']:.0f} | {r['learner_updates_per_s']:.2f} | {gpu} | "
-                     f"{r['learner_alone_frames_per_s']:.0f} | {r['collection_alone_frames_per_s']:.0f} | {bound} |")
+    lines += table(result)
     lines += ["", "BTR reports ~4,600 frames/s (200M frames in ~12 hours) on one desktop GPU."]
     return "\n".join(lines) + "\n"
 

@@ -15,7 +15,7 @@ from rise_tf.startup import quiet_third_party_startup  # noqa: E402
 
 quiet_third_party_startup()
 
-from benchmarks import (collection, frozen_encoders, learner_cost, machine, memory_task, replay_cost,  # noqa: E402
+from benchmarks import (collection, frozen_encoders, gpu_scale, learner_cost, machine, memory_task, replay_cost,  # noqa: E402
                         runtime_install, step_latency, training_throughput)
 
 
@@ -127,6 +127,24 @@ def _markdown(results: dict) -> str:
                          f"{r['update_ms']:.1f} / {r['concurrent_update_ms']:.1f} |")
         lines += ["", f"RISE-DQN takes {t['rise_over_base_time']:.2f}x the base's wall-clock per frame (serial engine). "
                       "Engine efficiency = frames/s / min(collection alone, learner alone)."]
+    c = results.get("compilation")
+    if c:
+        lines += ["", f"## Learner update: plain tf.function, XLA, mixed precision ({c['device']}, batch {c['batch_size']}, "
+                      f"median ms, same data)", "", "| model | plain | XLA (jit_compile) | mixed precision (float16) |",
+                  "|---|---:|---:|---:|"]
+        for algo in ("dqn", "rise-dqn"):
+            r = c[algo]
+            lines.append(f"| {algo} | {r['plain']['update_ms']:.1f} | {r['xla']['update_ms']:.1f} "
+                         f"({r['xla']['over_plain']:.2f}x) | {r['mixed_precision']['update_ms']:.1f} "
+                         f"({r['mixed_precision']['over_plain']:.1f}x) |")
+        lines += ["", "Both stay off by default: on this CPU neither pays. Mixed precision is for GPUs with tensor cores "
+                      "(rise-train warns when it is asked for on a CPU); the project has no GPU to measure them on."]
+    g = results.get("btr_scale")
+    if g:
+        size = g["size"]
+        lines += ["", f"## At Beyond The Rainbow's scale on this CPU ({size['num_envs']} Pong envs, batch "
+                      f"{size['batch_size']}, concurrent engine, {size['seconds']} s timed; `make bench-gpu` on a GPU)",
+                  ""] + gpu_scale.table(g)
     return "\n".join(lines) + "\n"
 
 
@@ -152,6 +170,10 @@ SECTIONS = [
      lambda quick: runtime_install.measure(repeats=500 if quick else 2000)),
     ("training", "end-to-end training throughput",
      lambda quick: training_throughput.measure(timed_frames=4_000 if quick else 16_000)),
+    ("compilation", "learner update: plain, XLA, mixed precision",
+     lambda quick: learner_cost.measure_compilation(rounds=2 if quick else 4)),
+    ("btr_scale", "btr and rise-btr at BTR's scale (64 envs, batch 256): learner alone vs collection alone",
+     lambda quick: gpu_scale.measure(quick=quick, cpu=True)),
     ("learner_btr", "learner update cost on the BTR body (minutes: full recurrence over Impala x2)",
      lambda quick: learner_cost.measure_btr(rounds=2 if quick else 4)),
     ("memory_task", "memory task: frames and wall-clock to solve, rise-dqn and rise-btr",
@@ -185,6 +207,11 @@ def main() -> int:
             print(f"[bench] {label} ...", flush=True)
             results[key] = measure(args.quick)
             measured[key] = now
+    t = results.get("training", {}).get("rise", {})
+    if "efficiency" in t:  # the issue-10 figure, next to what it is made of
+        results["engine"] = {key: t[key] for key in ("efficiency", "concurrent_frames_per_s", "frames_per_s",
+                                                     "collection_only_frames_per_s", "learner_only_frames_per_s")}
+        results["engine"]["model"] = "rise-dqn"
     os.makedirs(args.out, exist_ok=True)
     with open(path, "w") as f:
         json.dump(results, f, indent=2)
