@@ -16,8 +16,9 @@ BUDGET_FRAMES = 24_000
 EPISODES = 64
 
 
-def train_and_evaluate(algo, run_dir, budget_frames=BUDGET_FRAMES):
-    config = make_config(algo, "MemoryCorridor", train={"frames": budget_frames, "eval_every_frames": 0})
+def train_and_evaluate(algo, run_dir, budget_frames=BUDGET_FRAMES, engine="serial"):
+    config = make_config(algo, "MemoryCorridor", train={"frames": budget_frames, "eval_every_frames": 0,
+                                                        "engine": engine})
     trainer = Trainer(config, str(run_dir), progress=False)
     try:
         trainer.run()
@@ -48,3 +49,13 @@ def test_rise_btr_solves_the_memory_task_and_btr_cannot(tmp_path):
     print(f"success rate after {BTR_BUDGET_FRAMES} frames: RISE-BTR {rise:.3f}, BTR {base:.3f}")
     assert rise >= 0.95
     assert 0.25 <= base <= 0.75
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo, budget", [("rise-dqn", BUDGET_FRAMES), ("rise-btr", BTR_BUDGET_FRAMES)])
+def test_the_concurrent_engine_learns_the_memory_task_too(tmp_path, algo, budget):
+    """Collection and learning in threads, the replay ratio held by the rate limiter: the same task
+    is solved in the same budget (not the same run: thread timing changes which batches are drawn)."""
+    success = train_and_evaluate(algo, tmp_path / algo, budget, engine="concurrent")
+    print(f"success rate after {budget} frames, concurrent engine: {algo} {success:.3f}")
+    assert success >= 0.95
