@@ -169,3 +169,16 @@ def test_engine_settings_are_checked():
         tiny_memory_config(engine="concurrent", deterministic_ops=True).validate()
     with pytest.raises(ValueError, match="max_update_backlog"):
         tiny_memory_config(max_update_backlog=0).validate()
+
+
+def test_auto_engine_is_concurrent_only_where_the_learner_has_a_gpu():
+    from rise_tf.train.config import resolve_engine
+
+    config = tiny_memory_config()
+    assert config.train.engine == "auto"
+    assert resolve_engine(config, learner_on_gpu=False) == "serial"  # a CPU: learner and collection share cores
+    assert resolve_engine(config, learner_on_gpu=True) == "concurrent"
+    assert resolve_engine(tiny_memory_config(deterministic_ops=True), learner_on_gpu=True) == "serial"
+    held = config.replace(train={"replay_ratio": 64.0})  # owes more updates per step than the backlog allows
+    assert resolve_engine(held, learner_on_gpu=True) == "serial"
+    assert resolve_engine(tiny_memory_config(engine="concurrent"), learner_on_gpu=False) == "concurrent"

@@ -38,7 +38,7 @@ from rise_tf.networks.choices import (CORE_GATE_INITS, CORES, DISTRIBUTIONAL_HEA
 from rise_tf.replay.layout import ReplayLayout, min_lane_capacity
 
 EPSILON_SCHEDULES = ("linear", "exponential")
-ENGINES = ("serial", "concurrent")
+ENGINES = ("auto", "serial", "concurrent")
 
 
 def _field(default, help_text: str, parse=None):
@@ -266,8 +266,9 @@ class TrainConfig:
     log_every_frames: int = _field(20_000, "frames between TensorBoard scalar writes")
     seed: int = _field(0, "seed for TensorFlow, numpy, environments and replay")
     deterministic_ops: bool = _field(False, "TensorFlow op determinism (reproducible, slower)")
-    engine: str = _field("serial", "serial: act, then learn, in turn (reproducible) | concurrent: collection and "
-                                   "learning in two threads, the replay ratio held by a rate limiter")
+    engine: str = _field("auto", "serial: act, then learn, in turn (reproducible) | concurrent: collection and "
+                                 "learning in threads, the replay ratio held by a rate limiter | auto: concurrent "
+                                 "when the learner has a GPU, else serial (on a CPU both share the cores; bench.md)")
     max_update_backlog: int = _field(8, "concurrent engine: updates the learner may fall behind the replay ratio "
                                         "before collection waits for it")
     prefetch_batches: int = _field(2, "concurrent engine: batches a sampler thread assembles ahead of the learner")
@@ -513,6 +514,16 @@ def make_config(algo: str = DEFAULT_ALGO, game: Optional[str] = None, **section_
     if section_updates:
         config = config.replace(**section_updates)
     return config.validate()
+
+
+def resolve_engine(config: RunConfig, learner_on_gpu: bool) -> str:
+    """The engine a run uses: 'auto' is concurrent when the learner has a GPU (collection then has the
+    CPU to itself) and the concurrent engine can hold the replay ratio without op determinism; else serial."""
+    train = config.train
+    if train.engine != "auto":
+        return train.engine
+    holds_ratio = math.ceil(train.replay_ratio * config.env.num_envs) <= train.max_update_backlog
+    return "concurrent" if learner_on_gpu and holds_ratio and not train.deterministic_ops else "serial"
 
 
 def replay_layout(config: RunConfig) -> ReplayLayout:

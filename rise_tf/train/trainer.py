@@ -31,7 +31,7 @@ from rise_runtime.envs.atari_scores import human_normalized_score
 from rise_tf.run_dir import (CONFIG_FILE, SUMMARY_FILE, TENSORBOARD_DIR, append_metrics, load_run_config, write_env_info,
                              write_json_atomic, write_run_config)
 from rise_tf.train import builder, checkpoints
-from rise_tf.train.config import RunConfig, TrainConfig
+from rise_tf.train.config import RunConfig, TrainConfig, resolve_engine
 from rise_tf.train.devices import configure_learner_device
 from rise_tf.train.engine import ConcurrentEngine
 from rise_tf.train.evaluation import EvalResult, evaluate
@@ -148,6 +148,7 @@ class Trainer:
             print("[rise-train] warning: --mixed-precision on a host without a GPU: CPUs have no fast float16, so "
                   "the learner runs many times slower (bench.md: ~24x on this project's CPU). It is meant for GPUs "
                   "with tensor cores; drop the flag here.", file=sys.stderr)
+        self.engine = resolve_engine(self.config, learner_on_gpu=self.learner_device != "/CPU:0")
         tf.keras.utils.set_random_seed(train.seed)  # Python, numpy and TF: Keras initializers draw from Python's random
         if train.deterministic_ops:
             tf.config.experimental.enable_op_determinism()
@@ -236,7 +237,7 @@ class Trainer:
         interrupted = False
         with _interrupt_on_stop_signals():
             try:
-                if self.config.train.engine == "concurrent":
+                if self.engine == "concurrent":
                     ConcurrentEngine(self, loop).run()
                 else:
                     self._run_serial(loop)
@@ -456,7 +457,7 @@ class Trainer:
                    "frames": counters.frames, "budget_frames": self.config.train.frames,
                    "completed": counters.frames >= self.config.train.frames or counters.solved_at_frames >= 0,
                    "stopped_solved": counters.solved_at_frames >= 0,
-                   "updates": counters.updates, "episodes": counters.episodes,
+                   "updates": counters.updates, "episodes": counters.episodes, "engine": self.engine,
                    "recent_return": self._recent_return(), "fps": self._fps(started, started_frames),
                    "wall_seconds": counters.wall_seconds,
                    "update_ms": 1000 * counters.update_seconds / timed,  # mean, tracing excluded
