@@ -38,7 +38,12 @@ def server(policy):
 
 def request(server, method, path, body=None, headers=None, timeout=30):
     connection = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
-    connection.request(method, path, body=body, headers=headers or {})
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+    except (BrokenPipeError, ConnectionResetError):
+        # The server may answer (413) from the headers and close before the whole body is sent, as
+        # a client would see it: the answer is still there to read.
+        pass
     response = connection.getresponse()
     raw = response.read()
     connection.close()
