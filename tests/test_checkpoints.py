@@ -1,5 +1,6 @@
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -147,10 +148,17 @@ def test_a_run_that_never_learned_says_so(tmp_path, capsys):
 def test_the_concurrent_engine_reaches_the_serial_engines_counters(tmp_path):
     """Same config, both engines: the same frames, agent steps, episodes and (through the rate
     limiter) exactly the same number of updates; finite losses; the same summary keys."""
-    results = {}
+    results, writers = {}, {}
     for engine in ("serial", "concurrent"):
         config = tiny_memory_config(frames=600, warmup_frames=120, log_every_frames=200, engine=engine)
         trainer = Trainer(config, str(tmp_path / engine), progress=False)
+        write = trainer.write_priorities
+        writers[engine] = []
+
+        def counted(keys, errors, write=write, calls=writers[engine]):
+            calls.append(threading.current_thread().name)
+            write(keys, errors)
+        trainer.write_priorities = counted
         summary = trainer.run()
         results[engine] = (trainer.counters, summary, trainer._last_loss)
         trainer.close()
@@ -160,6 +168,10 @@ def test_the_concurrent_engine_reaches_the_serial_engines_counters(tmp_path):
     assert concurrent.episodes == serial.episodes and concurrent.updates == serial.updates > 0
     assert np.isfinite(serial_loss) and np.isfinite(concurrent_loss)
     assert set(concurrent_summary) == set(serial_summary) and concurrent_summary["completed"]
+    # every update's priorities were written, and never by the concurrent learner thread
+    assert len(writers["serial"]) == serial.updates and len(writers["concurrent"]) == concurrent.updates
+    assert "rise-learner" not in writers["concurrent"]
+    assert concurrent_summary["engine"] == "concurrent" and serial_summary["engine"] == "serial"
 
 
 def test_engine_settings_are_checked():

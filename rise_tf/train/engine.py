@@ -1,8 +1,9 @@
 """The concurrent engine: collection and learning at the same time, without changing what is learned.
 
     collector thread   envs + batched policy (the TF-Agents driver) -> replay, as in the serial loop
-    sampler thread     replay -> batches (numpy assembly, host -> tensor copy), `prefetch_batches` ahead
-    learner thread     update -> priorities, one update at a time; never waits for numpy
+    sampler thread     writes the learner's priorities, then replay -> batches (numpy assembly, host ->
+                       tensor copy), `prefetch_batches` ahead
+    learner thread     one update at a time; never waits for numpy; hands its priorities to the sampler
     main thread        progress, and the milestones (log, evaluate, checkpoint) with all threads parked
 
 A RateLimiter holds the replay ratio: the learner makes exactly the serial loop's number of updates
@@ -81,6 +82,7 @@ class ConcurrentEngine:
         self._threads = []
         self._park = _Park(workers=3 if self.limiter else 1)
         self._batches: "queue.Queue" = queue.Queue(maxsize=self.train.prefetch_batches)
+        self._priorities: "queue.SimpleQueue" = queue.SimpleQueue()  # (keys, errors) of finished updates
         self.learning_done = threading.Event()
 
     # -- the warm-up, as the serial loop counts it
@@ -119,6 +121,7 @@ class ConcurrentEngine:
         try:
             while not self.stop.is_set() and not self.learning_done.is_set():
                 self._park.here(self.stop)
+                self._write_priorities()
                 if not self._warm or self._batches.full():
                     self.stop.wait(POLL_SECONDS / 10)
                     continue
@@ -146,7 +149,7 @@ class ConcurrentEngine:
                     sampled = self._batches.get(timeout=POLL_SECONDS)
                 except queue.Empty:
                     continue  # the sampler is a moment behind; the update is still owed
-                trainer._update(sampled)
+                trainer._update(sampled, write_priorities=lambda keys, errors: self._priorities.put((keys, errors)))
                 self.limiter.updated()
         except RateLimiterClosed:
             pass
@@ -155,6 +158,15 @@ class ConcurrentEngine:
             self.stop.set()
         finally:
             self.learning_done.set()
+
+    def _write_priorities(self) -> None:
+        """Writes every priority the learner has handed over (sampler thread, or main with all parked)."""
+        while True:
+            try:
+                keys, errors = self._priorities.get_nowait()
+            except queue.Empty:
+                return
+            self.trainer.write_priorities(keys, errors)
 
     def _alive_workers(self) -> int:
         return sum(thread.is_alive() for thread in self._threads)
@@ -176,6 +188,7 @@ class ConcurrentEngine:
                 trainer._show_progress(self.loop)
                 if self._milestone_due():
                     self._park.request(self.stop, self._alive_workers)
+                    self._write_priorities()  # a checkpoint saves every finished update's priorities
                     try:
                         trainer._on_milestones(self.loop)
                     finally:
@@ -203,3 +216,4 @@ class ConcurrentEngine:
                 self.limiter.close()
         for thread in self._threads:
             thread.join()
+        self._write_priorities()

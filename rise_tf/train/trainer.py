@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import zipfile
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -343,6 +343,10 @@ class Trainer:
             self.replay.add_batch(trajectory.step_type, trajectory.observation, embedding, trajectory.action,
                                   trajectory.reward, trajectory.discount)
 
+    def write_priorities(self, keys: np.ndarray, errors: np.ndarray) -> None:
+        with self._replay_lock:
+            self.replay.update_priorities(keys, errors)
+
     def _learn_once(self) -> None:
         self._update(self._sample_batch())
 
@@ -360,8 +364,9 @@ class Trainer:
                 tensors, weights = tf.nest.map_structure(tf.identity, (tensors, weights))
         return _Sampled(tensors, keys, weights, time.perf_counter() - started)
 
-    def _update(self, sampled: "_Sampled") -> None:
-        """One learner update on a sampled batch, then its priorities."""
+    def _update(self, sampled: "_Sampled", write_priorities: Optional[Callable[[np.ndarray, np.ndarray], None]] = None) -> None:
+        """One learner update on a sampled batch, then its priorities (written here, or handed to
+        `write_priorities`: the concurrent engine's sampler writes them, off the learner's path)."""
         updating = time.perf_counter()
         try:
             loss_info = self.agent.train(sampled.batch, sampled.weights)
@@ -374,8 +379,10 @@ class Trainer:
                 f"frames); the weights were not changed by that update. Last good checkpoint: {where}. Lower "
                 f"--learning-rate or set --gradient-clip-norm, then --resume {self.run_dir}.") from None
         errors = loss_info.extra.sample_errors.numpy()  # .numpy() waits for the update
-        with self._replay_lock:
-            self.replay.update_priorities(sampled.keys, errors)
+        if write_priorities is not None:
+            write_priorities(sampled.keys, errors)
+        else:
+            self.write_priorities(sampled.keys, errors)
         if self._updates_this_process > 0:
             self.counters.update_seconds += time.perf_counter() - updating
             self.counters.sample_seconds += sampled.seconds
