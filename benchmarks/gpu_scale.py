@@ -75,7 +75,11 @@ def _config(algo: str, size: dict, **train):
 def _run_for(trainer, seconds: float) -> dict:
     """Trains for about `seconds` more (whole collection steps) and returns frames/s and updates/s."""
     start_frames, start_updates = trainer.counters.frames, trainer.counters.updates
-    fps_guess = max(trainer.counters.frames / max(trainer.counters.wall_seconds, 1e-9), 1.0)
+    counters, train = trainer.counters, trainer.config.train
+    fps_guess = max(counters.frames / max(counters.wall_seconds, 1e-9), 1.0)  # the warm-up's pace: collection only
+    if counters.timed_updates and train.replay_ratio > 0:  # with learning, the learner may bound it
+        seconds_per_update = counters.update_seconds / counters.timed_updates
+        fps_guess = min(fps_guess, trainer.config.env.action_repeat / train.replay_ratio / seconds_per_update)
     trainer.config = trainer.config.replace(train={"frames": start_frames + int(fps_guess * seconds) + 1})
     start = time.perf_counter()
     trainer.run()
@@ -150,13 +154,14 @@ def measure(quick: bool = False, cpu: bool = False) -> dict:
 
 def table(result: dict) -> List[str]:
     """The figures as markdown table lines (bench_gpu.md, and bench.md's CPU section)."""
-    lines = ["| model | end-to-end frames/s | learner updates/s | GPU utilisation | learner alone (frames/s) | "
+    lines = ["| model | end-to-end frames/s (timed s) | learner updates/s | GPU utilisation | learner alone (frames/s) | "
              "collection alone (frames/s) | bound by |", "|---|---:|---:|---:|---:|---:|---|"]
     for algo in MODELS:
         r = result[algo]
         gpu = f"{r['gpu_utilisation_percent']:.0f} %" if r["gpu_utilisation_percent"] is not None else "-"
         bound = "learner" if r["learner_alone_frames_per_s"] < r["collection_alone_frames_per_s"] else "collection"
-        lines.append(f"| {algo} | {r['end_to_end_frames_per_s']:.0f} | {r['learner_updates_per_s']:.2f} | {gpu} | "
+        lines.append(f"| {algo} | {r['end_to_end_frames_per_s']:.0f} ({r['timed_seconds']:.0f}) | "
+                     f"{r['learner_updates_per_s']:.2f} | {gpu} | "
                      f"{r['learner_alone_frames_per_s']:.0f} | {r['collection_alone_frames_per_s']:.0f} | {bound} |")
     return lines
 
@@ -166,7 +171,7 @@ def markdown(result: dict) -> str:
     where = f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPUs: {', '.join(m['gpus']) or 'none'}"
     lines = [f"# rise-tf at Beyond The Rainbow's scale ({result['device']})", "",
              f"Measured {result['date']} on {where}. {size['num_envs']} Pong envs, batch "
-             f"{size['batch_size']}, concurrent engine, {size['seconds']} s timed after a {size['warmup_frames']:,}-frame "
+             f"{size['batch_size']}, concurrent engine, about {size['seconds']} s timed (whole collection steps) after a {size['warmup_frames']:,}-frame "
              f"warm-up{'; mixed precision' if result['mixed_precision'] else ''}.", ""]
     if result["device"] == "CPU":
         lines += ["**No GPU here: these are CPU figures** (the project's machines have no GPU; its GPU figures "

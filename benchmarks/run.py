@@ -143,7 +143,7 @@ def _markdown(results: dict) -> str:
     if g:
         size = g["size"]
         lines += ["", f"## At Beyond The Rainbow's scale on this CPU ({size['num_envs']} Pong envs, batch "
-                      f"{size['batch_size']}, concurrent engine, {size['seconds']} s timed; `make bench-gpu` on a GPU)",
+                      f"{size['batch_size']}, concurrent engine; `make bench-gpu` on a GPU)",
                   ""] + gpu_scale.table(g)
     return "\n".join(lines) + "\n"
 
