@@ -86,3 +86,21 @@ def test_vector_lanes_refuse_what_they_cannot_step():
     with pytest.raises(ValueError, match="Atari games only"):
         make_batched_env("MemoryCorridor", 2, 0, "vector", atari=None, terminal_on_life_loss=False, memory=None,
                          frame_size=84, gym_source=None)
+
+
+def test_vector_lanes_flicker_like_the_single_envs():
+    """--flicker on vector lanes: each observed frame is blanked (all zeros) with the probability
+    given, drawn per lane, and a real Pong frame is never all zeros."""
+    from rise_tf.envs.py_env import make_batched_env
+
+    settings = AtariSettings(sticky_action_prob=0.25, noop_max=30, max_episode_frames=108_000,
+                             preprocessing=PreprocessingConfig(), flicker_prob=0.5)
+    env = make_batched_env("Pong", 4, 0, "vector", atari=settings, terminal_on_life_loss=False, memory=None,
+                           frame_size=84, gym_source=None)
+    blank = [(env.reset().observation.reshape(4, -1).max(axis=1) == 0)]
+    for _ in range(150):
+        blank.append(env.step(np.zeros(4, np.int32)).observation.reshape(4, -1).max(axis=1) == 0)
+    env.close()
+    blank = np.array(blank)  # [steps, lanes]
+    assert 0.4 < blank.mean() < 0.6  # 604 draws: 0.5 ± 0.1 is > 4 standard deviations
+    assert all(0.3 < rate < 0.7 for rate in blank.mean(axis=0))  # every lane flickers
