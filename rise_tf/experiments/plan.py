@@ -27,8 +27,14 @@ class Variant:
     # A variant whose ϑ is another variant's trained φ names that variant here: the plan runs it first
     # (same game and seed), and RUN_OF in an override value becomes that run's directory.
     needs: str = ""
-    # A variant that needs a file rise-tf never downloads (a Keras application's ImageNet weights).
-    needs_keras_weights: str = ""
+
+    @property
+    def keras_application(self) -> str:
+        """The pretrained Keras model whose weights file this variant's ϑ needs ('' for none)."""
+        for flag, value in self.overrides:
+            if flag == "frozen-encoder" and str(value).startswith(KERAS_PREFIX):
+                return str(value)[len(KERAS_PREFIX):]
+        return ""
 
 
 RUN_OF = "{source_run}"
@@ -88,7 +94,7 @@ ABLATIONS = (
     Variant("encoder_snapshot", "rise-dqn", (("frozen-encoder", SNAPSHOT_PREFIX + RUN_OF),),
             "ϑ = φ of the same seed's trained `base` run, frozen", needs="base"),
     Variant("encoder_keras_mobilenet", "rise-dqn", (("frozen-encoder", KERAS_PREFIX + "MobileNetV2"),),
-            "ϑ = ImageNet MobileNetV2's pooled penultimate layer", needs_keras_weights="MobileNetV2"),
+            "ϑ = ImageNet MobileNetV2's pooled penultimate layer"),
 )
 
 EXPERIMENTS: Dict[str, Tuple[Variant, ...]] = {
@@ -183,5 +189,5 @@ def _with_sources(variants: List[Variant]) -> List[Variant]:
 
 def missing_keras_weights(plan: Sequence[RunSpec]) -> Dict[str, str]:
     """{variant name: the Keras application whose weights it needs and the Keras cache lacks}."""
-    return {spec.variant.name: spec.variant.needs_keras_weights for spec in plan
-            if spec.variant.needs_keras_weights and not os.path.isfile(keras_weights_path(spec.variant.needs_keras_weights))}
+    return {spec.variant.name: spec.variant.keras_application for spec in plan
+            if spec.variant.keras_application and not os.path.isfile(keras_weights_path(spec.variant.keras_application))}
