@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report = []
 
-    print(f"[demo] 1/2 RISE-DQN on MemoryCorridor, {args.memory_frames:,} frames")
+    print(f"[demo] 1/4 RISE-DQN on MemoryCorridor, {args.memory_frames:,} frames")
     memory_dir = os.path.join(args.out, f"memory-{stamp}")
     config = make_config("rise-dqn", "MemoryCorridor", train={"frames": args.memory_frames, "eval_every_frames": 0})
     trainer = Trainer(config, memory_dir)
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     report.append(f"MemoryCorridor: greedy success {result.success_rate:.0%} over 64 episodes "
                   f"(chance 50%) after {args.memory_frames:,} frames, {time.time() - started:.0f} s; run: {memory_dir}")
 
-    print(f"[demo] 2/2 RISE-DQN on {args.game}, {args.atari_frames:,} frames (a smoke run: learning Atari "
+    print(f"[demo] 2/4 RISE-DQN on {args.game}, {args.atari_frames:,} frames (a smoke run: learning Atari "
           f"takes millions of frames)")
     atari_dir = os.path.join(args.out, f"{args.game.lower()}-{stamp}")
     config = make_config("rise-dqn", args.game, env={"num_envs": 4}, replay={"capacity": 50_000},
