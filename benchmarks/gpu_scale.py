@@ -90,17 +90,12 @@ def _run_for(trainer, seconds: float) -> dict:
 
 def _learner_alone(trainer, updates: int) -> float:
     """Updates/s of the learner on batches sampled from the trainer's replay (no collection)."""
-    import tensorflow as tf
+    from benchmarks.learner_cost import sampled_batches, seconds_per_update
 
-    batch_size, beta = trainer.config.agent.batch_size, trainer.config.replay.importance_beta_start
-    batches = [trainer.replay.sample(batch_size, beta) for _ in range(updates)]
-    batches = [(tf.nest.map_structure(tf.convert_to_tensor, b), tf.convert_to_tensor(w)) for b, _, w in batches]
-    trainer.agent.train(*batches[0]).loss.numpy()  # warm
-    start = time.perf_counter()
-    for batch, weights in batches:
-        loss = trainer.agent.train(batch, weights).loss
-    loss.numpy()
-    return updates / (time.perf_counter() - start)
+    batches = sampled_batches(trainer.replay, trainer.config.agent.batch_size,
+                              trainer.config.replay.importance_beta_start, updates + 1)
+    seconds_per_update(trainer.agent, batches[:1])  # warm
+    return 1.0 / seconds_per_update(trainer.agent, batches[1:])
 
 
 def measure_model(algo: str, size: dict, mixed_precision: bool) -> dict:

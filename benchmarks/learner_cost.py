@@ -54,9 +54,7 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
         num_actions = int(action_spec.maximum - action_spec.minimum + 1)
         replay = _filled_replay(config, 1_000, num_actions)
         beta = config.replay.importance_beta_start
-        samples = [replay.sample(batch_size, beta) for _ in range(updates_per_round[name])]
-        batches[name] = [(tf.nest.map_structure(tf.convert_to_tensor, b), tf.convert_to_tensor(w))
-                         for b, _, w in samples]
+        batches[name] = sampled_batches(replay, batch_size, beta, updates_per_round[name])
         for batch, weights in batches[name][:warmup_updates]:  # compile and warm up
             agent.train(batch, weights)
         agents[name] = agent
@@ -64,13 +62,23 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
     times = {name: [] for name, *_ in models}
     for _ in range(rounds):
         for name, *_ in models:
-            agent = agents[name]
-            start = time.perf_counter()
-            for batch, weights in batches[name]:
-                loss = agent.train(batch, weights).loss
-            float(loss)  # wait for the last update
-            times[name].append((time.perf_counter() - start) / len(batches[name]))
+            times[name].append(seconds_per_update(agents[name], batches[name]))
     return times
+
+
+def sampled_batches(replay, batch_size: int, beta: float, count: int):
+    """`count` batches sampled from `replay`, as the (batch, weights) tensors agent.train takes."""
+    return [(tf.nest.map_structure(tf.convert_to_tensor, b), tf.convert_to_tensor(w))
+            for b, _, w in (replay.sample(batch_size, beta) for _ in range(count))]
+
+
+def seconds_per_update(agent, batches) -> float:
+    """Mean wall-clock of agent.train over `batches`, waiting for the last update to finish."""
+    start = time.perf_counter()
+    for batch, weights in batches:
+        loss = agent.train(batch, weights).loss
+    float(loss)
+    return (time.perf_counter() - start) / len(batches)
 
 
 def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, batch_size: int = 32,

@@ -96,9 +96,10 @@ def make_batched_env(game: str, num_envs: int, seed: int, mode: str, **lane_kwar
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     if mode not in PARALLEL_MODES:
         raise ValueError(f"unknown parallel mode {mode!r}; choose one of {PARALLEL_MODES}")
-    mode = lane_mode(mode, atari=lane_kwargs.get("gym_source") is None and not is_memory_task(game))
+    atari = lane_kwargs.get("gym_source") is None and not is_memory_task(game)
+    mode = lane_mode(mode, atari=atari)
     if mode == "vector":
-        if lane_kwargs.get("gym_source") is not None or is_memory_task(game):
+        if not atari:
             raise ValueError("parallel mode 'vector' steps Atari games only; use serial, threads or processes")
         from rise_tf.envs.vector_atari import AtariVectorPyEnvironment
 

@@ -336,7 +336,7 @@ class RunConfig:
                  f"batch_size {agent.batch_size} exceeds the replay capacity {self.replay.capacity}")
         # One collection step inserts num_envs steps at once, owing replay_ratio x num_envs updates; a
         # backlog smaller than that would make the collector wait after every step (no overlap left).
-        updates_per_step = math.ceil(self.train.replay_ratio * self.env.num_envs)
+        updates_per_step = self.updates_per_collection_step
         _require(self.train.engine != "concurrent" or updates_per_step <= self.train.max_update_backlog,
                  f"the concurrent engine cannot hold replay ratio {self.train.replay_ratio:g} with "
                  f"{self.env.num_envs} lanes and --max-update-backlog {self.train.max_update_backlog}: each "
@@ -349,6 +349,11 @@ class RunConfig:
                  f"({', '.join(DISTRIBUTIONAL_HEADS)}), huber needs one of "
                  f"{', '.join(h for h in HEADS if h not in DISTRIBUTIONAL_HEADS)}")
         return self
+
+    @property
+    def updates_per_collection_step(self) -> int:
+        """Updates one collection step (num_envs agent steps) earns at the replay ratio, rounded up."""
+        return math.ceil(self.train.replay_ratio * self.env.num_envs)
 
     @property
     def frozen_seed(self) -> int:
@@ -522,7 +527,7 @@ def resolve_engine(config: RunConfig, learner_on_gpu: bool) -> str:
     train = config.train
     if train.engine != "auto":
         return train.engine
-    holds_ratio = math.ceil(train.replay_ratio * config.env.num_envs) <= train.max_update_backlog
+    holds_ratio = config.updates_per_collection_step <= train.max_update_backlog
     return "concurrent" if learner_on_gpu and holds_ratio and not train.deterministic_ops else "serial"
 
 
