@@ -111,7 +111,8 @@ def _markdown(results: dict) -> str:
                   f"({p['numpy_over_opencv']:.1f}x); the frames are identical (tests/test_preprocessing.py)."]
     t = results.get("training")
     if t:
-        lines += ["", f"## End-to-end training ({t['game']}, default config: {t['rise']['num_envs']} lanes, replay ratio "
+        lines += ["", f"## End-to-end training ({t['game']}, default config: {t['rise']['num_envs']} "
+                  f"{t['rise'].get('lanes', 'serial')} lanes, replay ratio "
                   f"{t['rise']['replay_ratio']}, batch {t['rise']['batch_size']}; steady state over {t['timed_frames']:,} frames)",
                   "", "| model | serial frames/s | concurrent frames/s | speed-up | collection alone | learner alone "
                       "| engine efficiency (concurrent / serial) | update ms (serial / concurrent) |",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 
+from rise_tf.envs.choices import lane_mode
 from rise_tf.train.config import make_config
 from rise_tf.train.trainer import Trainer
 
@@ -33,7 +34,8 @@ def _frames_per_s(algo: str, game: str, warmup_frames: int, timed_frames: int, e
             trainer.close()
     return {"frames_per_s": summary["fps"], "update_ms": summary["update_ms"],
             "replay_ratio": config.train.replay_ratio, "num_envs": config.env.num_envs,
-            "batch_size": config.agent.batch_size, "action_repeat": config.env.action_repeat}
+            "batch_size": config.agent.batch_size, "action_repeat": config.env.action_repeat,
+            "lanes": lane_mode(config.env.parallel, atari=True)}
 
 
 def measure(game: str = "Pong", warmup_frames: int = 4_000, timed_frames: int = 16_000) -> dict:
