@@ -51,12 +51,17 @@ INSTALL_REQUIRES = [
     "pandas>=2.2,<3",
 ]
 
+# Reverb replay and the distributed engine (issue 11): dm-reverb 0.14 is the release built for
+# TensorFlow 2.15 (tried beside the pinned set in a fresh venv: `pip check` clean).
+REVERB = "dm-reverb==0.14.0"
+
 EXTRAS = {
     # TensorFlow's CUDA 12.2 / cuDNN 8.9 wheels. No onnxruntime-gpu here: its wheels want another
     # cuDNN; GPU inference belongs in a runtime-only environment (serving/setup.py, RISE_RUNTIME_GPU).
     "gpu": ["tensorflow[and-cuda]==2.15.1"],
+    "distributed": [REVERB],
     # The server and video extras too: make test covers the whole runtime.
-    "test": ["pytest>=7.4", "pytest-timeout>=2.2", "rise-runtime[server,video]==0.1.0"],
+    "test": ["pytest>=7.4", "pytest-timeout>=2.2", "rise-runtime[server,video]==0.1.0", REVERB],
 }
 
 setup(

@@ -1,0 +1,243 @@
+"""A ReplayStore on a Reverb server (dm-reverb 0.14, built for TensorFlow 2.15): issue 11's replay.
+
+Reverb does the storing, sampling, prioritizing, rate limiting and checkpointing; this module only
+says what goes in and what comes out:
+
+    LaneWriters    one Reverb TrajectoryWriter per env lane: each step appended once, and an item per
+                   sampleable step (reverb_items.py) made from the writer's history, so steps are
+                   shared between items, never copied
+    make_table     the prioritized (or uniform) table: FIFO removal at the replay's capacity, the
+                   item signature, and a rate limiter
+    ReplayServer   a Reverb server with its checkpoint directory (restarts load the newest checkpoint)
+    ReverbReplay   the trainer's ReplayStore: writes through LaneWriters, samples batches from a
+                   tf.data pipeline (TrajectoryDataset -> learner_inputs -> batch -> prefetch)
+
+Deliberate differences from the in-process replay (embedding_replay.py): sampling is Reverb's, so it
+follows no seed; importance weights use the table's size at sampling time as N; a new item's priority
+is the largest this store has written (actors in other processes are told it with the weights).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from rise_tf.replay import reverb_items
+from rise_tf.replay.layout import LAST, ReplayLayout
+from rise_tf.replay.prioritized import PRIORITY_EPSILON
+from rise_tf.replay.store import ReplayStore
+
+TABLE = "rise_windows"
+MARKER = "reverb_checkpoint.json"  # what ReverbReplay.save writes into a run checkpoint
+
+
+def import_reverb():
+    """Reverb, or a clear error naming the extra to install."""
+    try:
+        import reverb
+    except ImportError as error:  # pragma: no cover - the test extra installs it
+        raise RuntimeError("Reverb replay needs dm-reverb 0.14 (built for TensorFlow 2.15): "
+                           "pip install -e '.[distributed]'") from error
+    return reverb
+
+
+def make_table(layout: ReplayLayout, *, rate_limiter=None):
+    """The replay table. Without a rate limiter it samples as soon as it holds one item (the in-process
+    trainer holds the replay ratio itself); distributed runs pass SampleToInsertRatio."""
+    reverb = import_reverb()
+    sampler = (reverb.selectors.Prioritized(layout.priority_exponent) if layout.prioritized
+               else reverb.selectors.Uniform())
+    return reverb.Table(name=TABLE, sampler=sampler, remover=reverb.selectors.Fifo(), max_size=layout.capacity,
+                        rate_limiter=rate_limiter or reverb.rate_limiters.MinSize(1),
+                        signature=reverb_items.item_spec(layout))
+
+
+class ReplayServer:
+    """A Reverb server holding the replay table; with a checkpoint directory it loads the newest
+    checkpoint found there when it starts, and `checkpoint()` writes a new one."""
+
+    def __init__(self, layout: ReplayLayout, *, port: Optional[int] = None, checkpoint_dir: Optional[str] = None,
+                 rate_limiter=None):
+        reverb = import_reverb()
+        checkpointer = None
+        if checkpoint_dir:
+            os.makedirs(checkpoint_dir, exist_ok=True)
+            checkpointer = reverb.checkpointers.DefaultCheckpointer(checkpoint_dir)
+        self.server = reverb.Server([make_table(layout, rate_limiter=rate_limiter)], port=port,
+                                    checkpointer=checkpointer)
+        self.address = f"localhost:{self.server.port}"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class LaneWriters:
+    """Writes the steps of several env lanes to Reverb, one TrajectoryWriter each.
+
+    Each writer starts with R-1 padding rows (step type LAST, zeros) so the first items have full
+    slices; their windows are masked before the episode's FIRST like any other."""
+
+    def __init__(self, client, layout: ReplayLayout, lane_ids: Sequence[int], priority: Callable[[], float]):
+        self.layout = layout
+        self.lane_ids = np.asarray(lane_ids, np.int32)
+        self.priority = priority
+        self.length = reverb_items.item_length(layout)
+        self.writers = [client.trajectory_writer(num_keep_alive_refs=self.length) for _ in lane_ids]
+        self.rows_written = np.zeros(len(lane_ids), np.int64)
+        # Step types of each lane's newest n+1 rows (an item is made for a row that is not LAST).
+        self._recent_types = np.full((len(lane_ids), layout.n_step + 1), LAST, np.uint8)
+        spec = reverb_items.step_spec(layout)
+        for writer, lane in zip(self.writers, self.lane_ids):
+            for _ in range(reverb_items.reach(layout) - 1):
+                pad = {name: np.zeros(s.shape, s.dtype.as_numpy_dtype) for name, s in spec.items()}
+                pad.update(step_type=np.uint8(LAST), lane=np.int32(lane), row=np.int64(-1))
+                writer.append(pad)
+
+    def append(self, step_type, frame, embedding, action, reward, discount) -> int:
+        """One step for every lane (leading [lanes] axis); returns how many items it made."""
+        n, made = self.layout.n_step, 0
+        step_type = np.asarray(step_type, np.uint8)
+        self._recent_types = np.concatenate([self._recent_types[:, 1:], step_type[:, None]], axis=1)
+        for i, writer in enumerate(self.writers):
+            step = {"frame": np.asarray(frame[i], np.uint8), "action": np.int32(action[i]),
+                    "reward": np.float32(reward[i]), "discount": np.float32(discount[i]),
+                    "step_type": step_type[i], "lane": self.lane_ids[i], "row": self.rows_written[i]}
+            if self.layout.embedding_size:
+                step["embedding"] = np.asarray(embedding[i], self.layout.embedding_dtype)
+            writer.append(step)
+            # Row t = newest - n now has all n rows after it: an item, unless t ended its episode.
+            if self.rows_written[i] >= n and self._recent_types[i, 0] != LAST:
+                history = writer.history
+                writer.create_item(TABLE, priority=self.priority(),
+                                   trajectory={name: history[name][-self.length:] for name in history.keys()})
+                made += 1
+        self.rows_written += 1
+        return made
+
+    def flush(self) -> None:
+        """Sends every item made so far (Reverb sends an item once its rows' chunks are complete)."""
+        for writer in self.writers:
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+
+
+def sample_dataset(address: str, layout: ReplayLayout, input_keys: Sequence[str], batch_size: int,
+                   prefetch: int) -> tf.data.Dataset:
+    """Batches of (learner sample, key, probability, table size, lane, row) from the table."""
+    reverb = import_reverb()
+    spec = reverb_items.item_spec(layout)
+    dataset = reverb.TrajectoryDataset(
+        address, TABLE, dtypes=tf.nest.map_structure(lambda s: s.dtype, spec),
+        shapes=tf.nest.map_structure(lambda s: s.shape, spec),
+        max_in_flight_samples_per_worker=2 * batch_size)
+
+    def to_learner(sample):
+        item = sample.data
+        return (reverb_items.learner_inputs(item, layout, input_keys), sample.info.key, sample.info.probability,
+                sample.info.table_size, item["lane"][reverb_items.reach(layout) - 1],
+                item["row"][reverb_items.reach(layout) - 1])
+
+    return (dataset.map(to_learner, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+            .batch(batch_size, drop_remainder=True).prefetch(prefetch))
+
+
+def importance_weights(probability: np.ndarray, table_size: np.ndarray, beta: float, prioritized: bool) -> np.ndarray:
+    """(N P)^-β, normalised by the batch's largest (as prioritized.py)."""
+    if not prioritized:
+        return np.ones(len(probability), np.float32)
+    weights = (np.asarray(table_size, np.float64) * np.asarray(probability, np.float64)) ** (-beta)
+    return (weights / weights.max()).astype(np.float32)
+
+
+class ReverbReplay(ReplayStore):
+    """The trainer's replay on a Reverb server: an embedded one (address None) or one elsewhere."""
+
+    def __init__(self, layout: ReplayLayout, input_keys: Sequence[str], *, batch_size: int, prefetch: int = 2,
+                 address: Optional[str] = None, checkpoint_dir: Optional[str] = None, lane_ids=None):
+        reverb = import_reverb()
+        self.layout = layout
+        self.input_keys = tuple(input_keys)
+        self.batch_size = batch_size
+        self.prefetch = prefetch
+        self.server = ReplayServer(layout, checkpoint_dir=checkpoint_dir) if address is None else None
+        self.address = address or self.server.address
+        self.client = reverb.Client(self.address)
+        self.max_priority = 1.0
+        lanes = np.arange(layout.num_lanes) if lane_ids is None else lane_ids
+        self.writers = LaneWriters(self.client, layout, lanes, priority=lambda: self.max_priority)
+        self._iterator = None
+
+    # --- ReplayStore ---
+    def add_batch(self, step_type, frame, embedding, action, reward, discount) -> None:
+        self.writers.append(step_type, frame, embedding, action, reward, discount)
+
+    def sample(self, batch_size: int, beta: float):
+        if batch_size != self.batch_size:
+            raise ValueError(f"this Reverb replay's dataset makes batches of {self.batch_size}, asked for {batch_size}")
+        if self._iterator is None:
+            self._iterator = iter(sample_dataset(self.address, self.layout, self.input_keys, self.batch_size,
+                                                 self.prefetch))
+        batch, keys, probability, table_size, _, _ = next(self._iterator)
+        weights = importance_weights(probability.numpy(), table_size.numpy(), beta, self.layout.prioritized)
+        return batch, keys.numpy(), weights
+
+    def sample_with_rows(self, beta: float):
+        """A batch and the (lane, row) of each sample: for parity checks against the in-process replay."""
+        if self._iterator is None:
+            self._iterator = iter(sample_dataset(self.address, self.layout, self.input_keys, self.batch_size,
+                                                 self.prefetch))
+        batch, keys, probability, table_size, lanes, rows = next(self._iterator)
+        return batch, keys.numpy(), lanes.numpy(), rows.numpy()
+
+    def update_priorities(self, keys: np.ndarray, errors: np.ndarray) -> None:
+        if not self.layout.prioritized:
+            return
+        errors = np.abs(np.asarray(errors, np.float64))
+        if not np.all(np.isfinite(errors)):
+            raise ValueError("sample errors contain NaN or inf; refusing to write them as priorities")
+        priorities = errors + PRIORITY_EPSILON  # the table's sampler raises them to α
+        # Items evicted since they were sampled are skipped by Reverb.
+        self.client.mutate_priorities(TABLE, updates=dict(zip((int(k) for k in keys), priorities.tolist())))
+        self.max_priority = max(self.max_priority, float(priorities.max(initial=0.0)))
+
+    @property
+    def num_sampleable(self) -> int:
+        self.writers.flush()
+        return int(self.client.server_info()[TABLE].current_size)
+
+    @property
+    def num_stored(self) -> int:
+        return int(np.minimum(self.writers.rows_written, self.layout.lane_capacity).sum())
+
+    def bytes_per_step(self) -> float:
+        spec = reverb_items.step_spec(self.layout)
+        return float(sum(np.prod(s.shape, dtype=np.int64) * s.dtype.size for s in spec.values()))
+
+    def save(self, directory: str) -> None:
+        """A Reverb checkpoint (written by the server, in its checkpoint directory) and a marker here
+        naming it with the writers' row counts."""
+        self.writers.flush()
+        path = self.client.checkpoint()
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, MARKER), "w") as f:
+            json.dump({"reverb_checkpoint": path, "rows_written": self.writers.rows_written.tolist(),
+                       "max_priority": self.max_priority}, f)
+
+    def restore(self, directory: str) -> None:
+        """The server loaded its newest checkpoint when it started; this takes the counters back.
+        Open episodes need no closing: an item exists only once its n following rows were written."""
+        with open(os.path.join(directory, MARKER)) as f:
+            marker = json.load(f)
+        self.writers.rows_written[:] = marker["rows_written"]
+        self.max_priority = float(marker["max_priority"])
+
+    def close(self) -> None:
+        self.writers.close()
+        if self.server is not None:
+            self.server.stop()
