@@ -119,14 +119,15 @@ def test_priorities_steer_sampling_and_weights_follow_the_probabilities():
 
 def test_a_checkpoint_brings_back_the_items_and_the_counters(tmp_path):
     spec = layout(lanes=2, capacity=2 * 200)
-    replay = ReverbReplay(spec, INPUTS, batch_size=4, checkpoint_dir=str(tmp_path / "reverb"))
+    replay = ReverbReplay(spec, INPUTS, batch_size=4)
     feed([replay], stream(25, 2, seed=5))
     size = replay.num_sampleable
     replay.save(str(tmp_path / "ckpt"))
     rows = replay.writers.rows_written.copy()
     replay.close()
-    restarted = ReverbReplay(spec, INPUTS, batch_size=4, checkpoint_dir=str(tmp_path / "reverb"))
+    restarted = ReverbReplay(spec, INPUTS, batch_size=4)
     try:
+        assert restarted.num_sampleable == 0
         restarted.restore(str(tmp_path / "ckpt"))
         assert restarted.num_sampleable == size > 0
         np.testing.assert_array_equal(restarted.writers.rows_written, rows)
@@ -137,3 +138,37 @@ def test_a_checkpoint_brings_back_the_items_and_the_counters(tmp_path):
         assert restarted.num_sampleable == size
     finally:
         restarted.close()
+
+
+def test_the_trainer_runs_on_reverb_replay_and_resumes_with_its_contents(tmp_path):
+    """The same tiny run on both backends: the same frames, episodes and updates, finite losses; with
+    --save-replay the Reverb contents come back on --resume."""
+    from rise_tf.train.config import make_config
+    from rise_tf.train.trainer import Trainer
+
+    def config(backend):
+        return make_config("rise-dqn", "MemoryCorridor", env={"num_envs": 2},
+                           replay={"capacity": 2_000, "backend": backend, "save_replay": True},
+                           train={"frames": 300, "warmup_frames": 100, "eval_every_frames": 0})
+    counters = {}
+    for backend in ("memory", "reverb"):
+        trainer = Trainer(config(backend), str(tmp_path / backend), progress=False)
+        try:
+            trainer.run()
+            counters[backend] = trainer.counters
+            assert np.isfinite(trainer._last_loss)
+            if backend == "reverb":
+                items = trainer.replay.num_sampleable
+        finally:
+            trainer.close()
+    memory, reverb_run = counters["memory"], counters["reverb"]
+    assert (reverb_run.frames, reverb_run.episodes, reverb_run.updates) == (memory.frames, memory.episodes,
+                                                                            memory.updates) and memory.updates > 0
+    resumed = Trainer(config("reverb").replace(train={"frames": 400}), str(tmp_path / "reverb"), resume=True,
+                      progress=False)
+    try:
+        assert resumed.replay.num_sampleable == items > 0
+        resumed.run()
+        assert resumed.counters.frames == 400 and resumed.counters.updates > reverb_run.updates
+    finally:
+        resumed.close()

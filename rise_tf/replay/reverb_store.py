@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -56,22 +58,27 @@ def make_table(layout: ReplayLayout, *, rate_limiter=None):
 
 
 class ReplayServer:
-    """A Reverb server holding the replay table; with a checkpoint directory it loads the newest
-    checkpoint found there when it starts, and `checkpoint()` writes a new one."""
+    """A Reverb server holding the replay table.
 
-    def __init__(self, layout: ReplayLayout, *, port: Optional[int] = None, checkpoint_dir: Optional[str] = None,
-                 rate_limiter=None):
+    Reverb writes checkpoints under `checkpoint_root` (a temporary directory when None) and, when it
+    starts, loads the newest one there, or `load_from` (one checkpoint's own directory) when the root
+    is empty."""
+
+    def __init__(self, layout: ReplayLayout, *, port: Optional[int] = None, checkpoint_root: Optional[str] = None,
+                 load_from: Optional[str] = None, rate_limiter=None):
         reverb = import_reverb()
-        checkpointer = None
-        if checkpoint_dir:
-            os.makedirs(checkpoint_dir, exist_ok=True)
-            checkpointer = reverb.checkpointers.DefaultCheckpointer(checkpoint_dir)
+        self._temporary_root = None if checkpoint_root else tempfile.mkdtemp(prefix="rise-reverb-")
+        self.checkpoint_root = checkpoint_root or self._temporary_root
+        os.makedirs(self.checkpoint_root, exist_ok=True)
+        checkpointer = reverb.checkpointers.DefaultCheckpointer(self.checkpoint_root, fallback_checkpoint_path=load_from)
         self.server = reverb.Server([make_table(layout, rate_limiter=rate_limiter)], port=port,
                                     checkpointer=checkpointer)
         self.address = f"localhost:{self.server.port}"
 
     def stop(self) -> None:
         self.server.stop()
+        if self._temporary_root:
+            shutil.rmtree(self._temporary_root, ignore_errors=True)
 
 
 class LaneWriters:
@@ -159,18 +166,24 @@ class ReverbReplay(ReplayStore):
     """The trainer's replay on a Reverb server: an embedded one (address None) or one elsewhere."""
 
     def __init__(self, layout: ReplayLayout, input_keys: Sequence[str], *, batch_size: int, prefetch: int = 2,
-                 address: Optional[str] = None, checkpoint_dir: Optional[str] = None, lane_ids=None):
-        reverb = import_reverb()
+                 address: Optional[str] = None, lane_ids=None):
         self.layout = layout
         self.input_keys = tuple(input_keys)
         self.batch_size = batch_size
         self.prefetch = prefetch
-        self.server = ReplayServer(layout, checkpoint_dir=checkpoint_dir) if address is None else None
+        self.lane_ids = np.arange(layout.num_lanes) if lane_ids is None else np.asarray(lane_ids)
+        self.max_priority = 1.0
+        self.server = None
+        self._connect(address)
+
+    def _connect(self, address: Optional[str], load_from: Optional[str] = None) -> None:
+        """To the server at `address`, or to an embedded one started here (loading `load_from`)."""
+        reverb = import_reverb()
+        if address is None:
+            self.server = ReplayServer(self.layout, load_from=load_from)
         self.address = address or self.server.address
         self.client = reverb.Client(self.address)
-        self.max_priority = 1.0
-        lanes = np.arange(layout.num_lanes) if lane_ids is None else lane_ids
-        self.writers = LaneWriters(self.client, layout, lanes, priority=lambda: self.max_priority)
+        self.writers = LaneWriters(self.client, self.layout, self.lane_ids, priority=lambda: self.max_priority)
         self._iterator = None
 
     # --- ReplayStore ---
@@ -220,20 +233,26 @@ class ReverbReplay(ReplayStore):
         return float(sum(np.prod(s.shape, dtype=np.int64) * s.dtype.size for s in spec.values()))
 
     def save(self, directory: str) -> None:
-        """A Reverb checkpoint (written by the server, in its checkpoint directory) and a marker here
-        naming it with the writers' row counts."""
+        """The embedded server's Reverb checkpoint, moved into `directory/reverb` (so it is part of the
+        run checkpoint the caller writes atomically), and a marker with the writers' counters."""
         self.writers.flush()
-        path = self.client.checkpoint()
+        written = self.client.checkpoint()
         os.makedirs(directory, exist_ok=True)
+        if self.server is not None:
+            shutil.move(written, os.path.join(directory, "reverb"))
+            written = os.path.join(directory, "reverb")
         with open(os.path.join(directory, MARKER), "w") as f:
-            json.dump({"reverb_checkpoint": path, "rows_written": self.writers.rows_written.tolist(),
+            json.dump({"reverb_checkpoint": written, "rows_written": self.writers.rows_written.tolist(),
                        "max_priority": self.max_priority}, f)
 
     def restore(self, directory: str) -> None:
-        """The server loaded its newest checkpoint when it started; this takes the counters back.
+        """The embedded server restarts from the checkpoint in `directory`; the counters come back.
         Open episodes need no closing: an item exists only once its n following rows were written."""
         with open(os.path.join(directory, MARKER)) as f:
             marker = json.load(f)
+        if self.server is not None:
+            self.close()
+            self._connect(None, load_from=os.path.join(directory, "reverb"))
         self.writers.rows_written[:] = marker["rows_written"]
         self.max_priority = float(marker["max_priority"])
 
@@ -241,3 +260,4 @@ class ReverbReplay(ReplayStore):
         self.writers.close()
         if self.server is not None:
             self.server.stop()
+            self.server = None

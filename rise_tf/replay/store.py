@@ -1,6 +1,7 @@
 """The interface between the trainer and a replay: exactly what the trainer calls.
 
-The in-process EmbeddingReplay implements it; a Reverb-backed store (issue 11) will implement it too.
+The in-process EmbeddingReplay and the Reverb-backed ReverbReplay (issue 11) implement it. `sample`'s
+batch may hold numpy arrays or tensors (the trainer converts with tf.convert_to_tensor).
 """
 from __future__ import annotations
 
@@ -46,3 +47,6 @@ class ReplayStore(abc.ABC):
     @abc.abstractmethod
     def restore(self, directory: str) -> None:
         """Reads what save wrote; open episodes end as truncations (their envs restart)."""
+
+    def close(self) -> None:
+        """Releases what the store holds beyond memory (a server, connections)."""

@@ -21,6 +21,7 @@ from rise_tf.networks.precision import keras_policy
 from rise_tf.networks.encoders import KerasApplicationEncoder, SnapshotEncoder
 from rise_tf.networks.rise_q_network import build_network, network_input_spec
 from rise_tf.replay.embedding_replay import EmbeddingReplay
+from rise_tf.replay.store import ReplayStore
 from rise_tf.run_dir import ENV_FILE, RunDirError, load_env_info, load_run_config
 from rise_tf.train import checkpoints
 from rise_tf.train.config import RunConfig, replay_layout
@@ -134,5 +135,9 @@ def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counte
     return agent
 
 
-def make_replay(config: RunConfig) -> EmbeddingReplay:
-    return EmbeddingReplay(replay_layout(config), list(network_spec(config)), seed=config.train.seed)
+def make_replay(config: RunConfig) -> ReplayStore:
+    layout, inputs = replay_layout(config), list(network_spec(config))
+    if config.replay.backend == "reverb":
+        from rise_tf.replay.reverb_store import ReverbReplay  # Reverb loads only when asked for
+        return ReverbReplay(layout, inputs, batch_size=config.agent.batch_size, prefetch=config.train.prefetch_batches)
+    return EmbeddingReplay(layout, inputs, seed=config.train.seed)

@@ -206,6 +206,7 @@ class Trainer:
         state = checkpoints.restore(path, self._trackables())
         replay_dir = os.path.join(path, "replay")
         if os.path.isdir(replay_dir):
+            self.replay.close()
             self.replay = builder.make_replay(self.config)  # fresh: a damaged newer file may have half-filled it
             try:
                 self.replay.restore(replay_dir)
@@ -336,6 +337,7 @@ class Trainer:
         for env in (self.env, self._eval_env):
             if env is not None:
                 env.close()
+        self.replay.close()
 
     def _observe_replay(self, trajectory) -> None:
         embedding = trajectory.policy_info.get("embedding") if isinstance(trajectory.policy_info, dict) else None
