@@ -148,7 +148,7 @@ def test_the_trainer_runs_on_reverb_replay_and_resumes_with_its_contents(tmp_pat
 
     def config(backend):
         return make_config("rise-dqn", "MemoryCorridor", env={"num_envs": 2},
-                           replay={"capacity": 2_000, "backend": backend, "save_replay": True},
+                           replay={"capacity": 2_000, "replay_backend": backend, "save_replay": True},
                            train={"frames": 300, "warmup_frames": 100, "eval_every_frames": 0})
     counters = {}
     for backend in ("memory", "reverb"):

@@ -137,7 +137,7 @@ def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counte
 
 def make_replay(config: RunConfig) -> ReplayStore:
     layout, inputs = replay_layout(config), list(network_spec(config))
-    if config.replay.backend == "reverb":
+    if config.replay.replay_backend == "reverb":
         from rise_tf.replay.reverb_store import ReverbReplay  # Reverb loads only when asked for
         return ReverbReplay(layout, inputs, batch_size=config.agent.batch_size, prefetch=config.train.prefetch_batches)
     return EmbeddingReplay(layout, inputs, seed=config.train.seed)

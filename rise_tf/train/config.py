@@ -197,14 +197,14 @@ class ReplayConfig:
     importance_beta_start: float = _field(0.4, "PER β at the start of learning")
     importance_beta_end: float = _field(1.0, "PER β at the end of the frame budget (linear)")
     save_replay: bool = _field(False, "also checkpoint the replay contents (large) so resume keeps them")
-    backend: str = _field("memory", f"where replay lives: {' | '.join(REPLAY_BACKENDS)} (reverb: an embedded "
+    replay_backend: str = _field("memory", f"where replay lives: {' | '.join(REPLAY_BACKENDS)} (reverb: an embedded "
                           "Reverb server; needs the distributed extra)")
 
     def validate(self):
         _require_finite(self)
         _require(self.capacity >= 1, f"capacity must be >= 1, got {self.capacity}")
-        _require(self.backend in REPLAY_BACKENDS,
-                 f"replay backend must be one of {', '.join(REPLAY_BACKENDS)}, got {self.backend!r}")
+        _require(self.replay_backend in REPLAY_BACKENDS,
+                 f"replay_backend must be one of {', '.join(REPLAY_BACKENDS)}, got {self.replay_backend!r}")
         _require(self.priority_exponent >= 0, f"priority_exponent must be >= 0, got {self.priority_exponent}")
         _require(0 <= self.importance_beta_start <= 1 and 0 <= self.importance_beta_end <= 1,
                  "importance_beta_start and importance_beta_end must be in [0, 1]")
