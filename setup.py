@@ -21,6 +21,7 @@ PACKAGES = [
     "rise_tf.analysis",
     "rise_tf.experiments",
     "rise_tf.peers",
+    "rise_tf.distributed",
     "rise_tf.export",
 ]
 

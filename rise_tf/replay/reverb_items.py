@@ -24,6 +24,10 @@ import tensorflow as tf
 
 from rise_tf.replay.layout import FIRST, LAST, ReplayLayout
 
+# The step type of the rows a writer puts before its first real row (after a start or a reconnect to
+# the server): the windows of the rows after them never reach past them.
+PAD = 3
+
 
 def reach(layout: ReplayLayout) -> int:
     """Rows an item holds before and including its sampled step t."""
@@ -62,9 +66,11 @@ def learner_inputs(item: Dict[str, tf.Tensor], layout: ReplayLayout, input_keys:
     n, t = layout.n_step, reach(layout) - 1  # t: the sampled step's position in the item
     positions = tf.range(item_length(layout))
     step_types = tf.cast(item["step_type"], tf.int32)
-    # The episode's first row at or before t; -1 when the episode began before the item.
+    # The episode's first row at or before t (or the row after the writer's padding); -1 when the
+    # episode began before the item.
     starts = tf.where((step_types == FIRST) & (positions <= t), positions, -1)
-    episode_start = tf.reduce_max(starts)
+    after_padding = tf.where((step_types == PAD) & (positions <= t), positions + 1, -1)
+    episode_start = tf.maximum(tf.reduce_max(starts), tf.reduce_max(after_padding))
     # m: steps to the first LAST among t+1 .. t+n, else n.
     is_last = tf.equal(step_types[t + 1:t + n + 1], LAST)
     m = tf.where(tf.reduce_any(is_last), tf.argmax(tf.cast(is_last, tf.int32), output_type=tf.int32) + 1, n)

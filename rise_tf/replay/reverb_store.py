@@ -29,11 +29,17 @@ import tensorflow as tf
 
 from rise_tf.replay import reverb_items
 from rise_tf.replay.layout import LAST, ReplayLayout
+from rise_tf.replay.reverb_items import PAD
 from rise_tf.replay.prioritized import PRIORITY_EPSILON
 from rise_tf.replay.store import ReplayStore
 
 TABLE = "rise_windows"
-MARKER = "reverb_checkpoint.json"  # what ReverbReplay.save writes into a run checkpoint
+MARKER = "reverb_checkpoint.json"
+BLOCKED_CHECK_MS = 1_000  # what ReverbReplay.save writes into a run checkpoint
+
+
+class NoBatchYet(RuntimeError):
+    """The table's rate limiter held the sample back for the whole sample timeout."""
 
 
 def import_reverb():
@@ -84,28 +90,34 @@ class ReplayServer:
 class LaneWriters:
     """Writes the steps of several env lanes to Reverb, one TrajectoryWriter each.
 
-    Each writer starts with R-1 padding rows (step type LAST, zeros) so the first items have full
-    slices; their windows are masked before the episode's FIRST like any other."""
+    Each writer starts with R-1 padding rows (step type PAD, zeros) so the first items have full
+    slices; windows are masked before the padding's end as before an episode's FIRST. A writer made
+    after a reconnect, mid-episode, pads again: its windows then start after the padding."""
 
-    def __init__(self, client, layout: ReplayLayout, lane_ids: Sequence[int], priority: Callable[[], float]):
+    def __init__(self, client, layout: ReplayLayout, lane_ids: Sequence[int], priority: Callable[[], float],
+                 on_blocked: Optional[Callable[[], None]] = None):
+        """priority: a new item's priority; on_blocked: called every BLOCKED_CHECK_MS while the table's
+        rate limiter holds this writer back (an actor checks there whether the learner is done)."""
         self.layout = layout
+        self.on_blocked = on_blocked
+        self._deadline_error = import_reverb().errors.DeadlineExceededError
         self.lane_ids = np.asarray(lane_ids, np.int32)
         self.priority = priority
         self.length = reverb_items.item_length(layout)
         self.writers = [client.trajectory_writer(num_keep_alive_refs=self.length) for _ in lane_ids]
         self.rows_written = np.zeros(len(lane_ids), np.int64)
-        # Step types of each lane's newest n+1 rows (an item is made for a row that is not LAST).
-        self._recent_types = np.full((len(lane_ids), layout.n_step + 1), LAST, np.uint8)
+        # Step types of each lane's newest n+1 rows (an item is made for a row that is neither LAST nor PAD).
+        self._recent_types = np.full((len(lane_ids), layout.n_step + 1), PAD, np.uint8)
         spec = reverb_items.step_spec(layout)
         for writer, lane in zip(self.writers, self.lane_ids):
             for _ in range(reverb_items.reach(layout) - 1):
                 pad = {name: np.zeros(s.shape, s.dtype.as_numpy_dtype) for name, s in spec.items()}
-                pad.update(step_type=np.uint8(LAST), lane=np.int32(lane), row=np.int64(-1))
+                pad.update(step_type=np.uint8(PAD), lane=np.int32(lane), row=np.int64(-1))
                 writer.append(pad)
 
     def append(self, step_type, frame, embedding, action, reward, discount) -> int:
         """One step for every lane (leading [lanes] axis); returns how many items it made."""
-        n, made = self.layout.n_step, 0
+        made = 0
         step_type = np.asarray(step_type, np.uint8)
         self._recent_types = np.concatenate([self._recent_types[:, 1:], step_type[:, None]], axis=1)
         for i, writer in enumerate(self.writers):
@@ -116,13 +128,25 @@ class LaneWriters:
                 step["embedding"] = np.asarray(embedding[i], self.layout.embedding_dtype)
             writer.append(step)
             # Row t = newest - n now has all n rows after it: an item, unless t ended its episode.
-            if self.rows_written[i] >= n and self._recent_types[i, 0] != LAST:
+            if self._recent_types[i, 0] not in (LAST, PAD):
                 history = writer.history
                 writer.create_item(TABLE, priority=self.priority(),
                                    trajectory={name: history[name][-self.length:] for name in history.keys()})
+                self._wait_for_room(writer)
                 made += 1
         self.rows_written += 1
         return made
+
+    def _wait_for_room(self, writer) -> None:
+        """Backpressure: at most an item's length of items in flight per lane. While the table's rate
+        limiter holds inserts back (the learner is behind), this waits: the replay ratio holds."""
+        while True:
+            try:
+                writer.flush(block_until_num_items=self.length, timeout_ms=BLOCKED_CHECK_MS)
+                return
+            except self._deadline_error:
+                if self.on_blocked is not None:
+                    self.on_blocked()
 
     def flush(self) -> None:
         """Sends every item made so far (Reverb sends an item once its rows' chunks are complete)."""
@@ -135,14 +159,15 @@ class LaneWriters:
 
 
 def sample_dataset(address: str, layout: ReplayLayout, input_keys: Sequence[str], batch_size: int,
-                   prefetch: int) -> tf.data.Dataset:
-    """Batches of (learner sample, key, probability, table size, lane, row) from the table."""
+                   prefetch: int, timeout_ms: int = -1) -> tf.data.Dataset:
+    """Batches of (learner sample, key, probability, table size, lane, row) from the table. With a
+    timeout, the dataset ends when the rate limiter holds a sample back that long."""
     reverb = import_reverb()
     spec = reverb_items.item_spec(layout)
     dataset = reverb.TrajectoryDataset(
         address, TABLE, dtypes=tf.nest.map_structure(lambda s: s.dtype, spec),
         shapes=tf.nest.map_structure(lambda s: s.shape, spec),
-        max_in_flight_samples_per_worker=2 * batch_size)
+        max_in_flight_samples_per_worker=2 * batch_size, rate_limiter_timeout_ms=timeout_ms)
 
     def to_learner(sample):
         item = sample.data
@@ -166,8 +191,11 @@ class ReverbReplay(ReplayStore):
     """The trainer's replay on a Reverb server: an embedded one (address None) or one elsewhere."""
 
     def __init__(self, layout: ReplayLayout, input_keys: Sequence[str], *, batch_size: int, prefetch: int = 2,
-                 address: Optional[str] = None, lane_ids=None):
+                 address: Optional[str] = None, lane_ids=None, sample_timeout_ms: int = -1):
+        """lane_ids: the lanes this process writes (none for a learner); sample_timeout_ms: `sample`
+        raises NoBatchYet when the rate limiter holds a batch back that long (-1: waits)."""
         self.layout = layout
+        self.sample_timeout_ms = sample_timeout_ms
         self.input_keys = tuple(input_keys)
         self.batch_size = batch_size
         self.prefetch = prefetch
@@ -193,20 +221,25 @@ class ReverbReplay(ReplayStore):
     def sample(self, batch_size: int, beta: float):
         if batch_size != self.batch_size:
             raise ValueError(f"this Reverb replay's dataset makes batches of {self.batch_size}, asked for {batch_size}")
-        if self._iterator is None:
-            self._iterator = iter(sample_dataset(self.address, self.layout, self.input_keys, self.batch_size,
-                                                 self.prefetch))
-        batch, keys, probability, table_size, _, _ = next(self._iterator)
+        batch, keys, probability, table_size, _, _ = self._next_batch()
         weights = importance_weights(probability.numpy(), table_size.numpy(), beta, self.layout.prioritized)
         return batch, keys.numpy(), weights
 
     def sample_with_rows(self, beta: float):
         """A batch and the (lane, row) of each sample: for parity checks against the in-process replay."""
+        batch, keys, probability, table_size, lanes, rows = self._next_batch()
+        return batch, keys.numpy(), lanes.numpy(), rows.numpy()
+
+    def _next_batch(self):
         if self._iterator is None:
             self._iterator = iter(sample_dataset(self.address, self.layout, self.input_keys, self.batch_size,
-                                                 self.prefetch))
-        batch, keys, probability, table_size, lanes, rows = next(self._iterator)
-        return batch, keys.numpy(), lanes.numpy(), rows.numpy()
+                                                 self.prefetch, self.sample_timeout_ms))
+        try:
+            return next(self._iterator)
+        except StopIteration:  # the sample timeout passed: the dataset has ended
+            self._iterator = None
+            raise NoBatchYet(f"no batch within {self.sample_timeout_ms} ms (the rate limiter holds sampling "
+                             f"back until actors insert more)") from None
 
     def update_priorities(self, keys: np.ndarray, errors: np.ndarray) -> None:
         if not self.layout.prioritized:

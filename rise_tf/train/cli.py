@@ -33,15 +33,22 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="Run directory: config.json, checkpoints/, tensorboard/ (view with tensorboard --logdir), "
                "metrics.jsonl.")
-    parser.add_argument("--algo", choices=sorted(PRESETS), default=None, metavar="ALGO",
-                        help="preset: " + "; ".join(f"{name}: {text}" for name, text in PRESET_DESCRIPTIONS.items())
-                             + f" [default: {DEFAULT_ALGO}]")
     parser.add_argument("--run-dir", default=None,
                         help="where the run lives [default: runs/<game>-<algo>-seed<seed>]")
     parser.add_argument("--resume", metavar="RUN_DIR", default=None,
                         help="continue the run in RUN_DIR from its latest checkpoint, with its own config")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_flags(parser)
+    parser.formatter_class = argparse.HelpFormatter  # defaults are written into each help line
+    return parser
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """--algo and one flag per config field, grouped by section (rise-train, rise-replay-server)."""
+    parser.add_argument("--algo", choices=sorted(PRESETS), default=None, metavar="ALGO",
+                        help="preset: " + "; ".join(f"{name}: {text}" for name, text in PRESET_DESCRIPTIONS.items())
+                             + f" [default: {DEFAULT_ALGO}]")
     for section, _ in (("env", None), ("network", None), ("replay", None), ("agent", None), ("train", None)):
         group = parser.add_argument_group(f"{section} settings (defaults shown are the {DEFAULT_ALGO} Atari preset; "
                                           f"--print-config shows a preset's values)")
@@ -61,8 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
             else:
                 kwargs["metavar"] = "NAME"
             group.add_argument(f"--{flag}", **kwargs)
-    parser.formatter_class = argparse.HelpFormatter  # defaults are written into each help line
-    return parser
 
 
 def config_from_args(args) -> RunConfig:

@@ -107,21 +107,25 @@ def prepare_run_dir(run_dir: str, config: RunConfig, resume: bool) -> RunConfig:
     return config
 
 
-class _EpisodeStats:
+class EpisodeStats:
     """Observer: raw per-lane returns of finished episodes (whole games: life loss is not an end)."""
 
     def __init__(self, lanes: int, window: int = 100):
         self.running = np.zeros(lanes)
         self.recent = collections.deque(maxlen=window)
-        self.finished = 0
+        self.finished = 0  # since the trainer last took them
         self.agent_steps = 0
+        self.episodes = 0  # all, with the sum of their returns (actors report differences of these)
+        self.return_sum = 0.0
 
     def __call__(self, trajectory):
         is_last = trajectory.step_type == 2
         # A LAST row's reward belongs to the reset that follows: the episode's return is complete.
         for value in self.running[is_last]:
             self.recent.append(float(value))
+            self.return_sum += float(value)
         self.finished += int(is_last.sum())
+        self.episodes += int(is_last.sum())
         self.running = np.where(is_last, 0.0, self.running + trajectory.reward)
         self.agent_steps += int((~trajectory.is_boundary()).sum())
 
@@ -154,12 +158,12 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.frames_per_step = self.config.frames_per_agent_step
 
-        self.env = builder.make_env(self.config, training=True, env_factory=env_factory)
+        self.env = self._make_training_env()
         write_env_info(run_dir, self.config.env_name, self.env.envs[0].action_meanings)
         self.train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
         self.agent = builder.make_agent(self.config, self.env.time_step_spec(), self.env.action_spec(),
                                         self.train_step)
-        self.replay = builder.make_replay(self.config)
+        self.replay = self._make_replay()
         self._replay_lock = threading.Lock()
         self.counters = Counters()
         self.last_checkpoint: Optional[str] = None
@@ -171,7 +175,7 @@ class Trainer:
             self._restore()
         self._wall_base, self._wall_started = self.counters.wall_seconds, time.time()
         self._updates_this_process = 0  # the first one traces the tf.function: kept out of update timings
-        self._stats = _EpisodeStats(self.config.env.num_envs)
+        self._stats = EpisodeStats(self.config.env.num_envs)
         self._writer = tf.summary.create_file_writer(os.path.join(run_dir, TENSORBOARD_DIR))
         self._eval_env = None
         self._last_loss = float("nan")
@@ -207,7 +211,7 @@ class Trainer:
         replay_dir = os.path.join(path, "replay")
         if os.path.isdir(replay_dir):
             self.replay.close()
-            self.replay = builder.make_replay(self.config)  # fresh: a damaged newer file may have half-filled it
+            self.replay = self._make_replay()  # fresh: a damaged newer file may have half-filled it
             try:
                 self.replay.restore(replay_dir)
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
@@ -215,13 +219,29 @@ class Trainer:
                     f"checkpoint {path} has a damaged replay ({os.path.join(replay_dir, 'replay.npz')}: "
                     f"{type(error).__name__}: {str(error)[:200]})") from None
         self.counters.load(state)
+        self._load_checkpoint_state(state)
+
+    # Hooks for a learner without collection (rise_tf/distributed/learner.py).
+    def _make_training_env(self):
+        return builder.make_env(self.config, training=True, env_factory=self.env_factory)
+
+    def _make_replay(self):
+        return builder.make_replay(self.config)
+
+    def _checkpoint_state(self) -> Dict:
+        """State saved beside the counters in each checkpoint."""
+        return {}
+
+    def _load_checkpoint_state(self, state: Dict) -> None:
+        """Reads what _checkpoint_state saved."""
 
     def _wall_seconds(self) -> float:
         return self._wall_base + time.time() - self._wall_started
 
     def save_checkpoint(self) -> str:
         self.counters.wall_seconds = self._wall_seconds()
-        state = dict(self.counters.to_dict(), config=self.config.to_dict(), saved_at=time.time())
+        state = dict(self.counters.to_dict(), config=self.config.to_dict(), saved_at=time.time(),
+                     **self._checkpoint_state())
         writer = None
         if self.config.replay.save_replay:
             writer = lambda directory: self.replay.save(os.path.join(directory, "replay"))  # noqa: E731

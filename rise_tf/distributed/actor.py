@@ -1,0 +1,325 @@
+"""`rise-actor`: runs a run's env lanes with the collect policy and writes every step to the replay server.
+
+    rise-actor --replay host:8008 --run-dir runs/pong --actor-id 3
+
+Acting is exactly the in-process collector's: the same TF-Agents driver and collect policy, the frozen
+embeddings computed once at acting time, the same step rows (LaneWriters, reverb_store.py). Weights,
+the learner's frame count (for ε) and the largest priority come from the variables table every
+`--pull-every` driver steps; progress messages (steps, episodes, returns) go to the learner through
+the actor_progress queue. Lanes are numbered actor_id × num_envs + i; each actor's envs get their own
+seeds. With `--epsilon-ladder` actor i of N explores with Ape-X's ε_i = 0.4^(1 + 7 i / (N - 1)) instead
+of the run's schedule.
+
+If the server goes away, the actor says so and retries for `--reconnect-seconds`; it goes on from the
+same env state with new writers (their first windows start after the reconnect). It stops when the
+learner publishes done, on Ctrl-C / SIGTERM, or when the server stays away.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from typing import List, Optional
+
+from rise_tf.startup import quiet_third_party_startup
+
+quiet_third_party_startup()
+
+from rise_tf.run_dir import RunDirError, load_run_config  # noqa: E402
+
+ACTOR_SEED_STRIDE = 1_000  # actor i's lanes take seeds seed + (i + 1) * stride + lane
+PROGRESS_EVERY_S = 1.0
+APE_X_EPSILON, APE_X_ALPHA = 0.4, 7.0
+
+
+def ladder_epsilon(actor_id: int, num_actors: int) -> float:
+    """Ape-X's per-actor exploration (Horgan et al. 2018)."""
+    if num_actors <= 1:
+        return APE_X_EPSILON
+    return APE_X_EPSILON ** (1 + APE_X_ALPHA * actor_id / (num_actors - 1))
+
+
+class LearnerDone(Exception):
+    """The learner published done while this actor waited for room in the replay."""
+
+
+class ServerGone(RuntimeError):
+    """The replay server did not come back within the reconnect time."""
+
+
+class Actor:
+    def __init__(self, config, address: str, actor_id: int, *, pull_every: int = 50,
+                 fixed_epsilon: Optional[float] = None, reconnect_seconds: float = 120.0, log=print):
+        import numpy as np
+        import tensorflow as tf
+        from tf_agents.drivers import py_driver
+        from tf_agents.policies import py_tf_eager_policy
+
+        from rise_tf.distributed.weights import make_learner_state, variable_nest
+        from rise_tf.train import builder
+        from rise_tf.train.trainer import EpisodeStats
+
+        self.config, self.address, self.actor_id = config, address, actor_id
+        self.pull_every, self.fixed_epsilon, self.reconnect_seconds, self.log = (
+            pull_every, fixed_epsilon, reconnect_seconds, log)
+        self.num_envs = config.env.num_envs
+        self.lane_ids = actor_id * self.num_envs + np.arange(self.num_envs)
+        self.env = builder.make_env(config, seed_offset=ACTOR_SEED_STRIDE * (actor_id + 1), training=True)
+        self.agent = builder.make_agent(config, self.env.time_step_spec(), self.env.action_spec(),
+                                        tf.Variable(0, dtype=tf.int64))
+        self.learner_state = make_learner_state()
+        self.variables = variable_nest(self.agent, self.learner_state)
+        self.stats = EpisodeStats(self.num_envs)
+        policy = py_tf_eager_policy.PyTFEagerPolicy(self.agent.collect_policy, use_tf_function=True,
+                                                    batch_time_steps=False)
+        self.driver = py_driver.PyDriver(self.env, policy, [self._write, self.stats], max_steps=self.num_envs)
+        self.time_step, self.policy_state = self.env.reset(), policy.get_initial_state(self.num_envs)
+        self.incarnation, self.seq = time.time_ns(), 0
+        self._lost: Optional[Exception] = None
+        self.agent_steps = 0
+        self._reported = (0, 0, 0.0)  # agent steps, episodes, return sum at the last message
+        self._connect(first=True)
+
+    # ------------------------------------------------------------------ server
+    def _connect(self, first: bool = False) -> None:
+        """A client, the identity check, the variable container and new lane writers."""
+        import reverb
+        from tf_agents.experimental.distributed.reverb_variable_container import ReverbVariableContainer
+
+        from rise_tf.distributed import tables
+        from rise_tf.distributed.weights import MAX_PRIORITY
+        from rise_tf.replay.reverb_store import LaneWriters
+        from rise_tf.train.config import replay_layout
+
+        self.client = reverb.Client(self.address)
+        tables.check_identity(self.client, self.config, self.address)
+        self.container = ReverbVariableContainer(self.address, table_names=[tables.VARIABLES_TABLE])
+        rows = None if first else self.writers.rows_written.copy()
+        self.writers = LaneWriters(self.client, replay_layout(self.config), self.lane_ids,
+                                   priority=lambda: float(self.learner_state[MAX_PRIORITY]),
+                                   on_blocked=self._check_done)
+        if rows is not None:
+            self.writers.rows_written[:] = rows
+
+    def _reconnect(self, error: Exception) -> None:
+        from rise_tf.distributed.tables import ServerMismatch
+
+        self.log(f"[rise-actor {self.actor_id}] lost the replay server at {self.address} "
+                 f"({type(error).__name__}: {str(error).splitlines()[0][:120]}); retrying for {self.reconnect_seconds:.0f} s")
+        deadline = time.time() + self.reconnect_seconds
+        while time.time() < deadline:
+            time.sleep(2.0)
+            try:
+                self._connect()
+            except ServerMismatch:
+                raise
+            except Exception:  # noqa: BLE001 - any failure to reach the server means: try again
+                continue
+            self.log(f"[rise-actor {self.actor_id}] reconnected to {self.address}")
+            self._lost = None
+            return
+        raise ServerGone(f"the replay server at {self.address} did not come back within {self.reconnect_seconds:.0f} s; "
+                         f"restart it (rise-replay-server --run-dir RUN_DIR) and this actor")
+
+    # ------------------------------------------------------------------ acting
+    def _write(self, trajectory) -> None:
+        """Driver observer. While the server is lost, steps are dropped (the driver goes on; the
+        reconnect happens after its step)."""
+        if self._lost is not None:
+            return
+        embedding = trajectory.policy_info.get("embedding") if isinstance(trajectory.policy_info, dict) else None
+        try:
+            self.writers.append(trajectory.step_type, trajectory.observation, embedding, trajectory.action,
+                                trajectory.reward, trajectory.discount)
+        except LearnerDone:
+            raise
+        except Exception as error:  # noqa: BLE001 - Reverb raises several types for a lost connection
+            if not _is_connection_error(error):
+                raise
+            self._lost = error
+
+    def _check_done(self) -> None:
+        if self.pull_weights():
+            raise LearnerDone()
+
+    def pull_weights(self) -> bool:
+        """Fresh weights and learner state; True when the learner says it is done."""
+        from rise_tf.distributed.weights import DONE
+
+        self.container.update(self.variables)
+        return bool(self.learner_state[DONE] > 0.5)
+
+    def _epsilon(self) -> float:
+        from rise_tf.distributed.weights import FRAMES
+        from rise_tf.train.trainer import exploration_epsilon
+
+        if self.fixed_epsilon is not None:
+            return self.fixed_epsilon
+        return exploration_epsilon(self.config.train, int(self.learner_state[FRAMES]))
+
+    def _report(self) -> None:
+        """A progress message with the counts since the previous one."""
+        import numpy as np
+
+        from rise_tf.distributed.tables import PROGRESS_TABLE
+
+        steps, episodes, returns = self.stats.agent_steps, self.stats.episodes, self.stats.return_sum
+        last_steps, last_episodes, last_returns = self._reported
+        self.client.insert({"actor": np.int32(self.actor_id), "incarnation": np.int64(self.incarnation),
+                            "seq": np.int64(self.seq), "agent_steps": np.int64(steps - last_steps),
+                            "episodes": np.int64(episodes - last_episodes),
+                            "return_sum": np.float64(returns - last_returns)}, priorities={PROGRESS_TABLE: 1.0})
+        self.seq += 1
+        self._reported = (steps, episodes, returns)
+
+    def run(self, max_driver_steps: Optional[int] = None) -> str:
+        """Acts until the learner is done (returns 'done'), or `max_driver_steps` ('limit')."""
+        done = self._with_server(self.pull_weights)  # waits for the learner's first weights
+        last_report, driver_steps = time.time(), 0
+        while not done:
+            if max_driver_steps is not None and driver_steps >= max_driver_steps:
+                return "limit"
+            self.agent.epsilon.assign(self._epsilon())
+            try:
+                self.time_step, self.policy_state = self.driver.run(self.time_step, self.policy_state)
+            except LearnerDone:
+                break
+            if self._lost is not None:
+                self._reconnect(self._lost)
+            driver_steps += 1
+            if time.time() - last_report >= PROGRESS_EVERY_S:
+                self._with_server(self._report)
+                last_report = time.time()
+            if driver_steps % self.pull_every == 0:
+                done = self._with_server(self.pull_weights)
+        self._with_server(self._report)
+        return "done"
+
+    def _with_server(self, call):
+        from rise_tf.distributed.tables import ServerMismatch
+
+        while True:
+            try:
+                return call()
+            except (ServerMismatch, KeyboardInterrupt):
+                raise
+            except Exception as error:  # noqa: BLE001 - Reverb raises several types for a lost connection
+                if not _is_connection_error(error):
+                    raise
+                self._reconnect(error)
+
+    def close(self) -> None:
+        try:
+            self.writers.close()
+        except Exception:  # noqa: BLE001 - the server may be gone already
+            pass
+        self.env.close()
+
+
+def _is_connection_error(error: Exception) -> bool:
+    text = f"{type(error).__name__} {error}".lower()
+    return any(word in text for word in ("unavailable", "connect", "deadline", "socket", "cancelled", "closed"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rise-actor", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--replay", required=True, metavar="HOST:PORT", help="the run's replay server")
+    parser.add_argument("--run-dir", required=True, help="the run's directory (its config.json; written from the "
+                                                         "server's when missing)")
+    parser.add_argument("--actor-id", type=int, default=0, help="0, 1, ...: names the actor's lanes and seeds")
+    parser.add_argument("--pull-every", type=int, default=50, help="driver steps between weight pulls [default: 50]")
+    parser.add_argument("--epsilon-ladder", type=int, default=0, metavar="NUM_ACTORS",
+                        help="explore with Ape-X's per-actor ε for actor-id of NUM_ACTORS (0: the run's schedule)")
+    parser.add_argument("--reconnect-seconds", type=float, default=120.0,
+                        help="how long to wait for a lost server [default: 120]")
+    return parser
+
+
+def connect_config(address: str, run_dir: str, program: str):
+    """The run's config: from RUN_DIR/config.json (checked against the server's), or from the server."""
+    import reverb
+
+    from rise_tf.distributed import tables
+    from rise_tf.run_dir import write_run_config
+    from rise_tf.train.config import RunConfig
+
+    client = reverb.Client(address)
+    record = tables.read_identity(client, address)
+    if os.path.exists(os.path.join(run_dir, "config.json")):
+        config = load_run_config(run_dir)
+        tables.check_identity(client, config, address)
+        return config
+    config = RunConfig.from_dict(record["config"])
+    write_run_config(run_dir, config)
+    print(f"[{program}] took the run's config from the server at {address} into {run_dir}/config.json")
+    return config
+
+
+def check_address(address: str) -> str:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--replay must be HOST:PORT (e.g. localhost:8008), got {address!r}")
+    return address
+
+
+def wait_for_server(address: str, seconds: float, program: str) -> None:
+    """Raises ConnectionError naming the address when no Reverb server answers there in time."""
+    import reverb
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            reverb.Client(address).server_info(timeout=2)
+            return
+        except Exception as error:  # noqa: BLE001 - unreachable, refused, not gRPC...
+            if time.time() >= deadline:
+                raise ConnectionError(f"no replay server answers at {address} ({type(error).__name__}); start it with "
+                                      f"rise-replay-server --run-dir RUN_DIR --port PORT, or fix --replay") from None
+            time.sleep(1.0)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        check_address(args.replay)
+        if args.actor_id < 0 or args.pull_every < 1 or args.epsilon_ladder < 0:
+            raise ValueError("--actor-id must be >= 0, --pull-every >= 1 and --epsilon-ladder >= 0")
+        if args.epsilon_ladder and args.actor_id >= args.epsilon_ladder:
+            raise ValueError(f"--actor-id {args.actor_id} is not one of --epsilon-ladder {args.epsilon_ladder} actors")
+    except ValueError as error:
+        print(f"rise-actor: error: {error}", file=sys.stderr)
+        return 2
+    from rise_tf.distributed.tables import ServerMismatch
+    try:
+        wait_for_server(args.replay, 10.0, "rise-actor")
+        config = connect_config(args.replay, args.run_dir, "rise-actor")
+        epsilon = ladder_epsilon(args.actor_id, args.epsilon_ladder) if args.epsilon_ladder else None
+        actor = Actor(config, args.replay, args.actor_id, pull_every=args.pull_every, fixed_epsilon=epsilon,
+                      reconnect_seconds=args.reconnect_seconds)
+    except (ConnectionError, ServerMismatch, RunDirError, ValueError) as error:
+        print(f"rise-actor: error: {error}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    print(f"[rise-actor {args.actor_id}] acting for {config.algo} on {config.env_name} with lanes "
+          f"{actor.lane_ids[0]}..{actor.lane_ids[-1]}, writing to {args.replay}", flush=True)
+    try:
+        outcome = actor.run()
+        print(f"[rise-actor {args.actor_id}] the learner is done; {actor.stats.agent_steps:,} agent steps written",
+              flush=True)
+        return 0 if outcome == "done" else 1
+    except KeyboardInterrupt:
+        print(f"[rise-actor {args.actor_id}] stopped; {actor.stats.agent_steps:,} agent steps written", flush=True)
+        return 130
+    except ServerGone as error:
+        print(f"rise-actor: error: {error}", file=sys.stderr)
+        return 3
+    finally:
+        actor.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
