@@ -195,3 +195,17 @@ def test_report_errors_are_clear(tmp_path, capsys):
     assert "is not a directory" in capsys.readouterr().err
     assert report_main([str(tmp_path)]) == 2
     assert "no runs found" in capsys.readouterr().err
+
+
+def test_cue_separation_measures_the_cue_gap_against_the_corridor_spread():
+    """With the identity as ϑ, the cue gap is the pixel distance between the two cue frames."""
+    from rise_tf.analysis.cue_separation import corridor_frames, separation
+    from rise_tf.train.config import make_config
+
+    config = make_config("rise-dqn", "MemoryCorridor")
+    first, second = corridor_frames(config, 0), corridor_frames(config, 1)
+    assert (first[1:] == second[1:]).all() and not (first[0] == second[0]).all()  # only the cue differs
+    flat = lambda frames: frames.reshape(len(frames), -1).astype(np.float64)  # noqa: E731
+    result = separation(flat, config)
+    assert result["cue_gap"] == pytest.approx(np.linalg.norm(flat(first[:1]) - flat(second[:1])))
+    assert 0 < result["corridor_spread"] and result["ratio"] == pytest.approx(result["cue_gap"] / result["corridor_spread"])
