@@ -81,6 +81,9 @@ setup(
             "rise-export=rise_tf.export.cli:main",
             "rise-experiment=rise_tf.experiments.cli:main",
             "rise-report=rise_tf.analysis.report:main",
+            "rise-replay-server=rise_tf.distributed.server:main",
+            "rise-actor=rise_tf.distributed.actor:main",
+            "rise-learner=rise_tf.distributed.learner:main",
         ],
     },
 )

@@ -39,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue the run in RUN_DIR from its latest checkpoint, with its own config")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    distributed = parser.add_argument_group("distributed engine (Reverb; needs the distributed extra)")
+    distributed.add_argument("--distributed", action="store_true",
+                             help="a replay server, --actors actor processes and a learner process on this machine")
+    distributed.add_argument("--actors", type=int, default=2, help="actor processes with --distributed [default: 2]")
+    distributed.add_argument("--replay-port", type=int, default=None,
+                             help="the replay server's port with --distributed [default: a free one]")
+    distributed.add_argument("--epsilon-ladder", action="store_true",
+                             help="with --distributed: Ape-X's per-actor ε instead of the run's schedule")
     add_config_flags(parser)
     parser.formatter_class = argparse.HelpFormatter  # defaults are written into each help line
     return parser
@@ -79,6 +87,17 @@ def config_from_args(args) -> RunConfig:
     return make_config(args.algo or DEFAULT_ALGO, updates.get("env", {}).get("game"), **updates)
 
 
+def check_distributed(args, config: RunConfig) -> None:
+    """What --distributed cannot take, before anything starts."""
+    if args.actors < 1:
+        raise ValueError(f"--actors must be >= 1, got {args.actors}")
+    if args.replay_port is not None and not 0 < args.replay_port < 65536:
+        raise ValueError(f"--replay-port must be in 1..65535, got {args.replay_port}")
+    import importlib.util
+    if importlib.util.find_spec("reverb") is None:  # found without importing it (it loads TensorFlow)
+        raise ValueError("--distributed needs dm-reverb: pip install -e '.[distributed]'")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -110,9 +129,21 @@ def main(argv: Optional[List[str]] = None) -> int:
             probe_env(config.env.env_id, env_module=config.env.env_module, image_key=config.env.image_key)
         check_replay_fits(config)
         check_writable_run_dir(run_dir)
+        if args.distributed:
+            check_distributed(args, config)
     except (ValueError, RunDirError) as error:
         print(f"rise-train: error: {error}", file=sys.stderr)
         return 2
+    if args.distributed:
+        from rise_tf.distributed.launcher import launch
+        from rise_tf.train.trainer import TrainingError, prepare_run_dir
+        try:
+            prepare_run_dir(run_dir, config, resume=bool(args.resume))
+        except TrainingError as error:
+            print(f"rise-train: error: {error}", file=sys.stderr)
+            return 2
+        return launch(run_dir, args.actors, port=args.replay_port, progress=not args.no_progress,
+                      epsilon_ladder=args.epsilon_ladder)
 
     import tensorflow as tf
 
