@@ -128,11 +128,8 @@ def make_learner_class():
             if waiting == 0:
                 return 0
             added = 0
-            for message in tables.take(client, tables.PROGRESS_TABLE, tables.PROGRESS_SPEC, waiting):
-                actor, stamp = str(int(message["actor"])), [int(message["incarnation"]), int(message["seq"])]
-                if actor in self._actor_seen and stamp <= self._actor_seen[actor]:
-                    continue  # seen before the server restarted from a checkpoint
-                self._actor_seen[actor] = stamp
+            messages = tables.take(client, tables.PROGRESS_TABLE, tables.PROGRESS_SPEC, waiting)
+            for message in tables.new_progress(self._actor_seen, messages):
                 steps, episodes = int(message["agent_steps"]), int(message["episodes"])
                 added += steps
                 self.counters.agent_steps += steps

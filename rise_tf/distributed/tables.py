@@ -79,6 +79,20 @@ def tables(config: RunConfig, variable_specs) -> list:
     ]
 
 
+def new_progress(seen: Dict[str, list], messages) -> list:
+    """The messages not counted before, in order; `seen` (actor -> [incarnation, seq] of its newest
+    counted message) is updated. A restarted actor has a newer incarnation; a server restored from a
+    checkpoint may hand out messages again, which are skipped."""
+    fresh = []
+    for message in messages:
+        actor, stamp = str(int(message["actor"])), [int(message["incarnation"]), int(message["seq"])]
+        if actor in seen and stamp <= seen[actor]:
+            continue
+        seen[actor] = stamp
+        fresh.append(message)
+    return fresh
+
+
 def write_identity(client, config: RunConfig) -> None:
     """The run's identity and its whole config (processes on other machines read it from here)."""
     record = dict(identity(config), config=config.to_dict())

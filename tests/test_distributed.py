@@ -1,0 +1,150 @@
+"""The distributed engine on Reverb (issue 11): the run's identity, actors and the learner holding the
+replay ratio, progress counted once, the launcher end to end, and (slow) the faults it survives."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("reverb")
+
+from rise_tf.distributed import tables  # noqa: E402
+from rise_tf.train.config import make_config  # noqa: E402
+
+CLI_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def tiny_config(**train):
+    return make_config("rise-dqn", "MemoryCorridor", env={"num_envs": 2}, replay={"capacity": 2_000},
+                       train={"frames": 800, "warmup_frames": 160, "eval_every_frames": 0, "log_every_frames": 400,
+                              "checkpoint_every_frames": 400, **train})
+
+
+@pytest.fixture
+def run_server(tmp_path):
+    from rise_tf.distributed import server as replay_server
+    from rise_tf.run_dir import write_run_config
+
+    started = []
+
+    def start(config, run_dir=None):
+        run_dir = run_dir or str(tmp_path / "run")
+        write_run_config(run_dir, config)
+        server, address = replay_server.start(config, run_dir, port=None)
+        started.append(server)
+        return server, address, run_dir
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_a_process_of_another_config_or_format_or_a_foreign_server_is_refused(run_server):
+    import reverb
+
+    config = tiny_config()
+    _, address, _ = run_server(config)
+    client = reverb.Client(address)
+    tables.check_identity(client, config, address)  # the same config passes
+    tables.check_identity(client, config.replace(train={"frames": 10_000}), address)  # a new budget too
+    with pytest.raises(tables.ServerMismatch, match="another run or config"):
+        tables.check_identity(client, config.replace(agent={"gamma": 0.5}), address)
+    record = tables.read_identity(client, address)
+    assert record["config"]["agent"]["gamma"] == config.agent.gamma  # actors elsewhere read the config here
+    client.insert({"identity": np.array(json.dumps(dict(record, format_version=0)).encode(), dtype=object)},
+                  priorities={tables.IDENTITY_TABLE: 1.0})
+    with pytest.raises(tables.ServerMismatch, match="format version 0"):
+        tables.check_identity(client, config, address)
+    foreign = reverb.Server([reverb.Table.queue("other", 10)], port=None)
+    try:
+        with pytest.raises(tables.ServerMismatch, match="not a rise-tf replay server"):
+            tables.check_identity(reverb.Client(f"localhost:{foreign.port}"), config, f"localhost:{foreign.port}")
+    finally:
+        foreign.stop()
+
+
+def test_progress_messages_count_once_across_restarts():
+    def message(actor, incarnation, seq):
+        return {"actor": actor, "incarnation": incarnation, "seq": seq}
+    seen = {}
+    first = tables.new_progress(seen, [message(0, 5, 0), message(0, 5, 1), message(1, 7, 0)])
+    assert len(first) == 3
+    # a server restored from a checkpoint hands out (0, 5, 1) again; actor 0 restarted (incarnation 9)
+    again = tables.new_progress(seen, [message(0, 5, 1), message(0, 9, 0), message(1, 7, 0), message(1, 7, 1)])
+    assert [(m["actor"], m["incarnation"], m["seq"]) for m in again] == [(0, 9, 0), (1, 7, 1)]
+
+
+def test_an_actor_and_the_learner_hold_the_replay_ratio_and_stop_together(run_server):
+    """In one process (threads): the learner makes the in-process trainer's number of updates within the
+    rate limiter's buffer, counts the actor's steps, and the actor stops when the learner is done."""
+    from rise_tf.distributed.actor import Actor
+    from rise_tf.distributed.learner import make_learner_class
+
+    config = tiny_config()
+    _, address, run_dir = run_server(config)
+    learner = make_learner_class()(config, run_dir, address, progress=False)
+    outcome = {}
+
+    def act():
+        actor = Actor(config, address, 0, pull_every=10)
+        try:
+            outcome["result"], outcome["steps"] = actor.run(), actor.stats.agent_steps
+        finally:
+            actor.close()
+    thread = threading.Thread(target=act)
+    thread.start()
+    try:
+        summary = learner.run()
+    finally:
+        learner.close()
+    thread.join(timeout=120)
+    assert outcome["result"] == "done"
+    counters = learner.counters
+    assert counters.frames >= 800 and outcome["steps"] >= counters.agent_steps
+    # replay_ratio updates per agent step after the warm-up (the rate limiter's buffer is 64 updates)
+    expected = config.train.replay_ratio * (counters.agent_steps - 160)
+    assert abs(counters.updates - expected) <= 64 and counters.updates > 0
+    assert summary["engine"] == "distributed" and np.isfinite(learner._last_loss)
+
+
+def _rise_train(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "rise_tf.train.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=CLI_ENV)
+
+
+TINY_FLAGS = ["--game", "MemoryCorridor", "--algo", "rise-dqn", "--num-envs", "2", "--capacity", "2000",
+              "--warmup-frames", "160", "--eval-every-frames", "0", "--log-every-frames", "400",
+              "--checkpoint-every-frames", "400", "--no-progress"]
+
+
+def test_the_launcher_runs_server_actors_and_learner_as_processes(tmp_path):
+    run_dir = str(tmp_path / "run")
+    done = _rise_train(*TINY_FLAGS, "--frames", "600", "--distributed", "--actors", "2", "--run-dir", run_dir)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["engine"] == "distributed" and summary["frames"] >= 600 and summary["updates"] > 0
+    for index in range(2):
+        with open(os.path.join(run_dir, "logs", f"actor-{index}.log")) as f:
+            assert "the learner is done" in f.read()
+    assert os.listdir(os.path.join(run_dir, "replay_server"))  # the server's last checkpoint
+
+
+def test_bad_input_to_the_distributed_commands_is_refused_before_anything_is_written(tmp_path):
+    bad = _rise_train(*TINY_FLAGS, "--distributed", "--actors", "0", "--run-dir", str(tmp_path / "a"))
+    assert bad.returncode == 2 and "--actors must be >= 1" in bad.stderr
+    nobody = subprocess.run([sys.executable, "-m", "rise_tf.distributed.actor", "--replay", "localhost:1", "--run-dir",
+                             str(tmp_path / "b")], capture_output=True, text=True, timeout=120, env=CLI_ENV)
+    assert nobody.returncode == 2 and "no replay server answers at localhost:1" in nobody.stderr
+    for module, extra in (("rise_tf.distributed.actor", ["--actor-id", "0"]), ("rise_tf.distributed.learner", [])):
+        malformed = subprocess.run([sys.executable, "-m", module, "--replay", "nowhere", "--run-dir",
+                                    str(tmp_path / "b"), *extra], capture_output=True, text=True, timeout=120, env=CLI_ENV)
+        assert malformed.returncode == 2 and "must be HOST:PORT" in malformed.stderr
+    assert not os.path.exists(tmp_path / "b")
+    server = subprocess.run([sys.executable, "-m", "rise_tf.distributed.server", "--run-dir", str(tmp_path / "c")],
+                            capture_output=True, text=True, timeout=120, env=CLI_ENV)
+    assert server.returncode == 2 and "holds no run" in server.stderr
