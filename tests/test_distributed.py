@@ -148,3 +148,93 @@ def test_bad_input_to_the_distributed_commands_is_refused_before_anything_is_wri
     server = subprocess.run([sys.executable, "-m", "rise_tf.distributed.server", "--run-dir", str(tmp_path / "c")],
                             capture_output=True, text=True, timeout=120, env=CLI_ENV)
     assert server.returncode == 2 and "holds no run" in server.stderr
+
+
+def _wait_for(condition, seconds, what):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _checkpoint_frames(run_dir):
+    from rise_tf.train import checkpoints
+    latest = checkpoints.latest_checkpoint(run_dir)
+    return -1 if latest is None else checkpoints.load_state(latest)["frames"]
+
+
+@pytest.mark.slow
+def test_a_killed_actor_is_started_again_and_the_run_completes(tmp_path):
+    run_dir = str(tmp_path / "run")
+    process = subprocess.Popen([sys.executable, "-m", "rise_tf.train.cli", *TINY_FLAGS, "--frames", "3000",
+                                "--distributed", "--actors", "2", "--run-dir", run_dir],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLI_ENV)
+    actor_log = os.path.join(run_dir, "logs", "actor-0.log")
+    _wait_for(lambda: "acting for" in _read(actor_log) and _checkpoint_frames(run_dir) > 0, 600, "the first checkpoint")
+    with open(os.path.join(run_dir, "logs", "processes.json")) as f:
+        os.kill(json.load(f)["actors"][0], signal.SIGKILL)
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode == 0, output[-3000:]
+    assert "actor 0 exited (code -9); starting it again" in output
+    assert _read(actor_log).count("acting for") == 2  # it rejoined
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        assert json.load(f)["frames"] >= 3000
+
+
+@pytest.mark.slow
+def test_a_killed_learner_resumes_and_a_killed_server_restarts_from_its_checkpoint(tmp_path):
+    """Processes by hand, as on several machines: server, two actors, learner. kill -9 the learner: a
+    new one continues from its checkpoint (counters never go back). kill -9 the server: restarted on the
+    same port from its newest checkpoint, the actors and the learner reconnect; the run completes."""
+    import portpicker
+
+    run_dir, port = str(tmp_path / "run"), portpicker.pick_unused_port()
+    address = f"localhost:{port}"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def spawn(module, *args, log):
+        return subprocess.Popen([sys.executable, "-m", module, *args], stdout=open(logs / log, "a"),
+                                stderr=subprocess.STDOUT, env=CLI_ENV)
+    server_args = ["--run-dir", run_dir, "--port", str(port)]
+    config_flags = [flag for flag in TINY_FLAGS if flag != "--no-progress"] + ["--frames", "4000"]
+    server = spawn("rise_tf.distributed.server", *server_args, *config_flags, log="server.log")
+    _wait_for(lambda: "serving" in _read(logs / "server.log"), 300, "the server")
+    actors = [spawn("rise_tf.distributed.actor", "--replay", address, "--run-dir", run_dir, "--actor-id", str(i),
+                    "--reconnect-seconds", "300", log=f"actor-{i}.log") for i in range(2)]
+    learner_args = ["--replay", address, "--run-dir", run_dir, "--no-progress"]
+    learner = spawn("rise_tf.distributed.learner", *learner_args, log="learner.log")
+    try:
+        _wait_for(lambda: _checkpoint_frames(run_dir) > 0, 600, "the learner's first checkpoint")
+        learner.kill()
+        learner.wait()
+        before = _checkpoint_frames(run_dir)
+        learner = spawn("rise_tf.distributed.learner", *learner_args, log="learner.log")
+        _wait_for(lambda: "resumed from" in _read(logs / "learner.log"), 300, "the learner's resume")
+        _wait_for(lambda: _checkpoint_frames(run_dir) > before, 600, "a checkpoint after the resume")
+        server.kill()
+        server.wait()
+        server = spawn("rise_tf.distributed.server", *server_args, log="server.log")
+        _wait_for(lambda: _read(logs / "server.log").count("serving") == 2, 300, "the restarted server")
+        assert learner.wait(timeout=900) == 0, _read(logs / "learner.log")[-3000:]
+        for actor in actors:
+            assert actor.wait(timeout=120) == 0
+        assert "reconnected" in _read(logs / "learner.log")
+        assert all("reconnected" in _read(logs / f"actor-{i}.log") for i in range(2))
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            summary = json.load(f)
+        assert summary["frames"] >= 4000 and summary["frames"] >= before
+    finally:
+        for process in [learner, server, *actors]:
+            if process.poll() is None:
+                process.kill()

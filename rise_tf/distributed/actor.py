@@ -127,6 +127,8 @@ class Actor:
     def _write(self, trajectory) -> None:
         """Driver observer. While the server is lost, steps are dropped (the driver goes on; the
         reconnect happens after its step)."""
+        from rise_tf.distributed.tables import is_connection_error
+
         if self._lost is not None:
             return
         embedding = trajectory.policy_info.get("embedding") if isinstance(trajectory.policy_info, dict) else None
@@ -136,7 +138,7 @@ class Actor:
         except LearnerDone:
             raise
         except Exception as error:  # noqa: BLE001 - Reverb raises several types for a lost connection
-            if not _is_connection_error(error):
+            if not is_connection_error(error):
                 raise
             self._lost = error
 
@@ -198,7 +200,7 @@ class Actor:
         return "done"
 
     def _with_server(self, call):
-        from rise_tf.distributed.tables import ServerMismatch
+        from rise_tf.distributed.tables import ServerMismatch, is_connection_error
 
         while True:
             try:
@@ -206,7 +208,7 @@ class Actor:
             except (ServerMismatch, KeyboardInterrupt):
                 raise
             except Exception as error:  # noqa: BLE001 - Reverb raises several types for a lost connection
-                if not _is_connection_error(error):
+                if not is_connection_error(error):
                     raise
                 self._reconnect(error)
 
@@ -216,11 +218,6 @@ class Actor:
         except Exception:  # noqa: BLE001 - the server may be gone already
             pass
         self.env.close()
-
-
-def _is_connection_error(error: Exception) -> bool:
-    text = f"{type(error).__name__} {error}".lower()
-    return any(word in text for word in ("unavailable", "connect", "deadline", "socket", "cancelled", "closed"))
 
 
 def build_parser() -> argparse.ArgumentParser:

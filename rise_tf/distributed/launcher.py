@@ -20,6 +20,7 @@ from typing import List, Optional
 SERVER_START_SECONDS = 180.0  # TensorFlow's import and the network build come first
 STOP_SECONDS = 60.0
 ACTOR_RESTART_LIMIT = 5
+PROCESSES_FILE = "processes.json"
 
 
 def free_port() -> int:
@@ -62,6 +63,16 @@ class Launcher:
         if self.epsilon_ladder:
             args += ["--epsilon-ladder", str(self.num_actors)]
         self.actors[index] = self._spawn("rise_tf.distributed.actor", args, f"actor-{index}.log")
+        self._write_processes()
+
+    def _write_processes(self) -> None:
+        """RUN_DIR/logs/processes.json: the pids of this run's processes (to watch or signal them)."""
+        from rise_tf.run_dir import write_json_atomic
+
+        pid = lambda process: process.pid if process is not None else None  # noqa: E731
+        write_json_atomic(os.path.join(self.logs, PROCESSES_FILE),
+                          {"launcher": os.getpid(), "replay": self.address, "server": pid(self.server),
+                           "learner": pid(self.learner), "actors": [pid(a) for a in self.actors]})
 
     def start(self) -> None:
         from rise_tf.distributed.actor import wait_for_server
@@ -87,6 +98,7 @@ class Launcher:
             self._start_actor(index)
         learner_args = ["--replay", self.address, "--run-dir", self.run_dir] + ([] if self.progress else ["--no-progress"])
         self.learner = self._spawn("rise_tf.distributed.learner", learner_args, None)
+        self._write_processes()
 
     def supervise(self) -> int:
         """Until the learner exits: restarts dead actors. Returns the learner's exit code."""

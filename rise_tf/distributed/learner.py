@@ -40,13 +40,14 @@ def make_learner_class():
     from rise_tf.replay.reverb_store import NoBatchYet, ReverbReplay
     from rise_tf.train import builder
     from rise_tf.train.config import replay_layout
-    from rise_tf.train.trainer import Trainer, _Loop, exploration_epsilon
+    from rise_tf.train.trainer import Trainer, TrainingError, _Loop, exploration_epsilon
 
     class Learner(Trainer):
-        def __init__(self, config, run_dir: str, address: str, *, progress: bool = True, push_every: int = 20):
+        def __init__(self, config, run_dir: str, address: str, *, progress: bool = True, push_every: int = 20,
+                     reconnect_seconds: float = 120.0):
             import reverb
 
-            self.address, self.push_every = address, push_every
+            self.address, self.push_every, self.reconnect_seconds = address, push_every, reconnect_seconds
             self.learner_state = make_learner_state()
             self._actor_seen: Dict[str, List[int]] = {}  # actor -> [incarnation, seq] of its newest message
             tables.check_identity(reverb.Client(address), config, address)
@@ -85,6 +86,48 @@ def make_learner_class():
 
         def _act(self, loop) -> int:
             """Takes the actors' progress messages (instead of collecting); publishes when due."""
+            return self._with_server(self._take_progress_and_publish)
+
+        def _learn(self, new_steps: int) -> None:
+            self._with_server(self._learn_while_allowed)
+
+        def _with_server(self, call):
+            """`call`, reconnecting when the server was lost (it restarts from its checkpoint)."""
+            while True:
+                try:
+                    return call()
+                except (NoBatchYet, TrainingError, KeyboardInterrupt):
+                    raise
+                except Exception as error:  # noqa: BLE001 - Reverb raises several types for a lost connection
+                    if not tables.is_connection_error(error):
+                        raise
+                    self._reconnect(error)
+
+        def _reconnect(self, error: Exception) -> None:
+            print(f"\n[rise-learner] lost the replay server at {self.address} ({type(error).__name__}); "
+                  f"retrying for {self.reconnect_seconds:.0f} s", file=sys.stderr, flush=True)
+            deadline = time.time() + self.reconnect_seconds
+            while time.time() < deadline:
+                time.sleep(2.0)
+                try:
+                    replay = self._make_replay()
+                    tables.check_identity(replay.client, self.config, self.address)
+                    container = ReverbVariableContainer(self.address, table_names=[tables.VARIABLES_TABLE])
+                except tables.ServerMismatch:
+                    raise
+                except Exception:  # noqa: BLE001 - not back yet
+                    continue
+                replay.max_priority = self.replay.max_priority
+                self.replay, self.container = replay, container
+                self.publish()
+                print(f"[rise-learner] reconnected to {self.address}", file=sys.stderr, flush=True)
+                return
+            raise TrainingError(f"the replay server at {self.address} did not come back within "
+                                f"{self.reconnect_seconds:.0f} s. Restart it (rise-replay-server --run-dir "
+                                f"{self.run_dir}), then this learner (rise-learner --replay {self.address} "
+                                f"--run-dir {self.run_dir}): it continues from its newest checkpoint.")
+
+        def _take_progress_and_publish(self) -> int:
             steps = self.drain_progress()
             self.agent.epsilon.assign(exploration_epsilon(self.config.train, self.counters.frames))  # as actors see it
             if self._pushed_at is None or self.counters.updates - self._pushed_at >= self.push_every:
@@ -93,7 +136,7 @@ def make_learner_class():
                 time.sleep(IDLE_SLEEP_S)
             return steps
 
-        def _learn(self, new_steps: int) -> None:
+        def _learn_while_allowed(self) -> None:
             """As many updates as the rate limiter allows, up to MAX_UPDATES_PER_ROUND."""
             self._idle = True
             for _ in range(MAX_UPDATES_PER_ROUND):
@@ -105,13 +148,20 @@ def make_learner_class():
 
         def save_checkpoint(self) -> str:
             path = super().save_checkpoint()
-            self.replay.client.checkpoint()  # the replay's contents, for a restart of the server
+            try:
+                self.replay.client.checkpoint()  # the replay's contents, for a restart of the server
+            except Exception as error:  # noqa: BLE001 - the learner's own checkpoint is what counts here
+                print(f"\n[rise-learner] warning: the replay server could not write a checkpoint "
+                      f"({type(error).__name__}); the learner's is saved: {path}", file=sys.stderr)
             return path
 
         def _finish(self, loop, interrupted: bool):
             if not interrupted:
                 self.learner_state[DONE].assign(1.0)
-            self.publish()
+            try:
+                self.publish()
+            except Exception as error:  # noqa: BLE001 - the server may be gone; the checkpoint comes next
+                print(f"[rise-learner] warning: could not tell the actors ({type(error).__name__})", file=sys.stderr)
             return super()._finish(loop, interrupted)
 
         # --- distributed

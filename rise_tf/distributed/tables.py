@@ -130,3 +130,9 @@ def check_identity(client, config: RunConfig, address: str, timeout_s: float = 1
             f"config {theirs.get('config_fingerprint')}); this process has {ours['algo']} on {ours['env']}, config "
             f"{ours['config_fingerprint']}. Point every process at the same --run-dir (its config.json), or start a "
             f"server for this run.")
+
+
+def is_connection_error(error: Exception) -> bool:
+    """Whether a Reverb call failed because the server went away (Reverb raises several types)."""
+    text = f"{type(error).__name__} {error}".lower()
+    return any(word in text for word in ("unavailable", "connect", "deadline", "socket", "cancelled", "closed"))
