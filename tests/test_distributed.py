@@ -195,7 +195,8 @@ def test_a_killed_actor_is_started_again_and_the_run_completes(tmp_path):
 def test_a_killed_learner_resumes_and_a_killed_server_restarts_from_its_checkpoint(tmp_path):
     """Processes by hand, as on several machines: server, two actors, learner. kill -9 the learner: a
     new one continues from its checkpoint (counters never go back). kill -9 the server: restarted on the
-    same port from its newest checkpoint, the actors and the learner reconnect; the run completes."""
+    same port, it loads its newest checkpoint; the actors and the learner go on with it (their gRPC
+    channels reconnect; a call made while it is down is retried or warned about) and the run completes."""
     import portpicker
 
     run_dir, port = str(tmp_path / "run"), portpicker.pick_unused_port()
@@ -224,16 +225,16 @@ def test_a_killed_learner_resumes_and_a_killed_server_restarts_from_its_checkpoi
         _wait_for(lambda: _checkpoint_frames(run_dir) > before, 600, "a checkpoint after the resume")
         server.kill()
         server.wait()
+        at_server_kill = _checkpoint_frames(run_dir)
         server = spawn("rise_tf.distributed.server", *server_args, log="server.log")
         _wait_for(lambda: _read(logs / "server.log").count("serving") == 2, 300, "the restarted server")
+        assert "Loading checkpoint from" in _read(logs / "server.log")  # the replay's contents came back
         assert learner.wait(timeout=900) == 0, _read(logs / "learner.log")[-3000:]
         for actor in actors:
             assert actor.wait(timeout=120) == 0
-        assert "reconnected" in _read(logs / "learner.log")
-        assert all("reconnected" in _read(logs / f"actor-{i}.log") for i in range(2))
         with open(os.path.join(run_dir, "summary.json")) as f:
             summary = json.load(f)
-        assert summary["frames"] >= 4000 and summary["frames"] >= before
+        assert summary["frames"] >= 4000 and summary["frames"] > at_server_kill >= before
     finally:
         for process in [learner, server, *actors]:
             if process.poll() is None:
