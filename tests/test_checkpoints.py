@@ -194,3 +194,28 @@ def test_auto_engine_is_concurrent_only_where_the_learner_has_a_gpu():
     held = config.replace(train={"replay_ratio": 64.0})  # owes more updates per step than the backlog allows
     assert resolve_engine(held, learner_on_gpu=True) == "serial"
     assert resolve_engine(tiny_memory_config(engine="concurrent"), learner_on_gpu=False) == "concurrent"
+
+
+def test_tf_agents_metrics_are_logged_under_their_standard_names(tmp_path):
+    """TF-Agents' py_metrics observe the driver; TensorBoard gets Metrics/<name> (train step) and
+    Metrics_vs_EnvironmentSteps/<name>, and the step counts agree with ours."""
+    import glob
+
+    trainer = Trainer(tiny_memory_config(log_every_frames=100), str(tmp_path), progress=False)
+    try:
+        trainer.run()
+        counts = {m.name: float(m.result()) for m in trainer._tf_agents_metrics}
+        counters = trainer.counters
+    finally:
+        trainer.close()
+    # the last log was at 300 frames = the end; every lane step of MemoryCorridor is one frame. TF-Agents
+    # counts an episode at its last transition, ours at the boundary step after it: at most a lane apart.
+    assert counts["EnvironmentSteps"] == counters.agent_steps
+    assert 0 <= counts["NumberOfEpisodes"] - counters.episodes <= 2
+    tags = set()
+    for path in glob.glob(os.path.join(str(tmp_path), "tensorboard", "events.*")):
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            tags |= {value.tag for value in event.summary.value}
+    assert {"Metrics/AverageReturn", "Metrics/AverageEpisodeLength", "Metrics/NumberOfEpisodes",
+            "Metrics_vs_EnvironmentSteps/AverageReturn", "Metrics_vs_NumberOfEpisodes/AverageReturn"} <= tags

@@ -59,3 +59,27 @@ def test_the_concurrent_engine_learns_the_memory_task_too(tmp_path, algo, budget
     success = train_and_evaluate(algo, tmp_path / algo, budget, engine="concurrent")
     print(f"success rate after {budget} frames, concurrent engine: {algo} {success:.3f}")
     assert success >= 0.95
+
+
+@pytest.mark.slow
+def test_rise_dqn_with_two_actor_processes_learns_the_memory_task(tmp_path):
+    """The distributed engine (issue 11): a Reverb server, two actor processes and a learner process,
+    the replay ratio held by Reverb's rate limiter; the same budget as the in-process test."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("reverb")
+    run_dir = str(tmp_path / "distributed")
+    done = subprocess.run([sys.executable, "-m", "rise_tf.train.cli", "--game", "MemoryCorridor", "--algo", "rise-dqn",
+                           "--frames", str(BUDGET_FRAMES), "--eval-every-frames", str(BUDGET_FRAMES),
+                           "--eval-episodes", str(EPISODES), "--distributed", "--actors", "2", "--no-progress",
+                           "--run-dir", run_dir], capture_output=True, text=True, timeout=3600,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    print(f"success rate after {summary['frames']} frames, 2 actor processes: rise-dqn "
+          f"{summary['final_success_rate']:.3f} ({summary['updates']} updates, {summary['wall_seconds']:.0f} s)")
+    assert summary["engine"] == "distributed" and summary["final_success_rate"] >= 0.95

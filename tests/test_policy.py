@@ -70,3 +70,29 @@ def test_base_policy_keeps_only_a_frame_stack_and_emits_no_embedding():
     policy, _ = make_policy(memory="none")
     out = policy.action(step(ts.StepType.FIRST, frames_of(1)), policy.get_initial_state(2))
     assert set(out.state) == {"frame_stack"} and out.info == {}
+
+
+def test_tf_agents_greedy_and_epsilon_greedy_wrappers_act_like_the_policy():
+    """RiseQPolicy's distribution serves TF-Agents' own wrappers (issue 11): GreedyPolicy acts as the
+    greedy RiseQPolicy (same action, state and embedding info); EpsilonGreedyPolicy at ε = 1 explores
+    every action; the distribution of an ε-policy spreads exactly ε over the actions."""
+    from tf_agents.policies import epsilon_greedy_policy, greedy_policy
+
+    policy, _ = make_policy()
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (8, 36, 36), dtype=np.uint8)
+    first = step(ts.StepType.FIRST, frames)
+    direct = policy.action(first, policy.get_initial_state(8))
+    wrapped = greedy_policy.GreedyPolicy(policy).action(first, policy.get_initial_state(8))
+    np.testing.assert_array_equal(wrapped.action, direct.action)
+    np.testing.assert_array_equal(wrapped.info["embedding"], direct.info["embedding"])
+    tf.nest.map_structure(np.testing.assert_array_equal, wrapped.state, direct.state)
+    explorer = epsilon_greedy_policy.EpsilonGreedyPolicy(policy, epsilon=1.0)
+    seen = set()
+    for _ in range(10):
+        seen |= set(explorer.action(first, policy.get_initial_state(8)).action.numpy().tolist())
+    assert seen == {0, 1, 2, 3}
+    noisy, _ = make_policy(epsilon=0.2)
+    probs = noisy.distribution(first, noisy.get_initial_state(8)).action.probs_parameter().numpy()
+    np.testing.assert_allclose(np.sort(probs, axis=1)[:, :3], 0.05, rtol=1e-6)
+    np.testing.assert_allclose(probs.max(axis=1), 0.85, rtol=1e-6)

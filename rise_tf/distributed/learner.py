@@ -69,6 +69,9 @@ def make_learner_class():
                                 batch_size=self.config.agent.batch_size, prefetch=self.config.train.prefetch_batches,
                                 address=self.address, lane_ids=[], sample_timeout_ms=SAMPLE_TIMEOUT_MS)
 
+        def _write_tf_agents_metrics(self) -> None:
+            """Those observe a driver; the actors run the drivers (the progress messages carry ours)."""
+
         def _checkpoint_state(self) -> Dict:
             return {"actor_messages": self._actor_seen}
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Optional, Union
 
 import tensorflow as tf
+from tf_agents.distributions import shifted_categorical
 from tf_agents.policies import tf_policy
 from tf_agents.trajectories import policy_step
 
@@ -41,7 +42,19 @@ class RiseQPolicy(tf_policy.TFPolicy):
         return self._q_network.variables
 
     def _distribution(self, time_step, policy_state):
-        raise NotImplementedError("RiseQPolicy acts directly; use action()")
+        """The action distribution TF-Agents' wrappers read (GreedyPolicy takes its mode,
+        EpsilonGreedyPolicy mixes that with uniform actions): all mass on the greedy action, spread by
+        this policy's own ε when it has one. `action()` samples the same policy without building it."""
+        new_state, embedding = self.next_state(time_step.observation, time_step.is_first(), policy_state)
+        q_values, _ = self._q_network(new_state, training=self._stochastic_network)  # [B, A]
+        probs = tf.one_hot(tf.argmax(q_values, axis=-1), self._num_actions, dtype=tf.float32)
+        if self._epsilon is not None:
+            epsilon = tf.cast(self._epsilon, tf.float32)
+            probs = (1.0 - epsilon) * probs + epsilon / self._num_actions
+        distribution = shifted_categorical.ShiftedCategorical(probs=probs, dtype=self.action_spec.dtype,
+                                                              shift=self.action_spec.minimum)
+        info = {"embedding": embedding} if self._emits_embedding else {}
+        return policy_step.PolicyStep(distribution, new_state, info)
 
     def next_state(self, frame, is_first, policy_state):
         """The policy state after seeing `frame` ([B, H, W] uint8), and ϑ(frame) or None."""

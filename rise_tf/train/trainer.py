@@ -25,6 +25,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 import tensorflow as tf
 from tf_agents.drivers import py_driver
+from tf_agents.metrics import py_metrics
 from tf_agents.policies import py_tf_eager_policy
 
 from rise_runtime.envs.atari_scores import human_normalized_score
@@ -176,6 +177,11 @@ class Trainer:
         self._wall_base, self._wall_started = self.counters.wall_seconds, time.time()
         self._updates_this_process = 0  # the first one traces the tf.function: kept out of update timings
         self._stats = EpisodeStats(self.config.env.num_envs)
+        # TF-Agents' own episode metrics, logged under their standard TensorBoard names beside ours.
+        lanes = self.config.env.num_envs
+        self._tf_agents_metrics = [py_metrics.NumberOfEpisodes(), py_metrics.EnvironmentSteps(),
+                                   py_metrics.AverageReturnMetric(batch_size=lanes),
+                                   py_metrics.AverageEpisodeLengthMetric(batch_size=lanes)]
         self._writer = tf.summary.create_file_writer(os.path.join(run_dir, TENSORBOARD_DIR))
         self._eval_env = None
         self._last_loss = float("nan")
@@ -282,7 +288,8 @@ class Trainer:
         train, lanes = self.config.train, self.config.env.num_envs
         collect_policy = py_tf_eager_policy.PyTFEagerPolicy(
             self.agent.collect_policy, use_tf_function=True, batch_time_steps=False)
-        driver = py_driver.PyDriver(self.env, collect_policy, [self._observe_replay, self._stats], max_steps=lanes)
+        driver = py_driver.PyDriver(self.env, collect_policy, [self._observe_replay, self._stats, *self._tf_agents_metrics],
+                                    max_steps=lanes)
         return _Loop(driver=driver, time_step=self.env.reset(), policy_state=collect_policy.get_initial_state(lanes),
                      bar=self._progress_bar(), next_log=self._next_multiple(train.log_every_frames),
                      next_eval=self._next_multiple(train.eval_every_frames) if train.eval_every_frames else math.inf,
@@ -453,7 +460,21 @@ class Trainer:
             for key, value in record.items():
                 if key not in ("kind", "frames") and value is not None and math.isfinite(value):
                     tf.summary.scalar(f"train/{key}", value)
+        self._write_tf_agents_metrics()
         self._append_metrics(record)
+
+    def _write_tf_agents_metrics(self) -> None:
+        """TF-Agents' tags (py_metric.tf_summaries): Metrics/<name> against the train step, and
+        Metrics_vs_EnvironmentSteps/<name> and Metrics_vs_NumberOfEpisodes/<name> against those."""
+        step_metrics = self._tf_agents_metrics[:2]
+        with self._writer.as_default():
+            for metric in self._tf_agents_metrics:
+                value = float(metric.result())
+                tf.summary.scalar(f"{metric.prefix}/{metric.name}", value, step=self.counters.updates)
+                for step_metric in step_metrics:
+                    if step_metric.name != metric.name:
+                        tf.summary.scalar(f"{metric.prefix}_vs_{step_metric.name}/{metric.name}", value,
+                                          step=int(step_metric.result()))
 
     def _evaluate_and_log(self) -> EvalResult:
         episodes = self.config.train.eval_episodes
