@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS ?= test
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-slow bench bench-gpu demo clean node-client
+.PHONY: venv test test-slow bench bench-gpu bench-distributed demo clean node-client
 
 venv: $(STAMP)
 
@@ -36,6 +36,10 @@ bench: $(STAMP)
 # btr and rise-btr at BTR's scale (64 envs, batch 256), for users with a GPU; QUICK=1 for a CPU-sized check.
 bench-gpu: $(STAMP)
 	$(PY) -m benchmarks.gpu_scale --out results $(if $(QUICK),--quick)
+
+# Reverb replay and the distributed engine (issue 11) vs the in-process path; QUICK=1 for a smaller check.
+bench-distributed: $(STAMP)
+	$(PY) -m benchmarks.distributed --out results $(if $(QUICK),--quick)
 
 demo: $(STAMP)
 	$(PY) -m rise_tf.demo
