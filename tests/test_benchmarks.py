@@ -39,3 +39,33 @@ def test_gpu_scale_bench_runs_on_a_cpu_with_a_tiny_size():
               "date": "today", "btr": r, "rise-btr": r}
     page = gpu_scale.markdown(result)
     assert "No GPU here: these are CPU figures" in page and "| rise-btr |" in page
+
+
+def test_distributed_bench_times_the_steady_state_and_tables_every_engine(tmp_path):
+    """make bench-distributed's arithmetic: frames/s between the first log after the warm-up and the
+    last; the table lists the in-process trainer and each actor count with its efficiency."""
+    import json
+
+    from benchmarks import distributed
+
+    records = [{"kind": "train", "frames": f, "wall_seconds": w} for f, w in ((1000, 5.0), (3000, 15.0), (5000, 25.0),
+                                                                                (9000, 45.0))]
+    with open(tmp_path / "metrics.jsonl", "w") as f:
+        f.write("\n".join(json.dumps(r) for r in records) + "\n")
+    assert distributed._steady_fps(str(tmp_path), warmup=2000) == (9000 - 3000) / (45.0 - 15.0)
+    result = {"size": "quick", "date": "today", "end_to_end_frames": 6000,
+              "machine": {"cpu": "x", "cores": 2, "memory_gib": 1, "gpus": []},
+              "replay": {name: {"steps_per_s": 10.0, "batches_per_s": 2.0, "samples_per_s": 64.0}
+                         for name in ("in_process", "reverb")},
+              "end_to_end": {"in_process": 200.0, "actors_1": 150.0, "actors_2": 100.0}}
+    table = distributed.markdown(result)
+    assert "| distributed, 1 actor process(es) + learner + server | 150 | 0.75 |" in table
+    assert "| distributed, 2 actor process(es) + learner + server | 100 | 0.50 |" in table
+
+
+def test_reverb_replay_throughput_is_measured_for_both_stores():
+    from benchmarks import distributed
+
+    result = distributed.replay_throughput(steps=40, batches=2)
+    assert set(result) == {"in_process", "reverb"}
+    assert all(row["steps_per_s"] > 0 and row["batches_per_s"] > 0 for row in result.values())
