@@ -120,7 +120,7 @@ class RiseAgent(tf_agent.TFAgent):
         def train_fn(experience, weights=None):  # what TFAgent.train calls; no weights = uniform
             if weights is None:
                 weights = tf.ones_like(experience["n_step_return"], tf.float32)
-            return compiled(experience, weights)
+            return self.compiled_train(experience, weights)  # replaced by the mirrored learner's when used
         self._train_fn = train_fn
 
     @property
@@ -156,6 +156,38 @@ class RiseAgent(tf_agent.TFAgent):
         # Start the target from the online weights (ϑ included, though only the online ϑ is used).
         return common.soft_variables_update(self._q_network.variables, self._target_q_network.variables,
                                             tau=1.0)
+
+    # ------------------------------------------------------------------ one update, in pieces
+    # (the mirrored learner, agents/mirrored.py, runs the first two on every replica)
+
+    def loss_and_gradients(self, experience, weights):
+        """The loss, per-sample errors, mean Q and the (unscaled) gradients of the trainable weights."""
+        variables = self._q_network.trainable_variables
+        bootstrap = self._bootstrap(experience)  # outside the tape: nothing to differentiate
+        with tf.GradientTape() as tape:
+            loss, errors, q_mean = self._online_loss(experience, bootstrap, weights, training=True)
+            # A NaN/inf loss stops here, before any weight changes.
+            loss = tf.debugging.check_numerics(loss, "RISE loss is NaN or inf")
+            scaled = self._optimizer.get_scaled_loss(loss) if self._loss_scaled else loss
+        gradients = tape.gradient(scaled, variables)
+        if self._loss_scaled:
+            gradients = self._optimizer.get_unscaled_gradients(gradients)
+        return loss, errors, q_mean, gradients
+
+    def apply_gradients(self, gradients, aggregated: bool = False):
+        """Clips and applies; `aggregated`: the replicas' gradients were already averaged."""
+        if self._gradient_clip_norm:
+            gradients, _ = tf.clip_by_global_norm(gradients, self._gradient_clip_norm)
+        pairs = zip(gradients, self._q_network.trainable_variables)
+        if aggregated:
+            self._optimizer.apply_gradients(pairs, skip_gradients_aggregation=True)
+        else:
+            self._optimizer.apply_gradients(pairs)
+
+    def after_update(self):
+        """Counts the update and runs the periodic target update."""
+        self.train_step_counter.assign_add(1)
+        self._update_target()
 
     # ------------------------------------------------------------------ losses
 
@@ -214,19 +246,7 @@ class RiseAgent(tf_agent.TFAgent):
         return tf_agent.LossInfo(loss, RiseLossInfo(errors, q_mean))
 
     def _train(self, experience, weights=None):
-        variables = self._q_network.trainable_variables
-        bootstrap = self._bootstrap(experience)  # outside the tape: nothing to differentiate
-        with tf.GradientTape() as tape:
-            loss, errors, q_mean = self._online_loss(experience, bootstrap, weights, training=True)
-            # A NaN/inf loss stops here, before any weight changes.
-            loss = tf.debugging.check_numerics(loss, "RISE loss is NaN or inf")
-            scaled = self._optimizer.get_scaled_loss(loss) if self._loss_scaled else loss
-        gradients = tape.gradient(scaled, variables)
-        if self._loss_scaled:
-            gradients = self._optimizer.get_unscaled_gradients(gradients)
-        if self._gradient_clip_norm:
-            gradients, _ = tf.clip_by_global_norm(gradients, self._gradient_clip_norm)
-        self._optimizer.apply_gradients(zip(gradients, variables))
-        self.train_step_counter.assign_add(1)
-        self._update_target()
+        loss, errors, q_mean, gradients = self.loss_and_gradients(experience, weights)
+        self.apply_gradients(gradients)
+        self.after_update()
         return tf_agent.LossInfo(loss, RiseLossInfo(errors, q_mean))

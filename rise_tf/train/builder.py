@@ -20,6 +20,7 @@ from rise_tf.networks.choices import FROZEN_ENCODERS, keras_weights_path, parse_
 from rise_tf.networks.precision import keras_policy
 from rise_tf.networks.encoders import KerasApplicationEncoder, SnapshotEncoder
 from rise_tf.networks.rise_q_network import build_network, network_input_spec
+from rise_tf.agents.mirrored import mirrored_train_function
 from rise_tf.replay.embedding_replay import EmbeddingReplay
 from rise_tf.replay.store import ReplayStore
 from rise_tf.run_dir import ENV_FILE, RunDirError, load_env_info, load_run_config
@@ -109,9 +110,16 @@ def make_network(config: RunConfig, num_actions: int):
                          num_taus=net.num_taus)
 
 
-def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counter=None) -> RiseAgent:
+def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counter=None, strategy=None) -> RiseAgent:
     """The learner and its policies. With train.mixed_precision its networks compute in float16 (weights
-    float32, loss scaled); the export builds its own float32 network from the same weights."""
+    float32, loss scaled); the export builds its own float32 network from the same weights. With a
+    tf.distribute strategy (train.learner_replicas > 1) the weights are mirrored and each update is
+    split over the replicas (agents/mirrored.py)."""
+    if strategy is not None:
+        with strategy.scope():
+            agent = make_agent(config, time_step_spec, action_spec, train_step_counter)
+        agent.compiled_train = mirrored_train_function(agent, strategy, config.agent.batch_size)
+        return agent
     time_step_spec = tensor_spec.from_spec(time_step_spec)
     action_spec = tensor_spec.from_spec(action_spec)
     num_actions = int(action_spec.maximum - action_spec.minimum + 1)

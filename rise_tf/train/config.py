@@ -276,6 +276,8 @@ class TrainConfig:
                                  "when the learner has a GPU, else serial (on a CPU both share the cores; bench.md)")
     max_update_backlog: int = _field(8, "concurrent engine: updates the learner may fall behind the replay ratio "
                                         "before collection waits for it")
+    learner_replicas: int = _field(1, "GPUs the learner's update is mirrored over (tf.distribute.MirroredStrategy); "
+                                   "the batch size must be a multiple")
     prefetch_batches: int = _field(2, "concurrent engine: batches a sampler thread assembles ahead of the learner")
     xla: bool = _field(False, "compile the learner update with XLA (jit_compile); see bench.md for when it pays")
     mixed_precision: bool = _field(False, "float16 compute, float32 weights and a scaled loss (GPUs with tensor "
@@ -303,6 +305,7 @@ class TrainConfig:
         _require(self.log_every_frames >= 1, f"log_every_frames must be >= 1, got {self.log_every_frames}")
         _require(self.engine in ENGINES, f"unknown engine {self.engine!r}; choose one of {list(ENGINES)}")
         _require(self.max_update_backlog >= 1, f"max_update_backlog must be >= 1, got {self.max_update_backlog}")
+        _require(self.learner_replicas >= 1, f"learner_replicas must be >= 1, got {self.learner_replicas}")
         _require(self.prefetch_batches >= 1, f"prefetch_batches must be >= 1 (the queue between sampler and "
                                               f"learner), got {self.prefetch_batches}")
         _require(not (self.engine == "concurrent" and self.deterministic_ops),
@@ -347,6 +350,9 @@ class RunConfig:
                  f"{self.env.num_envs} lanes and --max-update-backlog {self.train.max_update_backlog}: each "
                  f"collection step owes {updates_per_step} updates. Raise --max-update-backlog to at least "
                  f"{updates_per_step}, or use --engine serial.")
+        _require(agent.batch_size % self.train.learner_replicas == 0,
+                 f"batch_size {agent.batch_size} does not split over --learner-replicas {self.train.learner_replicas}: "
+                 f"use a multiple of {self.train.learner_replicas}")
         distributional_head = net.head in DISTRIBUTIONAL_HEADS
         distributional_loss = agent.loss in DISTRIBUTIONAL_LOSSES
         _require(distributional_head == distributional_loss,

@@ -17,3 +17,18 @@ def configure_learner_device() -> str:
         except RuntimeError:  # already initialised (a second Trainer in one process): growth was set then
             pass
     return "/GPU:0" if gpus else "/CPU:0"
+
+
+def learner_strategy(replicas: int):
+    """MirroredStrategy over the first `replicas` GPUs (rise_tf/agents/mirrored.py), or None for one
+    device. On a host without GPUs, logical CPU devices serve when the process configured that many
+    (tests do, with tf.config.set_logical_device_configuration). Raises ValueError naming what was
+    found when there are too few."""
+    if replicas <= 1:
+        return None
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    if len(devices) < replicas:
+        raise ValueError(f"--learner-replicas {replicas} needs {replicas} GPUs; this host has {len(gpus)}. "
+                         f"Use --learner-replicas 1 (or at most {max(len(gpus), 1)}).")
+    return tf.distribute.MirroredStrategy([device.name for device in devices[:replicas]])

@@ -33,7 +33,7 @@ from rise_tf.run_dir import (CONFIG_FILE, SUMMARY_FILE, TENSORBOARD_DIR, append_
                              write_json_atomic, write_run_config)
 from rise_tf.train import builder, checkpoints
 from rise_tf.train.config import RunConfig, TrainConfig, resolve_engine
-from rise_tf.train.devices import configure_learner_device
+from rise_tf.train.devices import configure_learner_device, learner_strategy
 from rise_tf.train.engine import ConcurrentEngine
 from rise_tf.train.evaluation import EvalResult, evaluate
 
@@ -140,6 +140,13 @@ class Trainer:
                  env_factory: Optional[builder.EnvFactory] = None):
         self.run_dir = run_dir
         self.env_factory = env_factory
+        # First, before any TF op initialises a GPU: memory growth can only be set before that.
+        self.learner_device = configure_learner_device()
+        planned = load_run_config(run_dir) if resume and os.path.exists(os.path.join(run_dir, CONFIG_FILE)) else config
+        try:  # before anything is written: a host without the devices asked for
+            self.strategy = learner_strategy(planned.train.learner_replicas)
+        except ValueError as error:
+            raise TrainingError(str(error)) from None
         self.config = prepare_run_dir(run_dir, config, resume)
         if resume and config.train.frames != self.config.train.frames:
             # The only setting a resume may change; persisted so a later plain --resume keeps it.
@@ -147,8 +154,6 @@ class Trainer:
             write_run_config(run_dir, self.config)
         self.show_progress = progress
         train = self.config.train
-        # First, before any TF op initialises a GPU: memory growth can only be set before that.
-        self.learner_device = configure_learner_device()
         if train.mixed_precision and self.learner_device == "/CPU:0":
             print("[rise-train] warning: --mixed-precision on a host without a GPU: CPUs have no fast float16, so "
                   "the learner runs many times slower (bench.md: ~24x on this project's CPU). It is meant for GPUs "
@@ -163,7 +168,7 @@ class Trainer:
         write_env_info(run_dir, self.config.env_name, self.env.envs[0].action_meanings)
         self.train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
         self.agent = builder.make_agent(self.config, self.env.time_step_spec(), self.env.action_spec(),
-                                        self.train_step)
+                                        self.train_step, strategy=self.strategy)
         self.replay = self._make_replay()
         self._replay_lock = threading.Lock()
         self.counters = Counters()
@@ -388,7 +393,9 @@ class Trainer:
             batch, keys, weights = self.replay.sample(self.config.agent.batch_size, beta)
         tensors = tf.nest.map_structure(tf.convert_to_tensor, batch)
         weights = tf.convert_to_tensor(weights)
-        if self.learner_device != "/CPU:0":  # one host -> device copy per batch, made here, off the learner's path
+        # One host -> device copy per batch, made here, off the learner's path (a mirrored learner's
+        # strategy places each replica's slice itself).
+        if self.learner_device != "/CPU:0" and self.strategy is None:
             with tf.device(self.learner_device):
                 tensors, weights = tf.nest.map_structure(tf.identity, (tensors, weights))
         return _Sampled(tensors, keys, weights, time.perf_counter() - started)
