@@ -239,3 +239,12 @@ def test_a_killed_learner_resumes_and_a_killed_server_restarts_from_its_checkpoi
         for process in [learner, server, *actors]:
             if process.poll() is None:
                 process.kill()
+
+
+def test_the_epsilon_ladder_is_ape_x():
+    from rise_tf.distributed.actor import ladder_epsilon
+
+    assert ladder_epsilon(0, 8) == pytest.approx(0.4)
+    assert ladder_epsilon(7, 8) == pytest.approx(0.4 ** 8)
+    assert ladder_epsilon(3, 8) == pytest.approx(0.4 ** (1 + 7 * 3 / 7))
+    assert ladder_epsilon(0, 1) == pytest.approx(0.4)
