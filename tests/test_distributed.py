@@ -248,3 +248,28 @@ def test_the_epsilon_ladder_is_ape_x():
     assert ladder_epsilon(7, 8) == pytest.approx(0.4 ** 8)
     assert ladder_epsilon(3, 8) == pytest.approx(0.4 ** (1 + 7 * 3 / 7))
     assert ladder_epsilon(0, 1) == pytest.approx(0.4)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_learner_first_then_everything_and_resume_continues(tmp_path):
+    run_dir = str(tmp_path / "run")
+    process = subprocess.Popen([sys.executable, "-m", "rise_tf.train.cli", *TINY_FLAGS, "--frames", "100000",
+                                "--distributed", "--actors", "1", "--run-dir", run_dir],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLI_ENV)
+    _wait_for(lambda: _checkpoint_frames(run_dir) > 0, 600, "the first checkpoint")
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 130, output[-3000:]
+    assert "interrupted at" in output and "continue with" in output
+    with open(os.path.join(run_dir, "logs", "processes.json")) as f:
+        pids = json.load(f)
+    for pid in [pids["server"], pids["learner"], *pids["actors"]]:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # every child is gone
+    stopped_at = _checkpoint_frames(run_dir)
+    resumed = _rise_train("--resume", run_dir, "--frames", str(stopped_at + 800), "--distributed", "--actors", "1",
+                          "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout + resumed.stderr
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        assert json.load(f)["frames"] >= stopped_at + 800

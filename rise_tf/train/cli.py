@@ -136,9 +136,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     if args.distributed:
         from rise_tf.distributed.launcher import launch
+        from rise_tf.run_dir import write_run_config
         from rise_tf.train.trainer import TrainingError, prepare_run_dir
         try:
             prepare_run_dir(run_dir, config, resume=bool(args.resume))
+            if args.resume:  # a new --frames: the learner reads the run's config.json
+                write_run_config(run_dir, config)
         except TrainingError as error:
             print(f"rise-train: error: {error}", file=sys.stderr)
             return 2
