@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent('''
     import numpy as np
     import tensorflow as tf
@@ -76,6 +78,7 @@ TRAINER_SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_a_run_with_two_learner_replicas_trains_and_resumes(tmp_path):
     done = subprocess.run([sys.executable, "-c", TRAINER_SCRIPT, str(tmp_path / "run")], capture_output=True,
                           text=True, timeout=600)
@@ -83,8 +86,6 @@ def test_a_run_with_two_learner_replicas_trains_and_resumes(tmp_path):
 
 
 def test_more_learner_replicas_than_devices_is_refused_with_the_count(tmp_path):
-    import pytest
-
     from rise_tf.train.config import make_config
     from rise_tf.train.trainer import Trainer, TrainingError
 
