@@ -273,3 +273,25 @@ def test_ctrl_c_stops_the_learner_first_then_everything_and_resume_continues(tmp
     assert "resumed from" in resumed.stdout + resumed.stderr
     with open(os.path.join(run_dir, "summary.json")) as f:
         assert json.load(f)["frames"] >= stopped_at + 800
+
+
+def test_retry_until_back_waits_for_the_server_and_gives_up_in_time(monkeypatch):
+    monkeypatch.setattr(tables, "RETRY_EVERY_S", 0.01)
+    calls = []
+
+    def comes_back_third_time():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("UNAVAILABLE: failed to connect")
+        return "connected"
+    assert tables.retry_until_back(comes_back_third_time, seconds=5) == "connected" and len(calls) == 3
+
+    def other_run():
+        raise tables.ServerMismatch("another run")
+    with pytest.raises(tables.ServerMismatch):
+        tables.retry_until_back(other_run, seconds=5)
+
+    def never():
+        raise RuntimeError("UNAVAILABLE")
+    with pytest.raises(TimeoutError):
+        tables.retry_until_back(never, seconds=0.05)

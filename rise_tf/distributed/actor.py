@@ -104,24 +104,18 @@ class Actor:
             self.writers.rows_written[:] = rows
 
     def _reconnect(self, error: Exception) -> None:
-        from rise_tf.distributed.tables import ServerMismatch
+        from rise_tf.distributed.tables import retry_until_back
 
         self.log(f"[rise-actor {self.actor_id}] lost the replay server at {self.address} "
                  f"({type(error).__name__}: {str(error).splitlines()[0][:120]}); retrying for {self.reconnect_seconds:.0f} s")
-        deadline = time.time() + self.reconnect_seconds
-        while time.time() < deadline:
-            time.sleep(2.0)
-            try:
-                self._connect()
-            except ServerMismatch:
-                raise
-            except Exception:  # noqa: BLE001 - any failure to reach the server means: try again
-                continue
-            self.log(f"[rise-actor {self.actor_id}] reconnected to {self.address}")
-            self._lost = None
-            return
-        raise ServerGone(f"the replay server at {self.address} did not come back within {self.reconnect_seconds:.0f} s; "
-                         f"restart it (rise-replay-server --run-dir RUN_DIR) and this actor")
+        try:
+            retry_until_back(self._connect, self.reconnect_seconds)
+        except TimeoutError:
+            raise ServerGone(f"the replay server at {self.address} did not come back within "
+                             f"{self.reconnect_seconds:.0f} s; restart it (rise-replay-server --run-dir RUN_DIR) and "
+                             f"this actor") from None
+        self.log(f"[rise-actor {self.actor_id}] reconnected to {self.address}")
+        self._lost = None
 
     # ------------------------------------------------------------------ acting
     def _write(self, trajectory) -> None:
@@ -220,13 +214,17 @@ class Actor:
         self.env.close()
 
 
+def add_connection_flags(parser: argparse.ArgumentParser, run_dir_help: str) -> None:
+    """--replay and --run-dir, as rise-actor and rise-learner take them."""
+    parser.add_argument("--replay", required=True, metavar="HOST:PORT", help="the run's replay server")
+    parser.add_argument("--run-dir", required=True, help=run_dir_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rise-actor", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--replay", required=True, metavar="HOST:PORT", help="the run's replay server")
-    parser.add_argument("--run-dir", required=True, help="the run's directory (its config.json; written from the "
-                                                         "server's when missing)")
+    add_connection_flags(parser, "the run's directory (its config.json; written from the server's when missing)")
     parser.add_argument("--actor-id", type=int, default=0, help="0, 1, ...: names the actor's lanes and seeds")
     parser.add_argument("--pull-every", type=int, default=50, help="driver steps between weight pulls [default: 50]")
     parser.add_argument("--epsilon-ladder", type=int, default=0, metavar="NUM_ACTORS",

@@ -109,26 +109,22 @@ def make_learner_class():
         def _reconnect(self, error: Exception) -> None:
             print(f"\n[rise-learner] lost the replay server at {self.address} ({type(error).__name__}); "
                   f"retrying for {self.reconnect_seconds:.0f} s", file=sys.stderr, flush=True)
-            deadline = time.time() + self.reconnect_seconds
-            while time.time() < deadline:
-                time.sleep(2.0)
-                try:
-                    replay = self._make_replay()
-                    tables.check_identity(replay.client, self.config, self.address)
-                    container = ReverbVariableContainer(self.address, table_names=[tables.VARIABLES_TABLE])
-                except tables.ServerMismatch:
-                    raise
-                except Exception:  # noqa: BLE001 - not back yet
-                    continue
-                replay.max_priority = self.replay.max_priority
-                self.replay, self.container = replay, container
-                self.publish()
-                print(f"[rise-learner] reconnected to {self.address}", file=sys.stderr, flush=True)
-                return
-            raise TrainingError(f"the replay server at {self.address} did not come back within "
-                                f"{self.reconnect_seconds:.0f} s. Restart it (rise-replay-server --run-dir "
-                                f"{self.run_dir}), then this learner (rise-learner --replay {self.address} "
-                                f"--run-dir {self.run_dir}): it continues from its newest checkpoint.")
+
+            def connect():
+                replay = self._make_replay()
+                tables.check_identity(replay.client, self.config, self.address)
+                return replay, ReverbVariableContainer(self.address, table_names=[tables.VARIABLES_TABLE])
+            try:
+                replay, container = tables.retry_until_back(connect, self.reconnect_seconds)
+            except TimeoutError:
+                raise TrainingError(f"the replay server at {self.address} did not come back within "
+                                    f"{self.reconnect_seconds:.0f} s. Restart it (rise-replay-server --run-dir "
+                                    f"{self.run_dir}), then this learner (rise-learner --replay {self.address} "
+                                    f"--run-dir {self.run_dir}): it continues from its newest checkpoint.") from None
+            replay.max_priority = self.replay.max_priority
+            self.replay, self.container = replay, container
+            self.publish()
+            print(f"[rise-learner] reconnected to {self.address}", file=sys.stderr, flush=True)
 
         def _take_progress_and_publish(self) -> int:
             steps = self.drain_progress()
@@ -196,12 +192,13 @@ def make_learner_class():
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rise_tf.distributed.actor import add_connection_flags
+
     parser = argparse.ArgumentParser(prog="rise-learner", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--replay", required=True, metavar="HOST:PORT", help="the run's replay server")
-    parser.add_argument("--run-dir", required=True, help="the run's directory: config.json (written from the server's "
-                                                         "when missing), checkpoints, logs")
+    add_connection_flags(parser, "the run's directory: config.json (written from the server's when missing), "
+                                 "checkpoints, logs")
     parser.add_argument("--push-every", type=int, default=20, help="updates between weight pushes [default: 20]")
     parser.add_argument("--frames", default=None, help="raise the run's frame budget (as rise-train --resume --frames)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

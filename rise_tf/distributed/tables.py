@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Dict
+import time
+from typing import Any, Callable, Dict, TypeVar
 
 import numpy as np
 import tensorflow as tf
@@ -136,3 +137,22 @@ def is_connection_error(error: Exception) -> bool:
     """Whether a Reverb call failed because the server went away (Reverb raises several types)."""
     text = f"{type(error).__name__} {error}".lower()
     return any(word in text for word in ("unavailable", "connect", "deadline", "socket", "cancelled", "closed"))
+
+
+T = TypeVar("T")
+RETRY_EVERY_S = 2.0
+
+
+def retry_until_back(attempt: Callable[[], T], seconds: float) -> T:
+    """`attempt()` every RETRY_EVERY_S until it succeeds (a server came back), for up to `seconds`;
+    ServerMismatch passes through (a server of another run is not coming back); TimeoutError at the end."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        time.sleep(RETRY_EVERY_S)
+        try:
+            return attempt()
+        except ServerMismatch:
+            raise
+        except Exception:  # noqa: BLE001 - not back yet
+            continue
+    raise TimeoutError(f"not back within {seconds:.0f} s")
