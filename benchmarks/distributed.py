@@ -156,12 +156,7 @@ def main() -> int:
 
     quiet_third_party_startup()
     result = measure(args.quick)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "bench_distributed.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    with open(os.path.join(args.out, "bench_distributed.md"), "w") as f:
-        f.write(markdown(result))
-    print(markdown(result))
+    machine.write_results(args.out, "bench_distributed", result, markdown(result))
     return 0
 
 

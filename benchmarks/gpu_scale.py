@@ -14,8 +14,6 @@ logic is tested.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -186,12 +184,7 @@ def main() -> int:
 
     quiet_third_party_startup()
     result = measure(args.quick)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "bench_gpu.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    with open(os.path.join(args.out, "bench_gpu.md"), "w") as f:
-        f.write(markdown(result))
-    print(markdown(result))
+    machine.write_results(args.out, "bench_gpu", result, markdown(result))
     return 0
 
 

@@ -1,6 +1,7 @@
-"""What the figures ran on: CPU model, cores, memory, GPU, library versions."""
+"""What the figures ran on (CPU model, cores, memory, GPU, library versions), and writing them out."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 from importlib import metadata
@@ -33,3 +34,13 @@ def describe() -> dict:
             versions[package] = None
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib, "gpus": gpus,
             "python": platform.python_version(), "versions": versions}
+
+
+def write_results(out: str, stem: str, result: dict, markdown: str) -> None:
+    """<out>/<stem>.json (every number) and <stem>.md (the tables), and the tables on stdout."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"{stem}.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    with open(os.path.join(out, f"{stem}.md"), "w") as f:
+        f.write(markdown)
+    print(markdown)

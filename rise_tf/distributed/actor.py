@@ -31,6 +31,7 @@ from rise_tf.run_dir import RunDirError, load_run_config  # noqa: E402
 
 ACTOR_SEED_STRIDE = 1_000  # actor i's lanes take seeds seed + (i + 1) * stride + lane
 PROGRESS_EVERY_S = 1.0
+SERVER_WAIT_S = 10.0  # how long rise-actor / rise-learner wait for the server to answer at start
 APE_X_EPSILON, APE_X_ALPHA = 0.4, 7.0
 
 
@@ -235,13 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def connect_config(address: str, run_dir: str, program: str):
-    """The run's config: from RUN_DIR/config.json (checked against the server's), or from the server."""
+    """Waits for the server, then the run's config: from RUN_DIR/config.json (checked against the
+    server's), or from the server."""
     import reverb
 
     from rise_tf.distributed import tables
     from rise_tf.run_dir import write_run_config
     from rise_tf.train.config import RunConfig
 
+    wait_for_server(address, SERVER_WAIT_S, program)
     client = reverb.Client(address)
     record = tables.read_identity(client, address)
     if os.path.exists(os.path.join(run_dir, "config.json")):
@@ -290,7 +293,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     from rise_tf.distributed.tables import ServerMismatch
     try:
-        wait_for_server(args.replay, 10.0, "rise-actor")
         config = connect_config(args.replay, args.run_dir, "rise-actor")
         epsilon = ladder_epsilon(args.actor_id, args.epsilon_ladder) if args.epsilon_ladder else None
         actor = Actor(config, args.replay, args.actor_id, pull_every=args.pull_every, fixed_epsilon=epsilon,

@@ -131,8 +131,7 @@ class Launcher:
     def stop(self) -> None:
         """Learner first (its checkpoint), then actors, then the server (its last checkpoint)."""
         self._stopping = True
-        for process in [self.learner]:
-            _wait_or_kill(process, signal.SIGINT)
+        _wait_or_kill(self.learner, signal.SIGINT)
         deadline = time.time() + 15.0  # actors see done from the learner; give them a moment
         while any(a is not None and a.poll() is None for a in self.actors) and time.time() < deadline:
             time.sleep(0.5)

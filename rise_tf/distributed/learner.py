@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     from rise_tf.counts import parse_count
-    from rise_tf.distributed.actor import check_address, connect_config, wait_for_server
+    from rise_tf.distributed.actor import check_address, connect_config
 
     args = build_parser().parse_args(argv)
     try:
@@ -222,7 +222,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     from rise_tf.train.checkpoints import CheckpointError
     from rise_tf.train.trainer import TrainingError
     try:
-        wait_for_server(args.replay, 10.0, "rise-learner")
         config = connect_config(args.replay, args.run_dir, "rise-learner")
         if frames is not None:
             config = config.replace(train={"frames": frames}).validate()

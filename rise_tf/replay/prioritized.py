@@ -19,6 +19,13 @@ MAX_DRAW_ROUNDS = 20
 LeafCheck = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
 
+def normalised_importance_weights(probabilities: np.ndarray, population, beta: float) -> np.ndarray:
+    """(N P)^-β per sample, normalised by the batch's largest (the deviation named above). N may be a
+    number or, per sample, the population size at sampling time (Reverb's table size)."""
+    weights = (np.asarray(population, np.float64) * np.asarray(probabilities, np.float64)) ** (-beta)
+    return (weights / weights.max()).astype(np.float32)
+
+
 class PrioritizedSampler:
     def __init__(self, num_leaves: int, *, prioritized: bool, priority_exponent: float, seed: int):
         self.prioritized = prioritized
@@ -55,9 +62,7 @@ class PrioritizedSampler:
     def importance_weights(self, leaves: np.ndarray, num_sampleable: int, beta: float) -> np.ndarray:
         if not self.prioritized:
             return np.ones(len(leaves), np.float32)
-        probabilities = self.tree.get(leaves) / self.tree.total
-        weights = (num_sampleable * probabilities) ** (-beta)
-        return (weights / weights.max()).astype(np.float32)
+        return normalised_importance_weights(self.tree.get(leaves) / self.tree.total, num_sampleable, beta)
 
     def update(self, leaves: np.ndarray, errors: np.ndarray, still_valid: np.ndarray) -> None:
         """(|error| + ε)^α for the leaves that still hold the sampled step."""

@@ -30,7 +30,7 @@ import tensorflow as tf
 from rise_tf.replay import reverb_items
 from rise_tf.replay.layout import LAST, ReplayLayout
 from rise_tf.replay.reverb_items import PAD
-from rise_tf.replay.prioritized import PRIORITY_EPSILON
+from rise_tf.replay.prioritized import PRIORITY_EPSILON, normalised_importance_weights
 from rise_tf.replay.store import ReplayStore
 
 TABLE = "rise_windows"
@@ -180,11 +180,10 @@ def sample_dataset(address: str, layout: ReplayLayout, input_keys: Sequence[str]
 
 
 def importance_weights(probability: np.ndarray, table_size: np.ndarray, beta: float, prioritized: bool) -> np.ndarray:
-    """(N P)^-β, normalised by the batch's largest (as prioritized.py)."""
+    """(N P)^-β with N the table's size at sampling time, normalised by the batch's largest."""
     if not prioritized:
         return np.ones(len(probability), np.float32)
-    weights = (np.asarray(table_size, np.float64) * np.asarray(probability, np.float64)) ** (-beta)
-    return (weights / weights.max()).astype(np.float32)
+    return normalised_importance_weights(probability, table_size, beta)
 
 
 class ReverbReplay(ReplayStore):
