@@ -19,7 +19,7 @@ $(STAMP): setup.py serving/setup.py
 	touch $(STAMP)
 
 test: $(STAMP) node-client
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow" --durations=15 tests
 
 # The JavaScript client's packages, when node is present (its test is skipped otherwise).
 # --ignore-scripts: onnxruntime-node's install script fetches a CUDA provider the client does not use.

@@ -228,7 +228,8 @@ def test_a_killed_learner_resumes_and_a_killed_server_restarts_from_its_checkpoi
         at_server_kill = _checkpoint_frames(run_dir)
         server = spawn("rise_tf.distributed.server", *server_args, log="server.log")
         _wait_for(lambda: _read(logs / "server.log").count("serving") == 2, 300, "the restarted server")
-        assert "Loading checkpoint from" in _read(logs / "server.log")  # the replay's contents came back
+        # the replay's contents came back
+        assert "Loading checkpoint from" in _read(logs / "server.log"), _read(logs / "server.log")[-3000:]
         assert learner.wait(timeout=900) == 0, _read(logs / "learner.log")[-3000:]
         for actor in actors:
             assert actor.wait(timeout=120) == 0

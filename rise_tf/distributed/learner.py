@@ -146,13 +146,14 @@ def make_learner_class():
                 self._idle = False
 
         def save_checkpoint(self) -> str:
-            path = super().save_checkpoint()
+            # The server's checkpoint first: once a learner checkpoint is on disk, the replay's contents
+            # are saved too, so a kill -9 of both right after it still restarts the server with data.
             try:
-                self.replay.client.checkpoint()  # the replay's contents, for a restart of the server
+                self.replay.client.checkpoint()
             except Exception as error:  # noqa: BLE001 - the learner's own checkpoint is what counts here
                 print(f"\n[rise-learner] warning: the replay server could not write a checkpoint "
-                      f"({type(error).__name__}); the learner's is saved: {path}", file=sys.stderr)
-            return path
+                      f"({type(error).__name__}); the learner's is saved next", file=sys.stderr)
+            return super().save_checkpoint()
 
         def _finish(self, loop, interrupted: bool):
             if not interrupted:
