@@ -261,7 +261,8 @@ def test_ctrl_c_stops_the_learner_first_then_everything_and_resume_continues(tmp
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 130, output[-3000:]
-    assert "interrupted at" in output and "continue with" in output
+    assert "[rise-learner] interrupted at" in output
+    assert f"continue with: rise-train --resume {run_dir} --distributed" in output
     with open(os.path.join(run_dir, "logs", "processes.json")) as f:
         pids = json.load(f)
     for pid in [pids["server"], pids["learner"], *pids["actors"]]:

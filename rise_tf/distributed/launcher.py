@@ -96,7 +96,8 @@ class Launcher:
                  f"{'s' if self.num_actors != 1 else ''} (logs in {self.logs})")
         for index in range(self.num_actors):
             self._start_actor(index)
-        learner_args = ["--replay", self.address, "--run-dir", self.run_dir] + ([] if self.progress else ["--no-progress"])
+        learner_args = ["--replay", self.address, "--run-dir", self.run_dir, "--launched"] + (
+            [] if self.progress else ["--no-progress"])
         self.learner = self._spawn("rise_tf.distributed.learner", learner_args, None)
         self._write_processes()
 

@@ -43,11 +43,15 @@ def make_learner_class():
     from rise_tf.train.trainer import Trainer, TrainingError, _Loop, exploration_epsilon
 
     class Learner(Trainer):
+        log_prefix = "[rise-learner]"
+
         def __init__(self, config, run_dir: str, address: str, *, progress: bool = True, push_every: int = 20,
-                     reconnect_seconds: float = 120.0):
+                     reconnect_seconds: float = 120.0, launched: bool = False):
+            """launched: started by `rise-train --distributed`, which is then what resumes the run."""
             import reverb
 
             self.address, self.push_every, self.reconnect_seconds = address, push_every, reconnect_seconds
+            self.launched = launched
             self.learner_state = make_learner_state()
             self._actor_seen: Dict[str, List[int]] = {}  # actor -> [incarnation, seq] of its newest message
             tables.check_identity(reverb.Client(address), config, address)
@@ -145,6 +149,11 @@ def make_learner_class():
                     return
                 self._idle = False
 
+        def resume_command(self) -> str:
+            if self.launched:
+                return f"rise-train --resume {self.run_dir} --distributed [--actors N]"
+            return f"rise-learner --replay {self.address} --run-dir {self.run_dir}"
+
         def save_checkpoint(self) -> str:
             # The server's checkpoint first: once a learner checkpoint is on disk, the replay's contents
             # are saved too, so a kill -9 of both right after it still restarts the server with data.
@@ -203,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--push-every", type=int, default=20, help="updates between weight pushes [default: 20]")
     parser.add_argument("--frames", default=None, help="raise the run's frame budget (as rise-train --resume --frames)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--launched", action="store_true", help=argparse.SUPPRESS)  # by rise-train --distributed
     return parser
 
 
@@ -227,7 +237,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if frames is not None:
             config = config.replace(train={"frames": frames}).validate()
         learner = make_learner_class()(config, args.run_dir, args.replay, progress=not args.no_progress,
-                                       push_every=args.push_every)
+                                       push_every=args.push_every, launched=args.launched)
     except (ConnectionError, ServerMismatch, RunDirError, ValueError, TrainingError, CheckpointError) as error:
         print(f"rise-learner: error: {error}", file=sys.stderr)
         return 2

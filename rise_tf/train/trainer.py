@@ -136,6 +136,8 @@ class Trainer:
     PyEnvironment) with image observations and discrete actions, called once per lane; the config's
     env.env_id names it (make_config(algo, env={"env_id": "MyGame"}))."""
 
+    log_prefix = "[rise-train]"  # the program the user started, in every message
+
     def __init__(self, config: RunConfig, run_dir: str, resume: bool = False, progress: bool = True,
                  env_factory: Optional[builder.EnvFactory] = None):
         self.run_dir = run_dir
@@ -155,7 +157,7 @@ class Trainer:
         self.show_progress = progress
         train = self.config.train
         if train.mixed_precision and self.learner_device == "/CPU:0":
-            print("[rise-train] warning: --mixed-precision on a host without a GPU: CPUs have no fast float16, so "
+            print(f"{self.log_prefix} warning: --mixed-precision on a host without a GPU: CPUs have no fast float16, so "
                   "the learner runs many times slower (bench.md: ~24x on this project's CPU). It is meant for GPUs "
                   "with tensor cores; drop the flag here.", file=sys.stderr)
         self.engine = resolve_engine(self.config, learner_on_gpu=self.learner_device != "/CPU:0")
@@ -175,7 +177,7 @@ class Trainer:
         self.last_checkpoint: Optional[str] = None
         stale = checkpoints.remove_stale_temporaries(run_dir)
         if stale:
-            print(f"[rise-train] removed {len(stale)} half-written checkpoint director"
+            print(f"{self.log_prefix} removed {len(stale)} half-written checkpoint director"
                   f"{'y' if len(stale) == 1 else 'ies'} left by a killed run: {', '.join(stale)}")
         if resume:
             self._restore()
@@ -201,13 +203,17 @@ class Trainer:
                 "optimizer": self.agent.optimizer, "train_step": self.train_step,
                 "target_update": self.agent.target_update_schedule}
 
+    def resume_command(self) -> str:
+        """What continues this run after an interruption."""
+        return f"rise-train --resume {self.run_dir}"
+
     def _restore(self) -> None:
         restored, path = checkpoints.restore_newest_good(self.run_dir, self._restore_from)
         if path is None:
-            print(f"[rise-train] {self.run_dir} has no checkpoint yet; starting from step 0 with its config.")
+            print(f"{self.log_prefix} {self.run_dir} has no checkpoint yet; starting from step 0 with its config.")
             return
         self.last_checkpoint = path
-        print(f"[rise-train] resumed from {path} at {self.counters.frames:,} frames "
+        print(f"{self.log_prefix} resumed from {path} at {self.counters.frames:,} frames "
               f"({self.counters.updates:,} updates)")
 
     def _restore_from(self, path: str) -> None:
@@ -354,14 +360,14 @@ class Trainer:
         summary = self._summary(loop.started, loop.started_frames, final_eval)
         self._write_summary(summary)
         if interrupted:
-            print(f"\n[rise-train] interrupted at {self.counters.frames:,} frames; checkpoint saved to {path}.\n"
-                  f"[rise-train] continue with: rise-train --resume {self.run_dir}", file=sys.stderr)
+            print(f"\n{self.log_prefix} interrupted at {self.counters.frames:,} frames; checkpoint saved to {path}.\n"
+                  f"{self.log_prefix} continue with: {self.resume_command()}", file=sys.stderr)
             summary["interrupted"] = True
         else:
-            print(f"[rise-train] done: {self.counters.frames:,} frames, {self.counters.updates:,} updates; "
+            print(f"{self.log_prefix} done: {self.counters.frames:,} frames, {self.counters.updates:,} updates; "
                   f"checkpoint {path}")
             if "warning" in summary:
-                print(f"[rise-train] warning: {summary['warning']}", file=sys.stderr)
+                print(f"{self.log_prefix} warning: {summary['warning']}", file=sys.stderr)
         self._writer.flush()
         return summary
 
