@@ -1,6 +1,8 @@
 """The benchmarks run on every game they accept (smoke-sized; the figures come from `make bench`)."""
 import math
 
+import pytest
+
 from benchmarks import learner_cost
 
 
@@ -12,6 +14,7 @@ def test_learner_cost_fills_replay_with_the_games_own_actions():
     assert math.isfinite(result["rise_over_base"]) and result["batch_size"] == 4
 
 
+@pytest.mark.slow  # ~20 s (ResNet50 on CPU); make bench runs it too
 def test_frozen_encoder_cost_covers_every_encoder():
     from benchmarks import frozen_encoders
 
@@ -22,6 +25,7 @@ def test_frozen_encoder_cost_covers_every_encoder():
     assert result["encoders"]["keras:ResNet50"]["weights"] > 10 * result["encoders"]["random_cnn"]["weights"]
 
 
+@pytest.mark.slow  # ~40 s; make bench-gpu's logic, kept out of make test's 15-minute budget
 def test_gpu_scale_bench_runs_on_a_cpu_with_a_tiny_size():
     """make bench-gpu's logic, on a CPU at a tiny size: the figures exist and are positive, and no GPU
     utilisation is made up where there is no nvidia-smi."""

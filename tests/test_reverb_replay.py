@@ -140,6 +140,7 @@ def test_a_checkpoint_brings_back_the_items_and_the_counters(tmp_path):
         restarted.close()
 
 
+@pytest.mark.slow  # ~50 s; the fast suite keeps batch parity and the launcher's Reverb run
 def test_the_trainer_runs_on_reverb_replay_and_resumes_with_its_contents(tmp_path):
     """The same tiny run on both backends: the same frames, episodes and updates, finite losses; with
     --save-replay the Reverb contents come back on --resume."""

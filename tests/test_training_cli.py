@@ -96,7 +96,9 @@ def test_unknown_game_and_bad_values_exit_with_a_message(tmp_path, capsys):
     assert "window_length (k) must be >= 1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("engine", ["serial", "concurrent"])
+# The concurrent engine's case is slow-suite only: the fast suite has its counter parity and the
+# in-process signal test below; the 15-minute budget of `make test` needs the half minute.
+@pytest.mark.parametrize("engine", ["serial", pytest.param("concurrent", marks=pytest.mark.slow)])
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path, engine):
     run_dir = str(tmp_path / "interrupted")
     command = [sys.executable, "-m", "rise_tf.train.cli", "--game", "MemoryCorridor", "--frames", "1M",
@@ -122,6 +124,45 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path, engine):
         assert int(replay["rows_written"].sum()) == state["agent_steps"] + state["episodes"]
     assert main(["--resume", run_dir, "--frames", str(frames + 100), "--no-progress"]) == 0
     assert read_state(list_checkpoints(run_dir)[-1])["frames"] >= frames + 100
+
+
+def test_a_stop_signal_inside_a_lane_step_waits_until_the_counters_have_it(tmp_path):
+    """SIGINT delivered after the driver wrote a step's rows to replay but before the trainer counted
+    them: the checkpoint must still hold one replay row per counted agent step, plus each finished
+    episode's LAST row. (Found by the Ctrl-C test above, once, under load.)"""
+    from rise_tf.train.config import make_config
+    from rise_tf.train.trainer import Trainer
+
+    run_dir = str(tmp_path / "run")
+    config = make_config("rise-dqn", "MemoryCorridor", env={"num_envs": 2},
+                         replay={"capacity": 2_000, "save_replay": True},
+                         train={"frames": 1_000_000, "warmup_frames": 100, "eval_every_frames": 0,
+                                "log_every_frames": 100})
+    trainer = Trainer(config, run_dir, progress=False)
+    start_loop, driver_runs = trainer._start_loop, []
+
+    def start_loop_with_a_signal():
+        loop = start_loop()
+        run = loop.driver.run
+
+        def run_then_signal(*args, **kwargs):
+            result = run(*args, **kwargs)
+            driver_runs.append(1)
+            if len(driver_runs) == 30:
+                os.kill(os.getpid(), signal.SIGINT)  # the rows are in replay; the counters are not yet
+            return result
+        loop.driver.run = run_then_signal
+        return loop
+    trainer._start_loop = start_loop_with_a_signal
+    try:
+        summary = trainer.run()
+    finally:
+        trainer.close()
+    assert summary["interrupted"]
+    state = read_state(list_checkpoints(run_dir)[-1])
+    assert state["agent_steps"] == 30 * 2 and state["episodes"] > 0
+    with np.load(os.path.join(list_checkpoints(run_dir)[-1], "replay", "replay.npz")) as replay:
+        assert int(replay["rows_written"].sum()) == state["agent_steps"] + state["episodes"]
 
 
 def test_same_seed_gives_the_same_run_on_cpu(tmp_path):

@@ -273,7 +273,7 @@ class Trainer:
         summarises. Ctrl-C and SIGTERM end it with a checkpoint."""
         loop = self._start_loop()
         interrupted = False
-        with _interrupt_on_stop_signals():
+        with _STOP_SIGNALS.installed():
             try:
                 if self.engine == "concurrent":
                     ConcurrentEngine(self, loop).run()
@@ -310,13 +310,14 @@ class Trainer:
     def _act(self, loop: "_Loop") -> int:
         """Every lane steps once (policy -> env -> replay and statistics); ε decays with frames."""
         self.agent.epsilon.assign(exploration_epsilon(self.config.train, self.counters.frames))
-        steps_before = self._stats.agent_steps
-        loop.time_step, loop.policy_state = loop.driver.run(loop.time_step, loop.policy_state)
-        new_steps = self._stats.agent_steps - steps_before
-        self.counters.agent_steps += new_steps
-        self.counters.frames += new_steps * self.frames_per_step
-        self.counters.episodes += self._stats.finished
-        self._stats.finished = 0
+        with _STOP_SIGNALS.atomic():  # replay rows and counters move together
+            steps_before = self._stats.agent_steps
+            loop.time_step, loop.policy_state = loop.driver.run(loop.time_step, loop.policy_state)
+            new_steps = self._stats.agent_steps - steps_before
+            self.counters.agent_steps += new_steps
+            self.counters.frames += new_steps * self.frames_per_step
+            self.counters.episodes += self._stats.finished
+            self._stats.finished = 0
         return new_steps
 
     def _learn(self, new_steps: int) -> None:
@@ -547,21 +548,48 @@ class Trainer:
         write_json_atomic(os.path.join(self.run_dir, SUMMARY_FILE), summary)
 
 
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _StopSignals:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt (the run then ends in a checkpoint), but never inside
+    `atomic()` on the main thread: there the interrupt waits for the section's end. So a lane step is
+    never half counted (its rows in replay, not yet in the counters) in the checkpoint that follows.
+    SIGINT is set explicitly: a process started in the background by a non-interactive shell inherits
+    SIGINT as ignored, and `kill -INT` must still work."""
+
+    def __init__(self):
+        self._depth = 0  # atomic sections open on the main thread (the only one signals reach)
+        self._pending = False
+
+    def _handle(self, signum, frame):
+        if self._depth:
+            self._pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    @contextlib.contextmanager
+    def atomic(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals run on the main thread; the concurrent engine stops its threads itself
+            return
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if not self._depth and self._pending:
+            self._pending = False
+            raise KeyboardInterrupt
 
 
-@contextlib.contextmanager
-def _interrupt_on_stop_signals():
-    """Ctrl-C and SIGTERM both raise KeyboardInterrupt (and end in a checkpoint). SIGINT is set
-    explicitly: a process started in the background by a non-interactive shell inherits SIGINT as
-    ignored, and `kill -INT` must still work."""
-    previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+_STOP_SIGNALS = _StopSignals()
 
 
 @dataclasses.dataclass
