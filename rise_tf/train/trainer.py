@@ -567,6 +567,7 @@ class _StopSignals:
 
     @contextlib.contextmanager
     def installed(self):
+        self._pending = False  # one left by a section that ended in another exception is stale
         previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             yield
