@@ -51,8 +51,11 @@ def test_metadata_lets_a_runtime_configure_itself(pong_run, tmp_path):
     assert model.model_version == int(meta[contract.META_FRAMES_TRAINED]) > 0
 
 
-@pytest.mark.parametrize("algo, game", [("dqn", "MemoryCorridor"), ("r2d2-lite", "MemoryCorridor"),
-                                        ("rise-btr", "MemoryCorridor"), ("rise-btr", "Pong")])
+# The full-recurrent model and rise-btr on Pong (BTR's full Impala body) take ~25 s each: slow suite,
+# for make test's 15-minute budget.
+@pytest.mark.parametrize("algo, game", [("dqn", "MemoryCorridor"), ("rise-btr", "MemoryCorridor"),
+                                        pytest.param("r2d2-lite", "MemoryCorridor", marks=pytest.mark.slow),
+                                        pytest.param("rise-btr", "Pong", marks=pytest.mark.slow)])
 def test_base_full_recurrent_and_btr_models_export_with_parity(algo, game, tmp_path):
     # rise-btr on Pong has BTR's own body (spectral-norm Impala x2, noisy IQN dueling streams with
     # 512 units); the exported model is the deterministic network (no noise, quantile-midpoint taus).

@@ -178,6 +178,7 @@ def test_same_seed_gives_the_same_run_on_cpu(tmp_path):
     assert first == second
 
 
+@pytest.mark.slow  # ~20 s; the update's agreement with float32 is in the fast suite (test_agent)
 def test_mixed_precision_on_a_cpu_warns_and_still_learns(tmp_path, capsys):
     run_dir = tmp_path / "mixed"
     assert main(["--game", "MemoryCorridor", "--frames", "300", "--warmup-frames", "200", "--num-envs", "2",
