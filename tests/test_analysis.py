@@ -146,7 +146,12 @@ def test_report_from_a_synthetic_memory_experiment(tmp_path):
     assert summary["unfinished_runs"] == [] and "not finished" not in text
     os.remove(root / "rise" / "MemoryCorridor" / "seed2" / "summary.json")  # a run still going
     assert report_main([str(root), "--out", str(out), "--name", "memory", "--reps", "500"]) == 0
-    assert "**1 run(s) have not finished**" in (out / "memory.md").read_text()
+    text = (out / "memory.md").read_text()
+    assert "**1 run(s) have not finished**" in text
+    # Runs are named from the experiment folder on: no machine's paths in a report.
+    assert "their latest evaluation: memory/rise/MemoryCorridor/seed2" in text and str(tmp_path) not in text
+    summary = json.loads((out / "memory.json").read_text())
+    assert {r["path"] for r in summary["runs"]} >= {"memory/base/MemoryCorridor/seed0", "memory/rise/MemoryCorridor/seed2"}
 
 
 def test_report_over_games_has_aggregates_and_config_labels(tmp_path):

@@ -373,7 +373,10 @@ def write_report(roots, out: str, name: str = "report", baseline: Optional[str] 
                  reps: int = 2000, title: Optional[str] = None) -> List[str]:
     """Reads every run under `roots`, writes the report files into `out`, returns their paths."""
     roots = [roots] if isinstance(roots, str) else list(roots)
-    runs = [run for root in roots for run in find_runs(root)]
+    # Runs are named relative to the folder above each root ("flicker-pong/dqn/Pong/seed0"): a
+    # report names no machine's paths.
+    runs = [dataclasses.replace(run, path=os.path.relpath(run.path, os.path.dirname(os.path.abspath(root))))
+            for root in roots for run in find_runs(root)]
     if not runs:
         raise ValueError(f"no runs found under {', '.join(roots)} (a run dir holds config.json, or "
                          f"TensorBoard event files with eval/* scalars)")
