@@ -173,12 +173,17 @@ def _checkpoint_frames(run_dir):
     return -1 if latest is None else checkpoints.load_state(latest)["frames"]
 
 
+def _start_launcher(run_dir, *, frames, actors):
+    """`rise-train --distributed` in the background, its output (the learner's) on one pipe."""
+    return subprocess.Popen([sys.executable, "-m", "rise_tf.train.cli", *TINY_FLAGS, "--frames", str(frames),
+                             "--distributed", "--actors", str(actors), "--run-dir", run_dir],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLI_ENV)
+
+
 @pytest.mark.slow
 def test_a_killed_actor_is_started_again_and_the_run_completes(tmp_path):
     run_dir = str(tmp_path / "run")
-    process = subprocess.Popen([sys.executable, "-m", "rise_tf.train.cli", *TINY_FLAGS, "--frames", "3000",
-                                "--distributed", "--actors", "2", "--run-dir", run_dir],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLI_ENV)
+    process = _start_launcher(run_dir, frames=3000, actors=2)
     actor_log = os.path.join(run_dir, "logs", "actor-0.log")
     _wait_for(lambda: "acting for" in _read(actor_log) and _checkpoint_frames(run_dir) > 0, 600, "the first checkpoint")
     with open(os.path.join(run_dir, "logs", "processes.json")) as f:
@@ -254,9 +259,7 @@ def test_the_epsilon_ladder_is_ape_x():
 @pytest.mark.slow
 def test_ctrl_c_stops_the_learner_first_then_everything_and_resume_continues(tmp_path):
     run_dir = str(tmp_path / "run")
-    process = subprocess.Popen([sys.executable, "-m", "rise_tf.train.cli", *TINY_FLAGS, "--frames", "100000",
-                                "--distributed", "--actors", "1", "--run-dir", run_dir],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=CLI_ENV)
+    process = _start_launcher(run_dir, frames=100_000, actors=1)
     _wait_for(lambda: _checkpoint_frames(run_dir) > 0, 600, "the first checkpoint")
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=300)
