@@ -11,7 +11,7 @@ from tf_agents.drivers import py_driver
 from tf_agents.policies import py_tf_eager_policy
 
 from rise_tf.train import builder
-from rise_tf.train.config import make_config
+from rise_tf.config import make_config
 
 
 def measure(game: str = "Pong", num_envs: int = 8, steps: int = 150,

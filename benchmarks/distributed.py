@@ -30,7 +30,7 @@ FULL = dict(steps=2_000, batches=200, frames=24_000, warmup=4_000, actors=ACTOR_
 
 
 def _layout():
-    from rise_tf.train.config import make_config, replay_layout
+    from rise_tf.config import make_config, replay_layout
 
     config = make_config("rise-dqn", "Pong", replay={"capacity": 100_000})
     return config, replay_layout(config)

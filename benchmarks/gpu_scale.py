@@ -62,7 +62,7 @@ class GpuUtilisation:
 
 
 def _config(algo: str, size: dict, **train):
-    from rise_tf.train.config import make_config
+    from rise_tf.config import make_config
 
     return make_config(algo, "Pong", env={"num_envs": size["num_envs"]}, agent={"batch_size": size["batch_size"]},
                        replay={"capacity": max(100_000, 2 * size["warmup_frames"])},

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from rise_tf.replay.layout import FIRST, MID
 from rise_tf.train import builder
-from rise_tf.train.config import make_config
+from rise_tf.config import make_config
 
 MODELS = (("base", "dqn"), ("rise", "rise-dqn"), ("full_recurrent", "r2d2-lite"))
 BTR_MODELS = (("btr", "btr"), ("rise_btr", "rise-btr"), ("full_recurrent", "r2d2-btr"))

@@ -12,7 +12,7 @@ import tempfile
 
 from rise_runtime.envs.memory_task import SOLVED_SUCCESS
 from rise_tf.run_dir import METRICS_FILE
-from rise_tf.train.config import make_config
+from rise_tf.config import make_config
 from rise_tf.train.trainer import Trainer
 
 MODELS = (("rise_dqn", "rise-dqn"), ("rise_btr", "rise-btr"))

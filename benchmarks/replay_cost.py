@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from benchmarks.learner_cost import _filled_replay
-from rise_tf.train.config import make_config
+from rise_tf.config import make_config
 
 
 def measure(batch_size: int = 32, repeats: int = 200) -> dict:

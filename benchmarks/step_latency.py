@@ -23,7 +23,7 @@ def _percentiles(times):
 def export_default_model(directory: str):
     """A short rise-dqn Pong run with the default network, exported: (loaded policy, step, names, path)."""
     from rise_tf.export import step_model
-    from rise_tf.train.config import make_config
+    from rise_tf.config import make_config
     from rise_tf.train.trainer import Trainer
 
     run_dir = os.path.join(directory, "run")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 
 from rise_tf.envs.choices import lane_mode
-from rise_tf.train.config import make_config
+from rise_tf.config import make_config
 from rise_tf.train.trainer import Trainer
 
 

@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     quiet_third_party_startup()
     from rise_tf.train import builder
-    from rise_tf.train.config import make_config
+    from rise_tf.config import make_config
     from rise_tf.train.evaluation import evaluate
     from rise_tf.train.trainer import Trainer
 

@@ -7,8 +7,10 @@ trainer, peers, experiments, analysis and export all go through it.
               env.json       the env's name and action meanings (export needs no env to rebuild the policy)
               metrics.jsonl  training and evaluation records
               summary.json   the run's totals, rewritten when a run ends
-              checkpoints/   see rise_tf.train.checkpoints
+              checkpoints/   ckpt-<frames>/{variables.*, state.json, replay/replay.npz}: rise_tf.train.checkpoints
               tensorboard/
+              logs/          a distributed run's process logs and processes.json (the launcher's)
+              replay_server/ the replay server's Reverb checkpoints; replay_server.json its address
 
 `rise-train` calls the checks first (config, replay memory, run directory), so bad input ends with
 a message that names the cause and the fix, before TensorFlow loads and before a file is written.
@@ -21,7 +23,8 @@ import os
 from typing import Optional
 
 from rise_tf.networks.choices import SNAPSHOT_PREFIX, keras_weights_path, parse_frozen_encoder
-from rise_tf.train.config import RunConfig, replay_layout
+from rise_tf.config import RunConfig, replay_layout
+from rise_tf.replay.persistence import DATA_FILE as REPLAY_DATA_FILE  # noqa: F401  (the replay's own format)
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -30,6 +33,26 @@ ENV_FILE = "env.json"
 CHECKPOINTS_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 EXPERIMENT_FILE = "experiment.json"  # in an experiment directory, above its runs
+STATE_FILE = "state.json"  # in a checkpoint: counters and config, written last (marks it complete)
+CHECKPOINT_REPLAY_DIR = "replay"  # in a checkpoint, with --save-replay
+LOGS_DIR = "logs"
+PROCESSES_FILE = "processes.json"  # in logs/
+SERVER_LOG = "replay_server.log"  # in logs/
+SERVER_DIR = "replay_server"  # the replay server's Reverb checkpoints
+SERVER_FILE = "replay_server.json"  # the replay server's address and pid
+
+
+def checkpoint_replay_dir(checkpoint: str) -> str:
+    return os.path.join(checkpoint, CHECKPOINT_REPLAY_DIR)
+
+
+def logs_dir(run_dir: str) -> str:
+    return os.path.join(run_dir, LOGS_DIR)
+
+
+def actor_log(index: int) -> str:
+    """The file name (in logs/) of actor `index`'s log."""
+    return f"actor-{index}.log"
 
 
 class RunDirError(ValueError):

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from rise_tf.train import checkpoints
-from rise_tf.train.config import make_config
+from rise_tf.config import make_config
 from rise_tf.train.trainer import Trainer, TrainingError
 
 
@@ -184,7 +184,7 @@ def test_engine_settings_are_checked():
 
 
 def test_auto_engine_is_concurrent_only_where_the_learner_has_a_gpu():
-    from rise_tf.train.config import resolve_engine
+    from rise_tf.config import resolve_engine
 
     config = tiny_memory_config()
     assert config.train.engine == "auto"

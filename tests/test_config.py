@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rise_tf.train.cli import build_parser, config_from_args, parse_count
-from rise_tf.train.config import RunConfig, flag_table, make_config
+from rise_tf.config import RunConfig, flag_table, make_config
 
 
 def test_presets_pick_the_memory_model():
@@ -133,7 +133,7 @@ def test_exploration_epsilon_schedules():
 
 def test_replay_memory_is_estimated_before_allocating():
     from rise_tf.run_dir import RunDirError, check_replay_fits
-    from rise_tf.train.config import replay_layout
+    from rise_tf.config import replay_layout
 
     config = make_config("rise-btr", "Pong")
     needed = check_replay_fits(config, available=100 * 2**30)
@@ -149,6 +149,6 @@ def test_help_and_config_load_no_tensorflow():
     import sys
 
     code = ("import sys; from rise_tf.train.cli import build_parser; build_parser().format_help(); "
-            "import rise_tf.train.config, rise_tf.run_dir; print('tensorflow' in sys.modules)")
+            "import rise_tf.config, rise_tf.run_dir; print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("reverb")
 
 from rise_tf.distributed import tables  # noqa: E402
-from rise_tf.train.config import make_config  # noqa: E402
+from rise_tf.config import make_config  # noqa: E402
 
 CLI_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 

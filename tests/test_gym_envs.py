@@ -206,7 +206,7 @@ def test_tiny_run_on_a_third_party_env_through_env_id(tmp_path):
 
 @pytest.mark.parametrize("kind", ["gymnasium", "py_environment"])
 def test_tiny_run_through_the_python_api_with_an_env_factory(tmp_path, kind):
-    from rise_tf.train.config import make_config
+    from rise_tf.config import make_config
     from rise_tf.train.trainer import Trainer
 
     def factory():

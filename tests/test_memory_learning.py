@@ -3,12 +3,12 @@
 On MemoryCorridor (cue in the first frame, 8 corridor steps, decision), RISE must reach >= 95 %
 greedy success, while its base with a 4-frame stack, same budget and seed, stays near chance:
 RISE-DQN vs DQN, and RISE-BTR vs BTR (BTR's learner on the memory task's smaller body, see the
-`btr` entry of MEMORY_TASK_SCALE in rise_tf/train/config.py).
+`btr` entry of MEMORY_TASK_SCALE in rise_tf/config.py).
 """
 import pytest
 
 from rise_tf.train import builder
-from rise_tf.train.config import make_config
+from rise_tf.config import make_config
 from rise_tf.train.evaluation import evaluate
 from rise_tf.train.trainer import Trainer
 

@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent('''
     from rise_tf.agents.mirrored import mirrored_train_function
     from rise_tf.replay.embedding_replay import EmbeddingReplay
     from rise_tf.train import builder
-    from rise_tf.train.config import make_config, replay_layout
+    from rise_tf.config import make_config, replay_layout
 
     config = make_config("rise-dqn", "MemoryCorridor", env={"num_envs": 2}, replay={"capacity": 2000},
                          agent={"batch_size": 8, "gradient_clip_norm": 1.0})
@@ -62,7 +62,7 @@ TRAINER_SCRIPT = textwrap.dedent('''
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from rise_tf.train.config import make_config
+    from rise_tf.config import make_config
     from rise_tf.train.trainer import Trainer
     config = make_config("rise-dqn", "MemoryCorridor", env={"num_envs": 2}, replay={"capacity": 2000},
                          train={"frames": 300, "warmup_frames": 100, "eval_every_frames": 0, "learner_replicas": 2})
@@ -86,7 +86,7 @@ def test_a_run_with_two_learner_replicas_trains_and_resumes(tmp_path):
 
 
 def test_more_learner_replicas_than_devices_is_refused_with_the_count(tmp_path):
-    from rise_tf.train.config import make_config
+    from rise_tf.config import make_config
     from rise_tf.train.trainer import Trainer, TrainingError
 
     config = make_config("rise-dqn", "MemoryCorridor", env={"num_envs": 2}, replay={"capacity": 2000},

@@ -144,7 +144,7 @@ def test_a_checkpoint_brings_back_the_items_and_the_counters(tmp_path):
 def test_the_trainer_runs_on_reverb_replay_and_resumes_with_its_contents(tmp_path):
     """The same tiny run on both backends: the same frames, episodes and updates, finite losses; with
     --save-replay the Reverb contents come back on --resume."""
-    from rise_tf.train.config import make_config
+    from rise_tf.config import make_config
     from rise_tf.train.trainer import Trainer
 
     def config(backend):

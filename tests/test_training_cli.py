@@ -130,7 +130,7 @@ def test_a_stop_signal_inside_a_lane_step_waits_until_the_counters_have_it(tmp_p
     """SIGINT delivered after the driver wrote a step's rows to replay but before the trainer counted
     them: the checkpoint must still hold one replay row per counted agent step, plus each finished
     episode's LAST row. (Found by the Ctrl-C test above, once, under load.)"""
-    from rise_tf.train.config import make_config
+    from rise_tf.config import make_config
     from rise_tf.train.trainer import Trainer
 
     run_dir = str(tmp_path / "run")

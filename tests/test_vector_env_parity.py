@@ -79,7 +79,7 @@ def test_vector_lanes_give_the_training_envs_time_steps():
 
 def test_vector_lanes_refuse_what_they_cannot_step():
     from rise_tf.envs.py_env import make_batched_env
-    from rise_tf.train.config import make_config
+    from rise_tf.config import make_config
 
     with pytest.raises(ValueError, match="Atari games only"):
         make_config("rise-dqn", "MemoryCorridor", env={"parallel": "vector"})

@@ -92,7 +92,7 @@ class Actor:
         from rise_tf.distributed import tables
         from rise_tf.distributed.weights import MAX_PRIORITY
         from rise_tf.replay.reverb_store import LaneWriters
-        from rise_tf.train.config import replay_layout
+        from rise_tf.config import replay_layout
 
         self.client = reverb.Client(self.address)
         tables.check_identity(self.client, self.config, self.address)
@@ -242,7 +242,7 @@ def connect_config(address: str, run_dir: str, program: str):
 
     from rise_tf.distributed import tables
     from rise_tf.run_dir import write_run_config
-    from rise_tf.train.config import RunConfig
+    from rise_tf.config import RunConfig
 
     wait_for_server(address, SERVER_WAIT_S, program)
     client = reverb.Client(address)

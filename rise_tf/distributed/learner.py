@@ -39,7 +39,7 @@ def make_learner_class():
     from rise_tf.distributed.weights import DONE, FRAMES, MAX_PRIORITY, make_learner_state, variable_nest
     from rise_tf.replay.reverb_store import NoBatchYet, ReverbReplay
     from rise_tf.train import builder
-    from rise_tf.train.config import replay_layout
+    from rise_tf.config import replay_layout
     from rise_tf.train.trainer import Trainer, TrainingError, _Loop, exploration_epsilon
 
     class Learner(Trainer):

@@ -62,7 +62,7 @@ def port_is_free(port: int) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rise_tf.train.cli import add_config_flags
+    from rise_tf.config_flags import add_config_flags
 
     parser = argparse.ArgumentParser(prog="rise-replay-server", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1])
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from rise_tf.train.cli import config_from_args
+    from rise_tf.config_flags import config_from_args
 
     parser = build_parser()
     args = parser.parse_args(argv)

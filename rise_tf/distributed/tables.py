@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from rise_tf.replay.reverb_store import TABLE as REPLAY_TABLE, import_reverb, make_table
-from rise_tf.train.config import RunConfig, replay_layout
+from rise_tf.config import RunConfig, replay_layout
 
 VARIABLES_TABLE = "variables"  # tf_agents.experimental.distributed.reverb_variable_container.DEFAULT_TABLE
 IDENTITY_TABLE = "run_identity"

@@ -10,26 +10,17 @@ Rewards stay raw; the learner clips.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
-from typing import Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from tf_agents.environments import batched_py_environment, parallel_py_environment, py_environment
-from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
-from rise_runtime.envs.atari import AtariEnv, AtariSettings
-from rise_runtime.envs.gym_image import GymSource
-from rise_runtime.envs.memory_task import MemoryCorridorEnv, MemoryTaskSettings, is_memory_task
+from rise_runtime.envs import registry
+from rise_runtime.preprocessing import PreprocessingConfig
 from rise_tf.envs.choices import PARALLEL_MODES, lane_mode
-
-
-
-def frame_specs(frame_size: int, num_actions: int):
-    """(observation spec, action spec) of every rise-tf lane: one uint8 frame, one discrete action."""
-    return (array_spec.BoundedArraySpec((frame_size, frame_size), np.uint8, 0, 255, name="frame"),
-            array_spec.BoundedArraySpec((), np.int32, 0, num_actions - 1, name="action"))
+from rise_tf.envs.specs import frame_specs
 
 
 class FramePyEnvironment(py_environment.PyEnvironment):
@@ -75,20 +66,17 @@ class FramePyEnvironment(py_environment.PyEnvironment):
         self.gym_env.close()
 
 
-def make_frame_env(game: str, seed: Optional[int], *, atari: AtariSettings, terminal_on_life_loss: bool,
-                   memory: MemoryTaskSettings, frame_size: int, gym_source: Optional[GymSource]) -> FramePyEnvironment:
-    """Builds one lane: the `gym_source` env when given, else a MemoryCorridor task or an Atari game by name."""
-    if gym_source is not None:
-        gym_env = gym_source.make()
-    elif is_memory_task(game):
-        gym_env = MemoryCorridorEnv(**dataclasses.asdict(memory), frame_size=frame_size)
-    else:
-        gym_env = AtariEnv(game, atari)
+def make_frame_env(description: Dict[str, Any], seed: Optional[int], *, preprocessing: PreprocessingConfig,
+                   terminal_on_life_loss: bool, factory: Optional[Callable[[], Any]] = None) -> FramePyEnvironment:
+    """One lane of the env a description names (rise_runtime.envs.registry, as rise-play builds it)."""
+    gym_env = registry.make_env(description, preprocessing=preprocessing, factory=factory)
     return FramePyEnvironment(gym_env, terminal_on_life_loss=terminal_on_life_loss, seed=seed)
 
 
-def make_batched_env(game: str, num_envs: int, seed: int, mode: str, **lane_kwargs) -> py_environment.PyEnvironment:
-    """N lanes of one game as a batched PyEnvironment; lane i is seeded with seed + i.
+def make_batched_env(description: Dict[str, Any], num_envs: int, seed: int, mode: str, *,
+                     preprocessing: PreprocessingConfig, terminal_on_life_loss: bool,
+                     factory: Optional[Callable[[], Any]] = None) -> py_environment.PyEnvironment:
+    """N lanes of one env as a batched PyEnvironment; lane i is seeded with seed + i.
 
     mode: one of PARALLEL_MODES (see rise_tf.envs.choices).
     """
@@ -96,17 +84,19 @@ def make_batched_env(game: str, num_envs: int, seed: int, mode: str, **lane_kwar
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     if mode not in PARALLEL_MODES:
         raise ValueError(f"unknown parallel mode {mode!r}; choose one of {PARALLEL_MODES}")
-    atari = lane_kwargs.get("gym_source") is None and not is_memory_task(game)
+    atari = description["kind"] == registry.ATARI
     mode = lane_mode(mode, atari=atari)
     if mode == "vector":
         if not atari:
             raise ValueError("parallel mode 'vector' steps Atari games only; use serial, threads or processes")
         from rise_tf.envs.vector_atari import AtariVectorPyEnvironment
 
-        return AtariVectorPyEnvironment(game, num_envs, seed, atari=lane_kwargs["atari"],
-                                        terminal_on_life_loss=lane_kwargs["terminal_on_life_loss"])
+        return AtariVectorPyEnvironment(description["name"], num_envs, seed,
+                                        atari=registry.atari_settings(description, preprocessing),
+                                        terminal_on_life_loss=terminal_on_life_loss)
     constructors: Sequence[Callable[[], FramePyEnvironment]] = [
-        functools.partial(make_frame_env, game, seed + i, **lane_kwargs) for i in range(num_envs)]
+        functools.partial(make_frame_env, description, seed + i, preprocessing=preprocessing,
+                          terminal_on_life_loss=terminal_on_life_loss, factory=factory) for i in range(num_envs)]
     if mode == "processes":
         from tf_agents.system import system_multiprocessing
 

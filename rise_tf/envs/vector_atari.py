@@ -24,7 +24,7 @@ from tf_agents.trajectories import time_step as ts
 
 from rise_runtime.envs.atari import AtariEnv, AtariSettings, resolve_game
 from rise_runtime.preprocessing import RAW_SCREEN_SHAPE, preprocess_screens
-from rise_tf.envs.py_env import frame_specs
+from rise_tf.envs.specs import frame_specs
 
 
 def rom_id(game: str) -> str:

@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence, Tuple
 from rise_runtime.envs.atari_scores import GAME_SUBSETS
 from rise_runtime.envs.memory_task import GAME_NAME as MEMORY_GAME, MEMORY_TASKS, SOLVED_SUCCESS, is_memory_task
 from rise_tf.networks.choices import KERAS_PREFIX, SNAPSHOT_PREFIX, keras_weights_path
-from rise_tf.train.config import PRESET_DESCRIPTIONS
+from rise_tf.config import PRESET_DESCRIPTIONS
 
 
 @dataclasses.dataclass(frozen=True)

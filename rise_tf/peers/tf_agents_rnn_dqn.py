@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def peer_settings(args) -> dict:
     """The peer's settings: rise-tf's `dqn` preset for this game, plus the peer's own."""
-    from rise_tf.train.config import make_config
+    from rise_tf.config import make_config
 
     train = {key: value for key, value in (("frames", args.frames), ("eval_every_frames", args.eval_every_frames),
                                            ("eval_episodes", args.eval_episodes)) if value is not None}

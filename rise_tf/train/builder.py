@@ -11,10 +11,7 @@ import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
 from rise_tf.agents.rise_agent import RiseAgent
-from rise_runtime.envs.atari import AtariSettings
 from rise_runtime.preprocessing import PreprocessingConfig
-from rise_runtime.envs.gym_image import GymSource
-from rise_runtime.envs.memory_task import MemoryTaskSettings
 from rise_tf.envs.py_env import make_batched_env
 from rise_tf.networks.choices import FROZEN_ENCODERS, keras_weights_path, parse_frozen_encoder
 from rise_tf.networks.precision import keras_policy
@@ -25,7 +22,13 @@ from rise_tf.replay.embedding_replay import EmbeddingReplay
 from rise_tf.replay.store import ReplayStore
 from rise_tf.run_dir import ENV_FILE, RunDirError, load_env_info, load_run_config
 from rise_tf.train import checkpoints
-from rise_tf.train.config import RunConfig, replay_layout
+from rise_tf.config import RunConfig, env_description, replay_layout
+from rise_tf.parts import schedules
+from rise_tf.parts.checkpointer import Checkpointer
+from rise_tf.parts.collector import Collector
+from rise_tf.parts.evaluator import Evaluator
+from rise_tf.parts.learner import Learner
+from rise_tf.parts.run_log import RunLog
 
 
 def preprocessing_config(config: RunConfig) -> PreprocessingConfig:
@@ -35,33 +38,19 @@ def preprocessing_config(config: RunConfig) -> PreprocessingConfig:
 EnvFactory = Callable[[], Any]  # returns a gymnasium.Env or a TF-Agents PyEnvironment (one per lane)
 
 
-def lane_kwargs(config: RunConfig, training: bool, env_factory: Optional[EnvFactory] = None) -> dict:
-    env = config.env
-    gym_source = None
-    if env.env_id:
-        gym_source = GymSource(name=env.env_id, env_module=env.env_module, image_key=env.image_key,
-                               preprocessing=preprocessing_config(config), flicker_prob=env.flicker,
-                               factory=env_factory)
-    return dict(
-        atari=AtariSettings(sticky_action_prob=env.sticky_action_prob, noop_max=env.noop_max,
-                            max_episode_frames=env.max_episode_frames, preprocessing=preprocessing_config(config),
-                            flicker_prob=env.flicker),
-        # Life loss as terminal is a learning signal only; evaluation always plays whole games.
-        terminal_on_life_loss=env.terminal_on_life_loss and training,
-        memory=MemoryTaskSettings(corridor_length=env.corridor_length, num_cues=env.num_cues,
-                                  cue_steps=env.cue_steps, distractor_prob=env.distractor_prob),
-        frame_size=env.frame_size, gym_source=gym_source)
-
-
 def make_env(config: RunConfig, num_envs: Optional[int] = None, seed_offset: int = 0, training: bool = True,
              parallel: Optional[str] = None, env_factory: Optional[EnvFactory] = None):
-    """The run's lanes, batched. `env_factory` (Python API) builds each lane of an --env-id run instead of
-    gymnasium.make; the config's env_id then only names it."""
+    """The run's lanes, batched, each built by the runtime's env registry from the run's env description.
+    `env_factory` (Python API) builds each lane of an --env-id run instead of gymnasium.make; the
+    config's env_id then only names it."""
     if env_factory is not None and not config.env.env_id:
         raise ValueError("an env factory needs a name for the run: set env={'env_id': 'MyGame'} in the config")
-    return make_batched_env(config.env.game, num_envs or config.env.num_envs,
+    return make_batched_env(env_description(config), num_envs or config.env.num_envs,
                             config.train.seed + seed_offset, parallel or config.env.parallel,
-                            **lane_kwargs(config, training, env_factory))
+                            preprocessing=preprocessing_config(config),
+                            # Life loss as terminal is a learning signal only; evaluation always plays whole games.
+                            terminal_on_life_loss=config.env.terminal_on_life_loss and training,
+                            factory=env_factory)
 
 
 def network_spec(config: RunConfig):
@@ -149,3 +138,40 @@ def make_replay(config: RunConfig) -> ReplayStore:
         from rise_tf.replay.reverb_store import ReverbReplay  # Reverb loads only when asked for
         return ReverbReplay(layout, inputs, batch_size=config.agent.batch_size, prefetch=config.train.prefetch_batches)
     return EmbeddingReplay(layout, inputs, seed=config.train.seed)
+
+
+# ---------------------------------------------------------------------- the loop's parts (rise_tf/parts)
+
+def trackables(agent, train_step) -> dict:
+    """What a checkpoint holds of the agent (the names are the checkpoint's format)."""
+    return {"q_network": agent.q_network, "target_q_network": agent.target_q_network, "optimizer": agent.optimizer,
+            "train_step": train_step, "target_update": agent.target_update_schedule}
+
+
+def make_collector(config: RunConfig, env, agent, sink, counters) -> Collector:
+    """The lanes with the collect policy; ε follows the run's schedule over its frames."""
+    return Collector(env, agent.collect_policy, sink, epsilon_variable=agent.epsilon,
+                     epsilon=lambda: schedules.exploration_epsilon(config.train, counters.frames))
+
+
+def make_learner(config: RunConfig, agent, replay, counters, *, device: str, strategy, replay_lock=None) -> Learner:
+    return Learner(agent, replay, batch_size=config.agent.batch_size, device=device, strategy=strategy,
+                   counters=counters, replay_lock=replay_lock,
+                   importance_beta=lambda: schedules.importance_beta(config.replay, config.train, counters.frames))
+
+
+def make_evaluator(config: RunConfig, agent, env_factory: Optional[EnvFactory] = None) -> Evaluator:
+    def make_eval_env(num_envs: int, seed_offset: int):
+        return make_env(config, num_envs=num_envs, seed_offset=seed_offset, training=False, parallel="serial",
+                        env_factory=env_factory)
+    return Evaluator(make_eval_env, agent.evaluation_policy, episodes=config.train.eval_episodes,
+                     env_name=config.env_name)
+
+
+def make_checkpointer(config: RunConfig, run_dir: str, agent, train_step) -> Checkpointer:
+    return Checkpointer(run_dir, trackables(agent, train_step), keep=config.train.keep_checkpoints)
+
+
+def make_run_log(config: RunConfig, run_dir: str, show_progress: bool) -> RunLog:
+    return RunLog(run_dir, show_progress=show_progress, total_frames=config.train.frames,
+                  description=f"{config.algo} {config.env_name}")

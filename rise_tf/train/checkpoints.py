@@ -16,9 +16,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import tensorflow as tf
 
-from rise_tf.run_dir import CHECKPOINTS_DIR
-
-STATE_FILE = "state.json"
+from rise_tf.run_dir import CHECKPOINTS_DIR, STATE_FILE
 VARIABLES_PREFIX = "variables"
 _NAME = re.compile(r"ckpt-(\d{12})")
 

@@ -24,8 +24,8 @@ from rise_tf.counts import parse_count, parse_real  # noqa: E402,F401  (re-expor
 from rise_runtime.envs.gym_image import probe_env  # noqa: E402
 from rise_tf.run_dir import (RunDirError, check_replay_fits, check_writable_run_dir, load_run_config,  # noqa: E402
                              resolve_frozen_encoder)
-from rise_tf.train.config import (DEFAULT_ALGO, PRESET_DESCRIPTIONS, PRESETS, RunConfig,  # noqa: E402
-                                  flag_table, make_config)
+from rise_tf.config import RESUMABLE_FIELDS, RESUMABLE_SECTIONS, RunConfig  # noqa: E402
+from rise_tf.config_flags import add_config_flags, config_from_args, given_settings  # noqa: E402
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -39,63 +39,33 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue the run in RUN_DIR from its latest checkpoint, with its own config")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    distributed = parser.add_argument_group("distributed engine (Reverb; needs the distributed extra)")
-    distributed.add_argument("--distributed", action="store_true",
-                             help="a replay server, --actors actor processes and a learner process on this machine")
-    distributed.add_argument("--actors", type=int, default=2, help="actor processes with --distributed [default: 2]")
-    distributed.add_argument("--replay-port", type=int, default=None,
-                             help="the replay server's port with --distributed [default: a free one]")
-    distributed.add_argument("--epsilon-ladder", action="store_true",
-                             help="with --distributed: Ape-X's per-actor ε instead of the run's schedule")
+    parser.add_argument("--distributed", action="store_true",
+                        help="a replay server, --actors actor processes and a learner process on this machine, "
+                             "supervised (Reverb; needs the distributed extra); see the distributed settings")
     add_config_flags(parser)
     parser.formatter_class = argparse.HelpFormatter  # defaults are written into each help line
     return parser
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """--algo and one flag per config field, grouped by section (rise-train, rise-replay-server)."""
-    parser.add_argument("--algo", choices=sorted(PRESETS), default=None, metavar="ALGO",
-                        help="preset: " + "; ".join(f"{name}: {text}" for name, text in PRESET_DESCRIPTIONS.items())
-                             + f" [default: {DEFAULT_ALGO}]")
-    for section, _ in (("env", None), ("network", None), ("replay", None), ("agent", None), ("train", None)):
-        group = parser.add_argument_group(f"{section} settings (defaults shown are the {DEFAULT_ALGO} Atari preset; "
-                                          f"--print-config shows a preset's values)")
-        for flag, flag_section, field in flag_table():
-            if flag_section != section:
-                continue
-            text = field.metadata["help"]
-            kwargs = dict(default=None, dest=f"{section}.{field.name}",
-                          help=text if "[default:" in text else f"{text} [default: {field.default}]")
-            kind = field.metadata.get("parse", type(field.default))
-            if kind is bool:
-                kwargs["action"] = argparse.BooleanOptionalAction
-            elif kind is int:
-                kwargs.update(type=parse_count, metavar="N")
-            elif kind is float:
-                kwargs.update(type=parse_real, metavar="X")
-            else:
-                kwargs["metavar"] = "NAME"
-            group.add_argument(f"--{flag}", **kwargs)
-
-
-def config_from_args(args) -> RunConfig:
-    updates = {}
-    for key, value in vars(args).items():
-        if "." in key and value is not None:
-            section, name = key.split(".")
-            updates.setdefault(section, {})[name] = value
-    return make_config(args.algo or DEFAULT_ALGO, updates.get("env", {}).get("game"), **updates)
-
-
-def check_distributed(args, config: RunConfig) -> None:
-    """What --distributed cannot take, before anything starts."""
-    if args.actors < 1:
-        raise ValueError(f"--actors must be >= 1, got {args.actors}")
-    if args.replay_port is not None and not 0 < args.replay_port < 65536:
-        raise ValueError(f"--replay-port must be in 1..65535, got {args.replay_port}")
+def check_distributed() -> None:
+    """What --distributed needs, before anything starts (its settings are checked with the config)."""
     import importlib.util
     if importlib.util.find_spec("reverb") is None:  # found without importing it (it loads TensorFlow)
         raise ValueError("--distributed needs dm-reverb: pip install -e '.[distributed]'")
+
+
+def resumed_config(parser: argparse.ArgumentParser, args) -> RunConfig:
+    """The run's own config, with what a resume may change (the budget, the distributed settings)."""
+    given = given_settings(args)
+    changed = {f"{section}.{name}" for section, fields in given.items() for name in fields}
+    bad = sorted(key for key in changed if key not in RESUMABLE_FIELDS and key.split(".")[0] not in RESUMABLE_SECTIONS)
+    if args.algo or bad:
+        bad += ["algo"] if args.algo else []
+        parser.error(f"--resume continues a run with its own config (algo included); only --frames and the "
+                     f"distributed settings may change (got {', '.join('--' + b.split('.')[-1].replace('_', '-') for b in bad)}). "
+                     f"Start a new --run-dir to change settings.")
+    config = load_run_config(args.resume)
+    return config.replace(**given).validate() if given else config
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -105,16 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Everything that can be wrong with the input is checked here, before TensorFlow loads and
         # before a file is written.
         if args.resume:
-            given = {k: v for k, v in vars(args).items() if "." in k and v is not None}
-            allowed = {"train.frames"}
-            if args.algo or set(given) - allowed:
-                bad = sorted(set(given) - allowed) + (["algo"] if args.algo else [])
-                parser.error(f"--resume continues a run with its own config (algo included); only --frames may "
-                             f"change (got {', '.join('--' + b.split('.')[-1].replace('_', '-') for b in bad)}). "
-                             f"Start a new --run-dir to change settings.")
-            config = load_run_config(args.resume)
-            if "train.frames" in given:
-                config = config.replace(train={"frames": given["train.frames"]}).validate()
+            config = resumed_config(parser, args)
             run_dir = args.resume
         else:
             config = config_from_args(args)
@@ -130,7 +91,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_replay_fits(config)
         check_writable_run_dir(run_dir)
         if args.distributed:
-            check_distributed(args, config)
+            check_distributed()
     except (ValueError, RunDirError) as error:
         print(f"rise-train: error: {error}", file=sys.stderr)
         return 2
@@ -145,8 +106,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         except TrainingError as error:
             print(f"rise-train: error: {error}", file=sys.stderr)
             return 2
-        return launch(run_dir, args.actors, port=args.replay_port, progress=not args.no_progress,
-                      epsilon_ladder=args.epsilon_ladder)
+        return launch(run_dir, config.distributed, progress=not args.no_progress)
 
     import tensorflow as tf
 

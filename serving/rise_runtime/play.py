@@ -103,34 +103,21 @@ def model_flicker(policy) -> float:
 
 def make_play_env(policy, game: Optional[str], *, seed: int, max_episode_frames: int, sticky_action_prob: float,
                   flicker: float):
-    """The model's own env (or `game`, an ALE game), configured as in training."""
-    description = policy.env_description or {"kind": "atari"}
-    if game is None and description["kind"] == "gym":
-        from rise_runtime.envs.gym_image import GymImageEnv
+    """The model's own env (or `game`, an ALE game), configured as in training, from the registry."""
+    from rise_runtime.envs import registry
+    from rise_runtime.envs.atari import NOOP_MAX, is_atari_game
 
-        return GymImageEnv.from_id(description["env_id"], env_module=description.get("env_module"),
-                                   image_key=description.get("image_key"), preprocessing=policy.preprocessing,
-                                   flicker_prob=flicker, seed=seed)
-    if game is None and description["kind"] == "memory":
-        from rise_runtime.envs.memory_task import MemoryCorridorEnv
-
-        env = MemoryCorridorEnv(corridor_length=description["corridor_length"], num_cues=description["num_cues"],
-                                cue_steps=description["cue_steps"],
-                                distractor_prob=description.get("distractor_prob", 0.0),
-                                frame_size=policy.preprocessing.frame_size)
-        env.name = description["name"]
-        env.reset(seed=seed)
-        return env
-    from rise_runtime.envs.atari import AtariEnv, AtariSettings, NOOP_MAX, is_atari_game
-
+    description = policy.env_description or {"kind": registry.ATARI, "name": policy.game}
+    if game is None and description["kind"] != registry.ATARI:
+        return registry.make_env(dict(description, flicker=flicker), preprocessing=policy.preprocessing, seed=seed)
     if game is None and policy.env_description is None and not is_atari_game(policy.game):
         raise ValueError(f"{policy.path} was trained on {policy.game!r}, which is not an Atari game, and it was "
                          f"exported before models recorded their env; re-export it with rise-export, or name an "
                          f"Atari game with --game (only for Atari models)")
-    settings = AtariSettings(sticky_action_prob=sticky_action_prob, noop_max=NOOP_MAX,
-                             max_episode_frames=max_episode_frames, preprocessing=policy.preprocessing,
-                             flicker_prob=flicker)
-    return AtariEnv(game or policy.game, settings, seed=seed)
+    # The Atari protocol of rise-play's flags (sticky actions, frame cap), on the model's game or --game.
+    atari = {"kind": registry.ATARI, "name": game or policy.game, "sticky_action_prob": sticky_action_prob,
+             "noop_max": NOOP_MAX, "max_episode_frames": max_episode_frames, "flicker": flicker}
+    return registry.make_env(atari, preprocessing=policy.preprocessing, seed=seed)
 
 
 def play(policy, game: Optional[str], episodes: int, *, realtime: bool, record: Optional[str], seed: int,

@@ -26,7 +26,9 @@ import queue
 import threading
 from typing import Optional
 
-from rise_tf.train.rate_limiter import RateLimiter, RateLimiterClosed
+from rise_tf.engines.rate_limiter import RateLimiter, RateLimiterClosed
+from rise_tf.parts.collector import Collector
+from rise_tf.parts.run import Run
 
 POLL_SECONDS = 0.05  # how often waiting threads look at the stop and park requests
 
@@ -68,16 +70,18 @@ class _Park:
 
 
 class ConcurrentEngine:
-    def __init__(self, trainer, loop):
-        self.trainer, self.loop = trainer, loop
-        self.train = trainer.config.train
+    def __init__(self, run: Run, collector: Collector):
+        self.loop, self.collector, self.learner = run, collector, run.learner
+        self.train = run.config.train
         self.stop = threading.Event()
         self.collection_done = threading.Event()
         self.error: Optional[BaseException] = None
         self.limiter = None
         if self.train.replay_ratio > 0:
+            # Counts continue the run's (a resumed run owes what it earned before): the same rule as serial.
             self.limiter = RateLimiter(self.train.replay_ratio, warmup_steps=0,
                                        max_lead_updates=self.train.max_update_backlog)
+            self.limiter.resume_at(steps=run.counters.earning_steps, updates=run.counters.updates)
         self._warm = False
         self._threads = []
         self._park = _Park(workers=3 if self.limiter else 1)
@@ -85,27 +89,19 @@ class ConcurrentEngine:
         self._priorities: "queue.SimpleQueue" = queue.SimpleQueue()  # (keys, errors) of finished updates
         self.learning_done = threading.Event()
 
-    # -- the warm-up, as the serial loop counts it
-    def _warmup_reached(self) -> bool:
-        trainer = self.trainer
-        return trainer.replay.num_stored * trainer.frames_per_step >= max(self.train.warmup_frames, 1)
-
     def _collect(self) -> None:
-        trainer = self.trainer
+        run = self.loop
         try:
-            while not self.stop.is_set() and trainer.counters.frames < self.train.frames \
-                    and trainer.counters.solved_at_frames < 0:
+            while not self.stop.is_set() and not run.done():
                 self._park.here(self.stop)
                 if self.limiter is not None and self._warm and not self.limiter.wait_to_insert(timeout=POLL_SECONDS):
                     continue
-                new_steps = trainer._act(self.loop)
+                new_steps = run.collect(self.collector)
                 if self.limiter is None:
                     continue
-                if not self._warm and self._warmup_reached():
-                    # Credit starts with the step that completed the warm-up, as in the serial loop.
+                # Credit starts with the step that completed the warm-up, as in the serial loop.
+                if run.earn_updates(new_steps, self.learner.replay.num_stored):
                     self._warm = True
-                    self.limiter.resume_at(steps=0, updates=0)
-                if self._warm:
                     self.limiter.inserted(new_steps)
         except RateLimiterClosed:
             pass
@@ -117,7 +113,6 @@ class ConcurrentEngine:
 
     def _sample(self) -> None:
         """Keeps up to prefetch_batches batches ready once the warm-up is collected."""
-        trainer = self.trainer
         try:
             while not self.stop.is_set() and not self.learning_done.is_set():
                 self._park.here(self.stop)
@@ -125,7 +120,7 @@ class ConcurrentEngine:
                 if not self._warm or self._batches.full():
                     self.stop.wait(POLL_SECONDS / 10)
                     continue
-                sampled = trainer._sample_batch()
+                sampled = self.learner.sample()
                 while not (self.stop.is_set() or self.learning_done.is_set()):
                     try:
                         self._batches.put(sampled, timeout=POLL_SECONDS)
@@ -137,11 +132,10 @@ class ConcurrentEngine:
             self.stop.set()
 
     def _learn(self) -> None:
-        trainer = self.trainer
         try:
             while not self.stop.is_set():
                 self._park.here(self.stop)
-                if self.collection_done.is_set() and (not self._warm or self.limiter.backlog() <= 0):
+                if self.collection_done.is_set() and self.limiter.backlog() <= 0:
                     return  # collection ended and every update it earned is made
                 if not self.limiter.wait_to_update(timeout=POLL_SECONDS):
                     continue
@@ -149,7 +143,7 @@ class ConcurrentEngine:
                     sampled = self._batches.get(timeout=POLL_SECONDS)
                 except queue.Empty:
                     continue  # the sampler is a moment behind; the update is still owed
-                trainer._update(sampled, write_priorities=lambda keys, errors: self._priorities.put((keys, errors)))
+                self.learner.update(sampled, write_priorities=lambda keys, errors: self._priorities.put((keys, errors)))
                 self.limiter.updated()
         except RateLimiterClosed:
             pass
@@ -166,14 +160,13 @@ class ConcurrentEngine:
                 keys, errors = self._priorities.get_nowait()
             except queue.Empty:
                 return
-            self.trainer.write_priorities(keys, errors)
+            self.learner.write_priorities(keys, errors)
 
     def _alive_workers(self) -> int:
         return sum(thread.is_alive() for thread in self._threads)
 
     def run(self) -> None:
         """Until the budget is spent (or the run is solved); KeyboardInterrupt stops it cleanly."""
-        trainer = self.trainer
         self._threads = [threading.Thread(target=self._collect, name="rise-collector", daemon=True)]
         if self.limiter is not None:
             self._threads.append(threading.Thread(target=self._learn, name="rise-learner", daemon=True))
@@ -185,25 +178,18 @@ class ConcurrentEngine:
                 self.stop.wait(POLL_SECONDS)
                 if self.error is not None:
                     break
-                trainer._show_progress(self.loop)
-                if self._milestone_due():
+                self.loop.show_progress()
+                if self.loop.milestone_due():
                     self._park.request(self.stop, self._alive_workers)
                     self._write_priorities()  # a checkpoint saves every finished update's priorities
                     try:
-                        trainer._on_milestones(self.loop)
+                        self.loop.milestones()
                     finally:
                         self._park.release()
         finally:
             self._shut_down()
         if self.error is not None:
             raise self.error
-        if self.limiter is not None and self._warm:
-            # The fraction of an update the ratio has earned but not spent, kept for a serial resume.
-            trainer.counters.update_credit = self.train.replay_ratio * self.limiter.steps - self.limiter.updates
-
-    def _milestone_due(self) -> bool:
-        frames = self.trainer.counters.frames
-        return frames >= min(self.loop.next_log, self.loop.next_eval, self.loop.next_checkpoint)
 
     def _shut_down(self) -> None:
         """Stops and joins both threads: after this, replay, weights and counters are at rest."""

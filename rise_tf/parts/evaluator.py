@@ -57,3 +57,26 @@ def evaluate(policy, env, num_episodes: int, game: str, max_steps: int = 1_000_0
     scores = [human_normalized_score(game, r) for r in returns]
     hns = None if scores[0] is None else float(np.mean(scores))
     return EvalResult(returns, lengths, hns)
+
+
+EVAL_SEED_OFFSET = 10_000  # eval lanes never share seeds with training lanes
+MAX_EVAL_LANES = 16
+
+
+class Evaluator:
+    """Evaluates a policy on its own lanes (built on first use, seeded apart from training's)."""
+
+    def __init__(self, make_env, policy, *, episodes: int, env_name: str):
+        """make_env(num_envs, seed_offset) -> a batched env of evaluation lanes."""
+        self._make_env, self.policy, self.episodes, self.env_name = make_env, policy, episodes, env_name
+        self._env = None
+
+    def evaluate(self) -> EvalResult:
+        if self._env is None:
+            self._env = self._make_env(min(self.episodes, MAX_EVAL_LANES), EVAL_SEED_OFFSET)
+        return evaluate(self.policy, self._env, self.episodes, self.env_name)
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None

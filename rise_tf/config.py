@@ -29,9 +29,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from rise_tf.agents.choices import DISTRIBUTIONAL_LOSSES, LOSSES
 from rise_tf.envs.choices import PARALLEL_MODES
-from rise_runtime.envs import atari, memory_task
+from rise_runtime.envs import atari, memory_task, registry
 from rise_runtime.preprocessing import PreprocessingConfig
-from rise_runtime.envs.memory_task import MEMORY_TASKS, is_memory_task
+from rise_runtime.envs.memory_task import MEMORY_TASKS
 from rise_runtime.envs.screens import check_flicker
 from rise_tf.networks.choices import (CORE_GATE_INITS, CORES, DISTRIBUTIONAL_HEADS, FROZEN_ENCODERS, FUSIONS, HEADS,
                                       KERAS_APPLICATIONS, LEARNABLE_ENCODERS, MEMORIES, parse_frozen_encoder)
@@ -69,6 +69,8 @@ _STANDARD_MEMORY_TASK = MEMORY_TASKS[memory_task.GAME_NAME]
 
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
+    env_kind: str = _field(registry.ATARI, f"{' | '.join(registry.ENV_KINDS)}: what --game or --env-id names (set "
+                                           f"from them; the env registry builds each kind)")
     game: str = _field("Pong", f"Atari game (Pong, space_invaders, ALE/Breakout-v5) or a memory task "
                                f"({', '.join(MEMORY_TASKS)})")
     env_id: Optional[str] = _field(None, "any registered gymnasium env with image observations and discrete "
@@ -100,7 +102,12 @@ class EnvConfig:
         _require(bool(self.game) != bool(self.env_id),
                  "give either --game (Atari or a memory task) or --env-id (any gymnasium image env), not both"
                  if self.game else "no environment: give --game or --env-id")
-        if self.game and not is_memory_task(self.game):
+        registry.check_kind(self.env_kind)
+        inferred = registry.kind_of(self.game, self.env_id)
+        _require(self.env_kind == inferred, f"env_kind {self.env_kind!r} does not match the env given "
+                                             f"({self.env_id or self.game!r} is {inferred}): set it to {inferred!r} (make_config does) "
+                                             f"or drop --env-kind")
+        if self.game and self.env_kind != registry.MEMORY:
             close_tasks = difflib.get_close_matches(self.game, list(MEMORY_TASKS), n=3, cutoff=0.6)
             _require(not close_tasks, f"unknown game {self.game!r}; did you mean the memory task "
                                       f"{' or '.join(close_tasks)}? (memory tasks: {', '.join(MEMORY_TASKS)})")
@@ -108,12 +115,12 @@ class EnvConfig:
         _require(self.env_id is not None or (self.env_module is None and self.image_key is None),
                  "--env-module and --image-key go with --env-id")
         check_flicker(self.flicker)
-        _require(not (self.flicker and is_memory_task(self.game)),
+        _require(not (self.flicker and self.env_kind == registry.MEMORY),
                  "--flicker applies to Atari and --env-id envs; the memory tasks hide their cue by design")
         _require(self.num_envs >= 1, f"num_envs must be >= 1, got {self.num_envs}")
         _require(self.parallel in PARALLEL_MODES,
                  f"parallel must be one of {', '.join(PARALLEL_MODES)}, got {self.parallel!r}")
-        _require(self.parallel != "vector" or (self.game and not is_memory_task(self.game)),
+        _require(self.parallel != "vector" or self.env_kind == registry.ATARI,
                  "--parallel vector steps Atari games only (ale-py's AtariVectorEnv); use serial, threads or "
                  "processes for memory tasks and --env-id envs")
         _require(0 <= self.sticky_action_prob < 1, f"sticky_action_prob must be in [0, 1), got {self.sticky_action_prob}")
@@ -303,6 +310,7 @@ class TrainConfig:
         _require(self.checkpoint_every_frames >= 1, f"checkpoint_every_frames must be >= 1, got {self.checkpoint_every_frames}")
         _require(self.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         _require(self.log_every_frames >= 1, f"log_every_frames must be >= 1, got {self.log_every_frames}")
+        _require(self.seed >= 0, f"seed must be >= 0 (it seeds numpy, which takes no negative seeds), got {self.seed}")
         _require(self.engine in ENGINES, f"unknown engine {self.engine!r}; choose one of {list(ENGINES)}")
         _require(self.max_update_backlog >= 1, f"max_update_backlog must be >= 1, got {self.max_update_backlog}")
         _require(self.learner_replicas >= 1, f"learner_replicas must be >= 1, got {self.learner_replicas}")
@@ -313,8 +321,37 @@ class TrainConfig:
                  "threads interleave differently each run): use --engine serial")
 
 
+@dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+    """`rise-train --distributed` (and rise-actor / rise-learner / rise-replay-server): how the processes
+    of a run work together. None of it changes what is learned, so a resume may change it."""
+
+    actors: int = _field(2, "actor processes with --distributed")
+    replay_port: Optional[int] = _field(None, "the replay server's port with --distributed [default: a free one]",
+                                        parse=int)
+    epsilon_ladder: bool = _field(False, "Ape-X's per-actor ε (0.4^(1 + 7 i / (N - 1))) instead of the run's schedule")
+    pull_every: int = _field(50, "driver steps between an actor's weight pulls")
+    push_every: int = _field(20, "learner updates between weight pushes")
+    reconnect_seconds: float = _field(120.0, "how long an actor or the learner waits for a lost replay server")
+    restart_limit: int = _field(5, "--distributed: times the launcher restarts each process (server, learner, "
+                                   "each actor) before it gives up")
+
+    def validate(self):
+        _require_finite(self)
+        _require(self.actors >= 1, f"actors must be >= 1 (the actors collect all experience), got {self.actors}")
+        _require(self.replay_port is None or 0 < self.replay_port < 65536,
+                 f"replay_port must be in 1..65535, got {self.replay_port}")
+        _require(self.pull_every >= 1, f"pull_every must be >= 1, got {self.pull_every}")
+        _require(self.push_every >= 1, f"push_every must be >= 1, got {self.push_every}")
+        _require(self.reconnect_seconds > 0, f"reconnect_seconds must be > 0, got {self.reconnect_seconds}")
+        _require(self.restart_limit >= 0, f"restart_limit must be >= 0, got {self.restart_limit}")
+
+
 SECTIONS = (("env", EnvConfig), ("network", NetworkConfig), ("replay", ReplayConfig),
-            ("agent", AgentConfig), ("train", TrainConfig))
+            ("agent", AgentConfig), ("train", TrainConfig), ("distributed", DistributedConfig))
+# What a resume may change: the budget, and how a distributed run's processes work together.
+RESUMABLE_SECTIONS = ("distributed",)
+RESUMABLE_FIELDS = ("train.frames",)
 CONFIG_VERSION = 1
 
 
@@ -329,6 +366,7 @@ class RunConfig:
     replay: ReplayConfig = ReplayConfig()
     agent: AgentConfig = AgentConfig()
     train: TrainConfig = TrainConfig()
+    distributed: DistributedConfig = DistributedConfig()
 
     def validate(self) -> "RunConfig":
         _require(self.algo in PRESETS, f"unknown algo {self.algo!r}; choose one of {sorted(PRESETS)}")
@@ -373,7 +411,7 @@ class RunConfig:
 
     @property
     def is_memory_task(self) -> bool:
-        return is_memory_task(self.env.game)
+        return self.env.env_kind == registry.MEMORY
 
     @property
     def env_name(self) -> str:
@@ -395,7 +433,9 @@ class RunConfig:
                  f"config version {version} is not the version this rise-tf reads ({CONFIG_VERSION})")
         sections = {}
         for section, kind in SECTIONS:
-            given = values.pop(section, {})
+            given = dict(values.pop(section, {}))
+            if section == "env" and "env_kind" not in given:  # configs written before the kind was recorded
+                given["env_kind"] = registry.kind_of(given.get("game", EnvConfig.game), given.get("env_id"))
             known = {f.name for f in dataclasses.fields(kind)}
             unknown = set(given) - known
             _require(not unknown, f"unknown {section} settings {sorted(unknown)}")
@@ -521,11 +561,12 @@ def make_config(algo: str = DEFAULT_ALGO, game: Optional[str] = None, **section_
         game = ""
     elif game is None:
         game = EnvConfig.game
-    config = RunConfig(algo=algo).replace(**PRESETS[algo]).replace(env={"game": game})
-    if is_memory_task(game):
+    kind = registry.kind_of(game, env_id)
+    config = RunConfig(algo=algo).replace(**PRESETS[algo]).replace(env={"game": game, "env_kind": kind})
+    if kind == registry.MEMORY:
         config = config.replace(**MEMORY_TASK_SCALE[BASE_OF[algo]]).replace(
             env=dataclasses.asdict(MEMORY_TASKS[game]))
-    elif env_id:
+    elif kind == registry.GYM:
         config = config.replace(**GYM_ENV_SETTINGS)
     if section_updates:
         config = config.replace(**section_updates)
@@ -557,13 +598,13 @@ def replay_layout(config: RunConfig) -> ReplayLayout:
 def env_description(config: RunConfig) -> Dict[str, Any]:
     """What a runtime needs to rebuild the run's environment (exported with the model)."""
     env = config.env
-    if env.env_id:
-        return {"kind": "gym", "name": env.env_id, "env_id": env.env_id, "env_module": env.env_module,
+    if env.env_kind == registry.GYM:
+        return {"kind": registry.GYM, "name": env.env_id, "env_id": env.env_id, "env_module": env.env_module,
                 "image_key": env.image_key, "flicker": env.flicker}
-    if config.is_memory_task:
-        return {"kind": "memory", "name": env.game, "corridor_length": env.corridor_length, "num_cues": env.num_cues,
+    if env.env_kind == registry.MEMORY:
+        return {"kind": registry.MEMORY, "name": env.game, "corridor_length": env.corridor_length, "num_cues": env.num_cues,
                 "cue_steps": env.cue_steps, "distractor_prob": env.distractor_prob}
-    return {"kind": "atari", "name": env.game, "sticky_action_prob": env.sticky_action_prob,
+    return {"kind": registry.ATARI, "name": env.game, "sticky_action_prob": env.sticky_action_prob,
             "noop_max": env.noop_max, "max_episode_frames": env.max_episode_frames, "flicker": env.flicker}
 
 

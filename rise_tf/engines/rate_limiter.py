@@ -2,7 +2,7 @@
 
 Reverb's SampleToInsertRatio, counted in the units the trainer uses: learner updates per agent step
 (one agent step = one row per lane). After `warmup_steps` agent steps, update u may start only when
-u < ratio x (agent steps - warmup_steps). That is the serial loop's update credit, so both engines
+u < ratio x (agent steps - warmup_steps) (rise_tf/parts/updates.py, the serial loop's rule), so both engines
 make the same number of updates for the same steps. The collector waits while the learner is more than
 `max_lead_updates` behind. The learner therefore acts as a brake and never starves:
 - learning is exact: after the last insert, the learner catches up to the same count;
@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import threading
 from typing import Optional
+
+from rise_tf.parts.updates import updates_allowed
 
 
 class RateLimiterClosed(Exception):
@@ -37,7 +39,7 @@ class RateLimiter:
     def allowed_updates(self, steps: Optional[int] = None) -> int:
         """Updates the ratio allows after `steps` agent steps (default: those inserted so far)."""
         steps = self.steps if steps is None else steps
-        return int(math.floor(self.ratio * max(0, steps - self.warmup_steps) + 1e-9))
+        return updates_allowed(self.ratio, steps - self.warmup_steps)
 
     def resume_at(self, steps: int, updates: int) -> None:
         """Continues the counts of a resumed run."""

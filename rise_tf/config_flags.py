@@ -1,0 +1,67 @@
+"""The config's fields as command-line flags (rise-train, rise-replay-server, rise-actor, rise-learner).
+
+One flag per config field, named after it, with the field's help line and default; counts accept
+K/M/G suffixes and numbers fractions. TensorFlow-free, below every CLI that uses it.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Dict, Iterable, Optional
+
+from rise_tf.config import DEFAULT_ALGO, PRESET_DESCRIPTIONS, PRESETS, SECTIONS, RunConfig, flag_table, make_config
+from rise_tf.counts import parse_count, parse_real
+
+
+def add_field_flag(group, section: str, field) -> None:
+    """--<field-name>, parsed to the field's type; None when not given (the config's value stays)."""
+    text = field.metadata["help"]
+    kwargs = dict(default=None, dest=f"{section}.{field.name}",
+                  help=text if "[default:" in text else f"{text} [default: {field.default}]")
+    kind = field.metadata.get("parse", type(field.default))
+    if kind is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif kind is int:
+        kwargs.update(type=parse_count, metavar="N")
+    elif kind is float:
+        kwargs.update(type=parse_real, metavar="X")
+    else:
+        kwargs["metavar"] = "NAME"
+    group.add_argument(f"--{field.name.replace('_', '-')}", **kwargs)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, sections: Optional[Iterable[str]] = None) -> None:
+    """--algo and one flag per field of `sections` (default: all), grouped by section."""
+    sections = [name for name, _ in SECTIONS] if sections is None else list(sections)
+    parser.add_argument("--algo", choices=sorted(PRESETS), default=None, metavar="ALGO",
+                        help="preset: " + "; ".join(f"{name}: {text}" for name, text in PRESET_DESCRIPTIONS.items())
+                             + f" [default: {DEFAULT_ALGO}]")
+    for section in sections:
+        group = parser.add_argument_group(f"{section} settings (defaults shown are the {DEFAULT_ALGO} Atari preset; "
+                                          f"--print-config shows a preset's values)")
+        for _, flag_section, field in flag_table():
+            if flag_section == section:
+                add_field_flag(group, section, field)
+
+
+def add_section_flags(parser: argparse.ArgumentParser, section: str, names: Iterable[str]) -> None:
+    """Flags for some fields of one section (rise-actor and rise-learner override the run's config)."""
+    wanted = set(names)
+    group = parser.add_argument_group(f"{section} settings [default: the run's config.json]")
+    for _, flag_section, field in flag_table():
+        if flag_section == section and field.name in wanted:
+            add_field_flag(group, section, field)
+
+
+def given_settings(args) -> Dict[str, Dict[str, object]]:
+    """{section: {field: value}} of the config flags given on the command line."""
+    updates: Dict[str, Dict[str, object]] = {}
+    for key, value in vars(args).items():
+        if "." in key and value is not None:
+            section, name = key.split(".")
+            updates.setdefault(section, {})[name] = value
+    return updates
+
+
+def config_from_args(args) -> RunConfig:
+    updates = given_settings(args)
+    return make_config(args.algo or DEFAULT_ALGO, updates.get("env", {}).get("game"), **updates)
