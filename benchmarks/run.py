@@ -21,7 +21,7 @@ from benchmarks import (collection, frozen_encoders, gpu_scale, learner_cost, ma
 
 def _markdown(results: dict) -> str:
     m = results["machine"]
-    lines = [f"# rise-tf benchmarks", "",
+    lines = ["# rise-tf benchmarks", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, GPU: {', '.join(m['gpus']) or 'none'}; "
              f"Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v), "",
              f"Measured {results['date']}" + ("; re-measured since: " + ", ".join(
@@ -80,7 +80,7 @@ def _markdown(results: dict) -> str:
                   f"on a ~2 s update, larger than RISE's own cost."]
     m = results.get("memory_task")
     if m:
-        lines += ["", f"## Memory task: frames and wall-clock to solve (first greedy evaluation >= 95 %, every 2k frames)",
+        lines += ["", "## Memory task: frames and wall-clock to solve (first greedy evaluation >= 95 %, every 2k frames)",
                   "", "| model | body, head | batch | frames to solve | seconds to solve | final success | update ms |",
                   "|---|---|---:|---:|---:|---:|---:|"]
         for name, r in m.items():

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     quiet_third_party_startup()
     from rise_tf.train import builder
     from rise_tf.config import make_config
-    from rise_tf.train.evaluation import evaluate
+    from rise_tf.parts.evaluator import evaluate
     from rise_tf.train.trainer import Trainer
 
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -70,11 +70,23 @@ def atari_settings(**overrides):
     return atari.AtariSettings(**values)
 
 
-def lane_options(**overrides):
-    """make_frame_env / make_batched_env keyword arguments for a standard lane."""
-    from rise_runtime.envs import memory_task
+def describe(game, **atari_overrides):
+    """The env registry's description of an Atari game (the standard protocol, then the overrides:
+    sticky_action_prob, noop_max, max_episode_frames, flicker) or of a memory task."""
+    import dataclasses
 
-    values = dict(atari=atari_settings(), terminal_on_life_loss=False,
-                  memory=memory_task.MEMORY_TASKS[memory_task.GAME_NAME], frame_size=84, gym_source=None)
-    values.update(overrides)
+    from rise_runtime.envs import atari, memory_task
+
+    if memory_task.is_memory_task(game):
+        return {"kind": "memory", "name": game, **dataclasses.asdict(memory_task.MEMORY_TASKS[game])}
+    values = {"kind": "atari", "name": game, "sticky_action_prob": atari.STICKY_ACTION_PROB,
+              "noop_max": atari.NOOP_MAX, "max_episode_frames": atari.MAX_EPISODE_FRAMES, "flicker": 0.0}
+    values.update(atari_overrides)
     return values
+
+
+def lane_options(frame_size=84, terminal_on_life_loss=False):
+    """make_frame_env / make_batched_env keyword arguments for a standard lane."""
+    from rise_runtime.preprocessing import PreprocessingConfig
+
+    return dict(preprocessing=PreprocessingConfig(frame_size=frame_size), terminal_on_life_loss=terminal_on_life_loss)

@@ -204,7 +204,7 @@ def test_report_errors_are_clear(tmp_path, capsys):
 
 def test_cue_separation_measures_the_cue_gap_against_the_corridor_spread():
     """With the identity as ϑ, the cue gap is the pixel distance between the two cue frames."""
-    from rise_tf.analysis.cue_separation import corridor_frames, separation
+    from rise_tf.experiments.cue_separation import corridor_frames, separation
     from rise_tf.config import make_config
 
     config = make_config("rise-dqn", "MemoryCorridor")

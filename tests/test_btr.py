@@ -7,7 +7,7 @@ import tensorflow as tf
 from rise_tf.agents.losses import (munchausen_bonus, munchausen_targets, quantile_huber_loss, quantile_targets,
                                    scaled_log_policy)
 from rise_tf.networks.encoders import ImpalaCNN
-from rise_tf.networks.heads import IqnHead, NoisyDense, quantile_midpoints
+from rise_tf.networks.heads import NoisyDense, quantile_midpoints
 
 from conftest import network_for, spec_for
 from test_agent import NUM_ACTIONS, batch_of, make_agent

@@ -152,15 +152,15 @@ def test_the_concurrent_engine_reaches_the_serial_engines_counters(tmp_path):
     for engine in ("serial", "concurrent"):
         config = tiny_memory_config(frames=600, warmup_frames=120, log_every_frames=200, engine=engine)
         trainer = Trainer(config, str(tmp_path / engine), progress=False)
-        write = trainer.write_priorities
+        write = trainer.learner.write_priorities
         writers[engine] = []
 
         def counted(keys, errors, write=write, calls=writers[engine]):
             calls.append(threading.current_thread().name)
             write(keys, errors)
-        trainer.write_priorities = counted
+        trainer.learner.write_priorities = counted
         summary = trainer.run()
-        results[engine] = (trainer.counters, summary, trainer._last_loss)
+        results[engine] = (trainer.counters, summary, trainer.learner.last_loss)
         trainer.close()
     (serial, serial_summary, serial_loss), (concurrent, concurrent_summary, concurrent_loss) = (
         results["serial"], results["concurrent"])
@@ -204,7 +204,7 @@ def test_tf_agents_metrics_are_logged_under_their_standard_names(tmp_path):
     trainer = Trainer(tiny_memory_config(log_every_frames=100), str(tmp_path), progress=False)
     try:
         trainer.run()
-        counts = {m.name: float(m.result()) for m in trainer._tf_agents_metrics}
+        counts = {m.name: float(m.result()) for m in trainer.collector.metrics}
         counters = trainer.counters
     finally:
         trainer.close()

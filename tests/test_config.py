@@ -118,7 +118,7 @@ def test_numbers_accept_fractions_and_refuse_inf_and_nan():
 
 
 def test_exploration_epsilon_schedules():
-    from rise_tf.train.trainer import exploration_epsilon
+    from rise_tf.parts.schedules import exploration_epsilon
 
     btr = make_config("btr", "Pong", train={"frames": 100_000_000}).train
     assert exploration_epsilon(btr, 0) == pytest.approx(1.0)

@@ -6,18 +6,18 @@ from rise_runtime.envs.atari import available_games, resolve_game
 from rise_runtime.envs.memory_task import MemoryCorridorEnv
 from rise_tf.envs.py_env import make_batched_env, make_frame_env
 
-from conftest import atari_settings, lane_options
+from conftest import atari_settings, describe, lane_options
 
 
 def test_pong_passes_tf_agents_validation():
-    env = make_frame_env("Pong", seed=0, **lane_options(atari=atari_settings(max_episode_frames=2_000)))
+    env = make_frame_env(describe("Pong", max_episode_frames=2_000), seed=0, **lane_options())
     env_utils.validate_py_environment(env, episodes=2)
     assert env.observation_spec().shape == (84, 84)
     assert env.action_meanings[0] == "NOOP"
 
 
 def test_memory_task_passes_tf_agents_validation():
-    env_utils.validate_py_environment(make_frame_env("MemoryCorridor", seed=0, **lane_options()), episodes=5)
+    env_utils.validate_py_environment(make_frame_env(describe("MemoryCorridor"), seed=0, **lane_options()), episodes=5)
 
 
 def test_game_names_resolve_and_unknown_names_list_close_matches():
@@ -29,7 +29,7 @@ def test_game_names_resolve_and_unknown_names_list_close_matches():
 
 
 def test_truncation_is_last_with_discount_one_and_counts_emulator_frames():
-    env = make_frame_env("Pong", seed=1, **lane_options(atari=atari_settings(max_episode_frames=400, noop_max=0)))
+    env = make_frame_env(describe("Pong", max_episode_frames=400, noop_max=0), seed=1, **lane_options())
     time_step = env.reset()
     steps = 0
     while not time_step.is_last():
@@ -40,7 +40,7 @@ def test_truncation_is_last_with_discount_one_and_counts_emulator_frames():
 
 
 def test_life_loss_gives_zero_discount_but_the_episode_goes_on():
-    env = make_frame_env("Breakout", seed=0, **lane_options(terminal_on_life_loss=True))
+    env = make_frame_env(describe("Breakout"), seed=0, **lane_options(terminal_on_life_loss=True))
     time_step = env.reset()
     saw_life_loss = False
     for _ in range(3_000):
@@ -72,14 +72,14 @@ def test_memory_task_rewards_only_the_cued_choice():
 
 @pytest.mark.parametrize("mode", ["serial", "threads"])
 def test_batched_env_steps_all_lanes(mode):
-    env = make_batched_env("MemoryCorridor", 3, seed=0, mode=mode, **lane_options())
+    env = make_batched_env(describe("MemoryCorridor"), 3, seed=0, mode=mode, **lane_options())
     time_step = env.reset()
     assert time_step.observation.shape == (3, 84, 84)
     time_step = env.step(np.zeros(3, np.int32))
     assert time_step.reward.shape == (3,)
     env.close()
     with pytest.raises(ValueError, match="parallel mode"):
-        make_batched_env("MemoryCorridor", 2, seed=0, mode="gpu", **lane_options())
+        make_batched_env(describe("MemoryCorridor"), 2, seed=0, mode="gpu", **lane_options())
 
 
 def test_memory_task_is_registered_with_gymnasium():
@@ -97,7 +97,7 @@ def test_memory_task_follows_the_frame_size():
     env = MemoryCorridorEnv(corridor_length=3, num_cues=2, cue_steps=1, distractor_prob=0.0, frame_size=42)
     frame, _ = env.reset(seed=0)
     assert frame.shape == (42, 42) and frame.max() == 255  # the cue band, scaled down
-    lane = make_frame_env("MemoryCorridor", seed=0, **lane_options(frame_size=48))
+    lane = make_frame_env(describe("MemoryCorridor"), seed=0, **lane_options(frame_size=48))
     assert lane.observation_spec().shape == (48, 48)
 
 

@@ -12,9 +12,9 @@ from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
 import third_party_env  # noqa: F401  (registers ThirdParty/* like a user's package)
-from conftest import atari_settings, lane_options
+from conftest import atari_settings, describe, lane_options
 from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens
-from rise_runtime.envs.gym_image import EnvSpecError, GymImageEnv, GymSource, PyEnvironmentAsGym, probe_env
+from rise_runtime.envs.gym_image import EnvSpecError, GymImageEnv, probe_env
 from rise_runtime.envs.memory_task import MEMORY_TASKS, MemoryCorridorEnv, env_id_of
 from rise_tf.envs.py_env import FramePyEnvironment, make_frame_env
 from rise_tf.train.cli import main
@@ -57,7 +57,7 @@ def test_every_shipped_env_passes_check_env_and_tf_agents_validation():
         lane = FramePyEnvironment(MemoryCorridorEnv(**vars(settings), frame_size=84), terminal_on_life_loss=False,
                                   seed=0)
         env_utils.validate_py_environment(lane, episodes=2)
-    pong = make_frame_env("Pong", seed=0, **lane_options(atari=atari_settings(max_episode_frames=400, flicker_prob=0.5)))
+    pong = make_frame_env(describe("Pong", max_episode_frames=400, flicker=0.5), seed=0, **lane_options())
     env_utils.validate_py_environment(pong, episodes=1)
 
 
@@ -125,7 +125,7 @@ def test_atari_flicker_matches_between_training_lane_and_play_env():
     from rise_runtime.envs.atari import AtariEnv
 
     settings = atari_settings(max_episode_frames=2_000, flicker_prob=0.5)
-    lane = make_frame_env("Pong", seed=7, **lane_options(atari=settings))
+    lane = make_frame_env(describe("Pong", max_episode_frames=2_000, flicker=0.5), seed=7, **lane_options())
     play_env = AtariEnv("Pong", settings, seed=7)
     time_step = lane.reset()
     play_env.reset()

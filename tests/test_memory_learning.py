@@ -9,7 +9,7 @@ import pytest
 
 from rise_tf.train import builder
 from rise_tf.config import make_config
-from rise_tf.train.evaluation import evaluate
+from rise_tf.parts.evaluator import evaluate
 from rise_tf.train.trainer import Trainer
 
 BUDGET_FRAMES = 24_000

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from rise_tf.train.rate_limiter import RateLimiter, RateLimiterClosed
+from rise_tf.engines.rate_limiter import RateLimiter, RateLimiterClosed
 
 
 def test_allowed_updates_follow_the_serial_credit():

@@ -157,7 +157,7 @@ def test_the_trainer_runs_on_reverb_replay_and_resumes_with_its_contents(tmp_pat
         try:
             trainer.run()
             counters[backend] = trainer.counters
-            assert np.isfinite(trainer._last_loss)
+            assert np.isfinite(trainer.learner.last_loss)
             if backend == "reverb":
                 items = trainer.replay.num_sampleable
         finally:

@@ -56,7 +56,7 @@ def test_tiny_pong_run_checkpoints_resumes_and_keeps_counting(tmp_path, capsys):
 def test_resume_refuses_config_changes_and_missing_runs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--resume", str(tmp_path), "--window-length", "4"])
-    assert "only --frames may change" in capsys.readouterr().err
+    assert "only --frames and the distributed settings may change" in capsys.readouterr().err
     assert main(["--resume", str(tmp_path / "nothing")]) == 2
     assert "config.json is missing" in capsys.readouterr().err
 
@@ -139,21 +139,16 @@ def test_a_stop_signal_inside_a_lane_step_waits_until_the_counters_have_it(tmp_p
                          train={"frames": 1_000_000, "warmup_frames": 100, "eval_every_frames": 0,
                                 "log_every_frames": 100})
     trainer = Trainer(config, run_dir, progress=False)
-    start_loop, driver_runs = trainer._start_loop, []
+    driver = trainer.collector.driver
+    run, driver_runs = driver.run, []
 
-    def start_loop_with_a_signal():
-        loop = start_loop()
-        run = loop.driver.run
-
-        def run_then_signal(*args, **kwargs):
-            result = run(*args, **kwargs)
-            driver_runs.append(1)
-            if len(driver_runs) == 30:
-                os.kill(os.getpid(), signal.SIGINT)  # the rows are in replay; the counters are not yet
-            return result
-        loop.driver.run = run_then_signal
-        return loop
-    trainer._start_loop = start_loop_with_a_signal
+    def run_then_signal(*args, **kwargs):
+        result = run(*args, **kwargs)
+        driver_runs.append(1)
+        if len(driver_runs) == 30:
+            os.kill(os.getpid(), signal.SIGINT)  # the rows are in replay; the counters are not yet
+        return result
+    driver.run = run_then_signal
     try:
         summary = trainer.run()
     finally:

@@ -9,6 +9,7 @@ from ale_py.vector_env import AtariVectorEnv
 
 from rise_runtime.envs.atari import AtariEnv, AtariSettings
 from rise_runtime.preprocessing import PreprocessingConfig, resize, to_gray
+from conftest import describe, lane_options
 
 
 @pytest.mark.parametrize("game", ["Pong", "Breakout"])
@@ -51,11 +52,10 @@ def test_vector_lanes_give_the_training_envs_time_steps():
     from rise_tf.envs.py_env import make_batched_env
     from rise_tf.envs.vector_atari import AtariVectorPyEnvironment
 
-    settings = AtariSettings(sticky_action_prob=0.0, noop_max=0, max_episode_frames=240,
-                             preprocessing=PreprocessingConfig(), flicker_prob=0.0)
-    lanes = dict(atari=settings, terminal_on_life_loss=True, memory=None, frame_size=84, gym_source=None)
-    serial = make_batched_env("Breakout", 3, 7, "serial", **lanes)
-    vector = make_batched_env("Breakout", 3, 7, "vector", **lanes)
+    breakout = describe("Breakout", sticky_action_prob=0.0, noop_max=0, max_episode_frames=240)
+    lanes = lane_options(terminal_on_life_loss=True)
+    serial = make_batched_env(breakout, 3, 7, "serial", **lanes)
+    vector = make_batched_env(breakout, 3, 7, "vector", **lanes)
     assert isinstance(vector, AtariVectorPyEnvironment) and vector.batch_size == 3
     assert vector.envs[0].action_meanings == serial.envs[0].action_meanings
     assert vector.time_step_spec() == serial.time_step_spec()
@@ -84,8 +84,7 @@ def test_vector_lanes_refuse_what_they_cannot_step():
     with pytest.raises(ValueError, match="Atari games only"):
         make_config("rise-dqn", "MemoryCorridor", env={"parallel": "vector"})
     with pytest.raises(ValueError, match="Atari games only"):
-        make_batched_env("MemoryCorridor", 2, 0, "vector", atari=None, terminal_on_life_loss=False, memory=None,
-                         frame_size=84, gym_source=None)
+        make_batched_env(describe("MemoryCorridor"), 2, 0, "vector", **lane_options())
 
 
 def test_vector_lanes_flicker_like_the_single_envs():
@@ -93,10 +92,7 @@ def test_vector_lanes_flicker_like_the_single_envs():
     given, drawn per lane, and a real Pong frame is never all zeros."""
     from rise_tf.envs.py_env import make_batched_env
 
-    settings = AtariSettings(sticky_action_prob=0.25, noop_max=30, max_episode_frames=108_000,
-                             preprocessing=PreprocessingConfig(), flicker_prob=0.5)
-    env = make_batched_env("Pong", 4, 0, "vector", atari=settings, terminal_on_life_loss=False, memory=None,
-                           frame_size=84, gym_source=None)
+    env = make_batched_env(describe("Pong", flicker=0.5), 4, 0, "vector", **lane_options())
     blank = [(env.reset().observation.reshape(4, -1).max(axis=1) == 0)]
     for _ in range(150):
         blank.append(env.step(np.zeros(4, np.int32)).observation.reshape(4, -1).max(axis=1) == 0)

@@ -8,7 +8,7 @@ the learner's frame count (for ε) and the largest priority come from the variab
 `--pull-every` driver steps; progress messages (steps, episodes, returns) go to the learner through
 the actor_progress queue. Lanes are numbered actor_id × num_envs + i; each actor's envs get their own
 seeds. With `--epsilon-ladder` actor i of N explores with Ape-X's ε_i = 0.4^(1 + 7 i / (N - 1)) instead
-of the run's schedule.
+of the run's schedule (the run's distributed settings; the flags below override them).
 
 If the server goes away, the actor says so and retries for `--reconnect-seconds`; it goes on from the
 same env state with new writers (their first windows start after the reconnect). It stops when the
@@ -27,7 +27,7 @@ from rise_tf.startup import quiet_third_party_startup
 
 quiet_third_party_startup()
 
-from rise_tf.run_dir import RunDirError, load_run_config  # noqa: E402
+from rise_tf.run_dir import RunDirError, has_run_config, load_run_config  # noqa: E402
 
 ACTOR_SEED_STRIDE = 1_000  # actor i's lanes take seeds seed + (i + 1) * stride + lane
 PROGRESS_EVERY_S = 1.0
@@ -51,20 +51,19 @@ class ServerGone(RuntimeError):
 
 
 class Actor:
-    def __init__(self, config, address: str, actor_id: int, *, pull_every: int = 50,
-                 fixed_epsilon: Optional[float] = None, reconnect_seconds: float = 120.0, log=print):
+    def __init__(self, config, address: str, actor_id: int, *, fixed_epsilon: Optional[float] = None, log=print):
+        """Acts with the in-process collector (rise_tf/parts/collector.py), its steps going to Reverb.
+        fixed_epsilon: explore with this ε (the Ape-X ladder) instead of the run's schedule."""
         import numpy as np
         import tensorflow as tf
-        from tf_agents.drivers import py_driver
-        from tf_agents.policies import py_tf_eager_policy
 
         from rise_tf.distributed.weights import make_learner_state, variable_nest
+        from rise_tf.parts.collector import Collector
         from rise_tf.train import builder
-        from rise_tf.train.trainer import EpisodeStats
 
         self.config, self.address, self.actor_id = config, address, actor_id
-        self.pull_every, self.fixed_epsilon, self.reconnect_seconds, self.log = (
-            pull_every, fixed_epsilon, reconnect_seconds, log)
+        self.pull_every, self.reconnect_seconds = config.distributed.pull_every, config.distributed.reconnect_seconds
+        self.fixed_epsilon, self.log = fixed_epsilon, log
         self.num_envs = config.env.num_envs
         self.lane_ids = actor_id * self.num_envs + np.arange(self.num_envs)
         self.env = builder.make_env(config, seed_offset=ACTOR_SEED_STRIDE * (actor_id + 1), training=True)
@@ -72,14 +71,11 @@ class Actor:
                                         tf.Variable(0, dtype=tf.int64))
         self.learner_state = make_learner_state()
         self.variables = variable_nest(self.agent, self.learner_state)
-        self.stats = EpisodeStats(self.num_envs)
-        policy = py_tf_eager_policy.PyTFEagerPolicy(self.agent.collect_policy, use_tf_function=True,
-                                                    batch_time_steps=False)
-        self.driver = py_driver.PyDriver(self.env, policy, [self._write, self.stats], max_steps=self.num_envs)
-        self.time_step, self.policy_state = self.env.reset(), policy.get_initial_state(self.num_envs)
+        self.collector = Collector(self.env, self.agent.collect_policy, self._write, epsilon_variable=self.agent.epsilon,
+                                   epsilon=self._epsilon)
+        self.stats = self.collector.stats
         self.incarnation, self.seq = time.time_ns(), 0
         self._lost: Optional[Exception] = None
-        self.agent_steps = 0
         self._reported = (0, 0, 0.0)  # agent steps, episodes, return sum at the last message
         self._connect(first=True)
 
@@ -150,7 +146,7 @@ class Actor:
 
     def _epsilon(self) -> float:
         from rise_tf.distributed.weights import FRAMES
-        from rise_tf.train.trainer import exploration_epsilon
+        from rise_tf.parts.schedules import exploration_epsilon
 
         if self.fixed_epsilon is not None:
             return self.fixed_epsilon
@@ -178,9 +174,8 @@ class Actor:
         while not done:
             if max_driver_steps is not None and driver_steps >= max_driver_steps:
                 return "limit"
-            self.agent.epsilon.assign(self._epsilon())
             try:
-                self.time_step, self.policy_state = self.driver.run(self.time_step, self.policy_state)
+                self.collector.step()
             except LearnerDone:
                 break
             if self._lost is not None:
@@ -212,7 +207,7 @@ class Actor:
             self.writers.close()
         except Exception:  # noqa: BLE001 - the server may be gone already
             pass
-        self.env.close()
+        self.collector.close()
 
 
 def add_connection_flags(parser: argparse.ArgumentParser, run_dir_help: str) -> None:
@@ -222,16 +217,14 @@ def add_connection_flags(parser: argparse.ArgumentParser, run_dir_help: str) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rise_tf.config_flags import add_section_flags
+
     parser = argparse.ArgumentParser(prog="rise-actor", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_connection_flags(parser, "the run's directory (its config.json; written from the server's when missing)")
     parser.add_argument("--actor-id", type=int, default=0, help="0, 1, ...: names the actor's lanes and seeds")
-    parser.add_argument("--pull-every", type=int, default=50, help="driver steps between weight pulls [default: 50]")
-    parser.add_argument("--epsilon-ladder", type=int, default=0, metavar="NUM_ACTORS",
-                        help="explore with Ape-X's per-actor ε for actor-id of NUM_ACTORS (0: the run's schedule)")
-    parser.add_argument("--reconnect-seconds", type=float, default=120.0,
-                        help="how long to wait for a lost server [default: 120]")
+    add_section_flags(parser, "distributed", ["pull_every", "reconnect_seconds", "epsilon_ladder", "actors"])
     return parser
 
 
@@ -247,7 +240,7 @@ def connect_config(address: str, run_dir: str, program: str):
     wait_for_server(address, SERVER_WAIT_S, program)
     client = reverb.Client(address)
     record = tables.read_identity(client, address)
-    if os.path.exists(os.path.join(run_dir, "config.json")):
+    if has_run_config(run_dir):
         config = load_run_config(run_dir)
         tables.check_identity(client, config, address)
         return config
@@ -280,27 +273,67 @@ def wait_for_server(address: str, seconds: float, program: str) -> None:
             time.sleep(1.0)
 
 
+STOP_GRACE_S = 5.0  # after SIGTERM: time to stop cleanly before the process ends itself
+
+
+def stop_on_sigterm(prefix: str) -> None:
+    """SIGTERM stops the actor within STOP_GRACE_S, even while a Reverb call blocks the main thread (a
+    Python signal handler would wait for that call to return, e.g. for a server that is gone): a
+    watcher thread takes the signal, interrupts the main thread, and ends the process if the main
+    thread has not finished by then. An actor holds nothing a checkpoint needs."""
+    import _thread
+    import threading
+
+    # Blocked here, before TensorFlow and Reverb start their threads (they inherit the mask), so the
+    # signal reaches only the watcher's sigwait.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+    def watch():
+        signal.sigwait({signal.SIGTERM})
+        _thread.interrupt_main()
+        time.sleep(STOP_GRACE_S)
+        print(f"{prefix} stopped (SIGTERM; a call to the replay server did not return within "
+              f"{STOP_GRACE_S:.0f} s)", flush=True)
+        os._exit(130)
+
+    threading.Thread(target=watch, name="rise-actor-sigterm", daemon=True).start()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    stop_on_sigterm(f"[rise-actor {args.actor_id}]")  # first: before any library starts a thread
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"[rise-actor {args.actor_id}] stopped before it started acting", flush=True)
+        return 130
+
+
+def _run(args) -> int:
+    from rise_tf.config_flags import given_settings
+
     try:
         check_address(args.replay)
-        if args.actor_id < 0 or args.pull_every < 1 or args.epsilon_ladder < 0:
-            raise ValueError("--actor-id must be >= 0, --pull-every >= 1 and --epsilon-ladder >= 0")
-        if args.epsilon_ladder and args.actor_id >= args.epsilon_ladder:
-            raise ValueError(f"--actor-id {args.actor_id} is not one of --epsilon-ladder {args.epsilon_ladder} actors")
+        if args.actor_id < 0:
+            raise ValueError(f"--actor-id must be >= 0, got {args.actor_id}")
     except ValueError as error:
         print(f"rise-actor: error: {error}", file=sys.stderr)
         return 2
     from rise_tf.distributed.tables import ServerMismatch
     try:
         config = connect_config(args.replay, args.run_dir, "rise-actor")
-        epsilon = ladder_epsilon(args.actor_id, args.epsilon_ladder) if args.epsilon_ladder else None
-        actor = Actor(config, args.replay, args.actor_id, pull_every=args.pull_every, fixed_epsilon=epsilon,
-                      reconnect_seconds=args.reconnect_seconds)
+        given = given_settings(args)
+        if given:
+            config = config.replace(**given).validate()
+        settings = config.distributed
+        if settings.epsilon_ladder and args.actor_id >= settings.actors:
+            raise ValueError(f"--actor-id {args.actor_id} is not one of the ladder's {settings.actors} actors "
+                             f"(--actors sets how many)")
+        epsilon = ladder_epsilon(args.actor_id, settings.actors) if settings.epsilon_ladder else None
+        actor = Actor(config, args.replay, args.actor_id, fixed_epsilon=epsilon)
     except (ConnectionError, ServerMismatch, RunDirError, ValueError) as error:
         print(f"rise-actor: error: {error}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     print(f"[rise-actor {args.actor_id}] acting for {config.algo} on {config.env_name} with lanes "
           f"{actor.lane_ids[0]}..{actor.lane_ids[-1]}, writing to {args.replay}", flush=True)
     try:

@@ -22,10 +22,9 @@ from rise_tf.startup import quiet_third_party_startup
 
 quiet_third_party_startup()
 
-from rise_tf.run_dir import RunDirError, check_writable_run_dir, load_run_config, write_json_atomic  # noqa: E402
+from rise_tf.run_dir import (SERVER_DIR, SERVER_FILE, RunDirError, check_writable_run_dir, has_run_config,  # noqa: E402
+                             load_run_config, write_json_atomic)
 
-SERVER_DIR = "replay_server"  # Reverb checkpoints, inside the run directory
-SERVER_FILE = "replay_server.json"
 DEFAULT_PORT = 8008
 
 
@@ -82,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if not 0 < args.port < 65536:
             raise ValueError(f"--port must be in 1..65535, got {args.port}")
-        existing = os.path.exists(os.path.join(args.run_dir, "config.json"))
+        existing = has_run_config(args.run_dir)
         if existing:
             config = load_run_config(args.run_dir)
             if given and config_from_args(args).differences(config):

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from rise_tf.replay.reverb_store import TABLE as REPLAY_TABLE, import_reverb, make_table
 from rise_tf.config import RunConfig, replay_layout
+from rise_tf.parts.updates import warmup_agent_steps
 
 VARIABLES_TABLE = "variables"  # tf_agents.experimental.distributed.reverb_variable_container.DEFAULT_TABLE
 IDENTITY_TABLE = "run_identity"
@@ -53,16 +54,19 @@ def identity(config: RunConfig) -> Dict[str, Any]:
             "env": config.env_name}
 
 
-def rate_limiter(config: RunConfig):
+def rate_limiter_settings(config: RunConfig) -> Dict[str, float]:
     """Samples per inserted item = updates per agent step × batch size; sampling starts at the
-    warm-up; the learner may run ahead or fall behind by `max_update_backlog` updates."""
-    reverb = import_reverb()
+    warm-up (parts/updates.py); the learner may run ahead or fall behind by `max_update_backlog`
+    updates (error_buffer, in samples)."""
     batch = config.agent.batch_size
     samples_per_insert = config.train.replay_ratio * batch
-    min_size = max(math.ceil(config.train.warmup_frames / config.frames_per_agent_step), batch)
-    error_buffer = max(config.train.max_update_backlog * batch, 2 * samples_per_insert)
-    return reverb.rate_limiters.SampleToInsertRatio(samples_per_insert=samples_per_insert, min_size_to_sample=min_size,
-                                                    error_buffer=error_buffer)
+    return {"samples_per_insert": samples_per_insert,
+            "min_size_to_sample": max(warmup_agent_steps(config.train.warmup_frames, config.frames_per_agent_step), batch),
+            "error_buffer": max(config.train.max_update_backlog * batch, 2 * samples_per_insert)}
+
+
+def rate_limiter(config: RunConfig):
+    return import_reverb().rate_limiters.SampleToInsertRatio(**rate_limiter_settings(config))
 
 
 def tables(config: RunConfig, variable_specs) -> list:

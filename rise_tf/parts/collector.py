@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 from tf_agents.drivers import py_driver

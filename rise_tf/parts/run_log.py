@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import tensorflow as tf
 

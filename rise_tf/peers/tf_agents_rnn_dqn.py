@@ -78,8 +78,9 @@ def run(args) -> dict:
 
     from rise_tf.run_dir import CONFIG_FILE, SUMMARY_FILE, append_metrics, write_json_atomic
     from rise_tf.train import builder
-    from rise_tf.train.evaluation import evaluate
-    from rise_tf.train.trainer import EVAL_SEED_OFFSET, MAX_EVAL_LANES, exploration_epsilon
+    from rise_tf.parts import updates as update_rule
+    from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, evaluate
+    from rise_tf.parts.schedules import exploration_epsilon
 
     settings = peer_settings(args)
     config, sequence_length = settings["config"], settings["sequence_length"]
@@ -136,7 +137,7 @@ def run(args) -> dict:
 
         bar = tqdm(total=train_c.frames, unit="frame", unit_scale=True, desc=f"{PEER_ALGO} {config.env_name}",
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)
-    frames, updates, credit, update_seconds, timed = 0, 0, 0.0, 0.0, 0
+    frames, updates, earning_steps, update_seconds, timed = 0, 0, 0, 0.0, 0
     next_eval = train_c.eval_every_frames or float("inf")
     started = time.time()
     time_step, policy_state = None, agent.collect_policy.get_initial_state(env.batch_size)
@@ -155,9 +156,11 @@ def run(args) -> dict:
         time_step, policy_state = driver.run(time_step, policy_state)
         new_steps = int(env_steps.result()) - before
         frames += new_steps * frames_per_step
-        if replay.num_frames().numpy() * frames_per_step >= max(train_c.warmup_frames, sequence_length):
-            credit += new_steps * train_c.replay_ratio
-            while credit >= 1.0:
+        # Warm once replay holds the warm-up and one whole sequence; then the run's replay ratio.
+        if update_rule.is_warm(int(replay.num_frames().numpy()), max(train_c.warmup_frames, sequence_length),
+                               frames_per_step):
+            earning_steps += new_steps
+            for _ in range(update_rule.updates_owed(train_c.replay_ratio, earning_steps, updates)):
                 experience, _ = next(batches)
                 began = time.perf_counter()
                 agent.train(experience).loss.numpy()
@@ -165,7 +168,6 @@ def run(args) -> dict:
                     update_seconds += time.perf_counter() - began
                     timed += 1
                 updates += 1
-                credit -= 1.0
         if bar is not None:
             bar.update(frames - bar.n)
         if frames >= next_eval:

@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf

@@ -98,7 +98,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.distributed:
         from rise_tf.distributed.launcher import launch
         from rise_tf.run_dir import write_run_config
-        from rise_tf.train.trainer import TrainingError, prepare_run_dir
+        from rise_tf.parts.run import TrainingError
+        from rise_tf.train.setup import prepare_run_dir
         try:
             prepare_run_dir(run_dir, config, resume=bool(args.resume))
             if args.resume:  # a new --frames: the learner reads the run's config.json

@@ -11,12 +11,11 @@ worth of steps are back in replay.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import zipfile
-from typing import Dict, Optional
 
 import tensorflow as tf
+from typing import Dict, Optional
 
 from rise_tf.config import RunConfig, resolve_engine
 from rise_tf.engines.concurrent import ConcurrentEngine
@@ -26,36 +25,13 @@ from rise_tf.parts.counters import Counters
 from rise_tf.parts.learner import NonFiniteLoss
 from rise_tf.parts.run import Run, TrainingError
 from rise_tf.parts.signals import STOP_SIGNALS
-from rise_tf.run_dir import (CONFIG_FILE, REPLAY_DATA_FILE, checkpoint_replay_dir, load_run_config, write_env_info,
-                             write_run_config)
+from rise_tf.run_dir import REPLAY_DATA_FILE, checkpoint_replay_dir, write_env_info
 from rise_tf.train import builder, checkpoints
-from rise_tf.train.devices import configure_learner_device, learner_strategy
+from rise_tf.train.setup import prepare_run_dir, start_training_process
 
 __all__ = ["Trainer", "TrainingError", "prepare_run_dir"]
 
 LOG_PREFIX = "[rise-train]"
-
-
-def prepare_run_dir(run_dir: str, config: RunConfig, resume: bool) -> RunConfig:
-    """Writes config.json for a new run, or checks it for a resumed one. Returns the run's config."""
-    if resume:
-        return load_run_config(run_dir)
-    if os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
-        existing = load_run_config(run_dir)
-        if existing.algo != config.algo:
-            raise TrainingError(
-                f"{run_dir} holds a {existing.algo} run; it cannot continue as {config.algo}. Continue it with "
-                f"--resume {run_dir} (as {existing.algo}), or choose a new --run-dir for {config.algo}.")
-        differences = existing.differences(config)
-        if differences:
-            raise TrainingError(
-                f"{run_dir} holds a run with another config ({'; '.join(differences[:6])}"
-                f"{' ...' if len(differences) > 6 else ''}). Continue it with --resume {run_dir}, or choose "
-                f"a new --run-dir for this config.")
-        raise TrainingError(f"{run_dir} already holds this run. Continue it with --resume {run_dir}, or "
-                            f"choose a new --run-dir.")
-    write_run_config(run_dir, config)
-    return config
 
 
 class Trainer:
@@ -66,27 +42,9 @@ class Trainer:
     def __init__(self, config: RunConfig, run_dir: str, resume: bool = False, progress: bool = True,
                  env_factory: Optional[builder.EnvFactory] = None):
         self.run_dir = run_dir
-        # First, before any TF op initialises a GPU: memory growth can only be set before that.
-        self.learner_device = configure_learner_device()
-        planned = load_run_config(run_dir) if resume and os.path.exists(os.path.join(run_dir, CONFIG_FILE)) else config
-        try:  # before anything is written: a host without the devices asked for
-            self.strategy = learner_strategy(planned.train.learner_replicas)
-        except ValueError as error:
-            raise TrainingError(str(error)) from None
-        self.config = prepare_run_dir(run_dir, config, resume)
-        if resume and config.train.frames != self.config.train.frames:
-            # The only learning setting a resume may change; persisted so a later plain --resume keeps it.
-            self.config = self.config.replace(train={"frames": config.train.frames})
-            write_run_config(run_dir, self.config)
-        train = self.config.train
-        if train.mixed_precision and self.learner_device == "/CPU:0":
-            print(f"{LOG_PREFIX} warning: --mixed-precision on a host without a GPU: CPUs have no fast float16, so "
-                  "the learner runs many times slower (bench.md: ~24x on this project's CPU). It is meant for GPUs "
-                  "with tensor cores; drop the flag here.", file=sys.stderr)
+        process = start_training_process(config, run_dir, resume, LOG_PREFIX)
+        self.config, self.learner_device, self.strategy = process.config, process.device, process.strategy
         self.engine = resolve_engine(self.config, learner_on_gpu=self.learner_device != "/CPU:0")
-        tf.keras.utils.set_random_seed(train.seed)  # Python, numpy and TF: Keras initializers draw from Python's random
-        if train.deterministic_ops:
-            tf.config.experimental.enable_op_determinism()
 
         self.env = builder.make_env(self.config, training=True, env_factory=env_factory)
         write_env_info(run_dir, self.config.env_name, self.env.envs[0].action_meanings)

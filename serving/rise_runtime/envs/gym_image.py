@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -289,22 +289,3 @@ class GymImageEnv(ScreenEnv):
 def _plain(info: dict) -> dict:
     """The wrapped env's info without keys of ours it might collide with."""
     return {k: v for k, v in info.items() if k != "life_lost"}
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class GymSource:
-    """How to build one lane of a non-Atari image env: a registered id, or a Python factory."""
-
-    name: str  # the gymnasium id, or the label of a factory
-    env_module: Optional[str]
-    image_key: Optional[str]
-    preprocessing: PreprocessingConfig
-    flicker_prob: float
-    factory: Optional[Callable[[], Any]]  # returns a gymnasium.Env or a TF-Agents PyEnvironment
-
-    def make(self) -> GymImageEnv:
-        options = dict(image_key=self.image_key, preprocessing=self.preprocessing, flicker_prob=self.flicker_prob,
-                       seed=None)
-        if self.factory is not None:
-            return GymImageEnv(self.factory(), name=self.name, **options)
-        return GymImageEnv.from_id(self.name, env_module=self.env_module, **options)

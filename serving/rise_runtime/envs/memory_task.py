@@ -124,6 +124,22 @@ class MemoryCorridorEnv(gym.Env):
             frame[::px(6), :] = 200  # decision frame: horizontal stripes
         return frame
 
+    def frames_with_cue(self, cue: int) -> np.ndarray:
+        """[episode_steps, H, W]: one episode's frames with this cue and no distractors, as the env draws
+        them (for diagnostics); the env's own episode is left as it was."""
+        if not 0 <= cue < self.num_cues:
+            raise ValueError(f"cue must be in 0..{self.num_cues - 1}, got {cue}")
+        saved = self._cue, self._t, self._distractor
+        try:
+            self._cue, self._distractor = cue, -1
+            frames = []
+            for t in range(self.episode_steps):
+                self._t = t
+                frames.append(self._frame())
+            return np.stack(frames)
+        finally:
+            self._cue, self._t, self._distractor = saved
+
     def reset(self, *, seed: Optional[int] = None, options=None):
         super().reset(seed=seed)  # seeds self.np_random when a seed is given (gymnasium's contract)
         self._cue = int(self.np_random.integers(self.num_cues))

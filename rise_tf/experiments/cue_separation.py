@@ -2,7 +2,9 @@
 corridor frames, beside the default random projection with the same seed (results/README.md, "A frozen
 snapshot of a trained encoder as ϑ").
 
-    python -m rise_tf.analysis.cue_separation RUN_DIR [RUN_DIR ...]
+    python -m rise_tf.experiments.cue_separation RUN_DIR [RUN_DIR ...]
+
+It builds the run's ϑ (TensorFlow), so it lives here and not in the TensorFlow-free analysis package.
 """
 from __future__ import annotations
 
@@ -19,13 +21,7 @@ def corridor_frames(config, cue: int) -> np.ndarray:
 
     env = MemoryCorridorEnv(corridor_length=config.env.corridor_length, num_cues=config.env.num_cues,
                             cue_steps=config.env.cue_steps, distractor_prob=0.0, frame_size=config.env.frame_size)
-    env.reset(seed=0)
-    env._cue = cue
-    frames = []
-    for t in range(env.episode_steps):
-        env._t = t
-        frames.append(env._frame())
-    return np.stack(frames)
+    return env.frames_with_cue(cue)
 
 
 def separation(encode, config) -> Dict[str, float]:
