@@ -16,19 +16,19 @@ from typing import Optional
 
 def check_out_path(out: str) -> Optional[str]:
     """Why --out cannot be written (None if it can), checked before TensorFlow loads."""
-    if not out.endswith(".onnx"):
-        return f"--out {out!r} must name an .onnx file (e.g. {os.path.splitext(out)[0] or 'model'}.onnx)"
+    from rise_runtime.paths import file_problem
+
     if os.path.isdir(out):
         return f"--out {out} is a directory; give a file path inside it, e.g. {os.path.join(out, 'model.onnx')}"
-    parent = os.path.dirname(os.path.abspath(out))
-    existing = parent
-    while not os.path.exists(existing):  # the deepest part of the path that exists
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        return f"--out {out} lies under {existing}, which is a file, not a directory"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"--out {out}: no permission to write in {existing}"
-    return None
+    if not out.endswith(".onnx"):
+        return f"--out {out!r} must name an .onnx file (e.g. {os.path.splitext(out)[0] or 'model'}.onnx)"
+    return file_problem(out, "--out")
+
+
+def check_saved_model_path(path: str) -> Optional[str]:
+    from rise_runtime.paths import folder_problem
+
+    return folder_problem(path, "--saved-model")
 
 
 def main(argv=None) -> int:
@@ -43,7 +43,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.parity_steps < 2:
         parser.error("--parity-steps must be >= 2 (the rollout resets half-way)")
-    problem = check_out_path(args.out)
+    problem = check_out_path(args.out) or (check_saved_model_path(args.saved_model) if args.saved_model else None)
+    if not problem and os.path.isfile(args.run_dir):
+        problem = f"{args.run_dir} is not a run directory (it is a file); give a rise-train --run-dir"
     if problem:
         print(f"rise-export: error: {problem}; nothing written", file=sys.stderr)
         return 2
@@ -83,7 +85,13 @@ def main(argv=None) -> int:
 
         # PolicySaver logs a harmless "Issue encountered when serializing global_step" warning.
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
-        step_model.export_saved_model(loaded, args.saved_model)
+        try:
+            step_model.export_saved_model(loaded, args.saved_model)
+        except (OSError, ValueError) as error:  # the ONNX model of this call goes too: all or nothing
+            os.remove(args.out)
+            print(f"rise-export: error: the SavedModel could not be written to {args.saved_model} "
+                  f"({type(error).__name__}: {str(error).splitlines()[0][:200]}); nothing written", file=sys.stderr)
+            return 2
     print(f"[rise-export] {loaded.checkpoint} ({loaded.frames_trained:,} frames) -> {args.out} "
           f"({os.path.getsize(args.out) / 1e6:.1f} MB) in {time.time() - started:.0f} s")
     print(f"[rise-export] {summary}")

@@ -130,6 +130,28 @@ def test_damaged_checkpoints_fall_back_to_the_previous_good_one_then_stop_clearl
         step_model.load_policy(str(tmp_path))
 
 
+@pytest.mark.parametrize("state", [{}, {"frames": 300, "agent_steps": "many", "updates": 5, "episodes": 1},
+                                   {"frames": -1, "agent_steps": 0, "updates": 0, "episodes": 0}])
+def test_a_checkpoint_without_valid_counters_is_damage_and_falls_back(tmp_path, capsys, state):
+    """state.json `{}` (or counters that are not whole numbers >= 0) would restart the run from 0 and
+    overwrite its newer checkpoints: it is damage, and the previous good checkpoint is used."""
+    config = tiny_memory_config(checkpoint_every_frames=150, keep_checkpoints=3)
+    trainer = Trainer(config, str(tmp_path), progress=False)
+    trainer.run()
+    trainer.close()
+    older, newest = checkpoints.list_checkpoints(str(tmp_path))[-2:]
+    with open(os.path.join(newest, "state.json"), "w") as f:
+        json.dump(state, f)
+    resumed = Trainer(config, str(tmp_path), resume=True, progress=False)
+    try:
+        assert resumed.last_checkpoint == older
+        assert resumed.counters.frames == int(older[-12:]) > 0 and resumed.counters.updates > 0
+    finally:
+        resumed.close()
+    out = capsys.readouterr().out
+    assert f"checkpoint {newest} is damaged: its counter" in out and f"restored {older}" in out
+
+
 def test_a_run_that_never_learned_says_so(tmp_path, capsys):
     """Resumed before warm-up finished, without saved replay: the budget is spent, no update was made."""
     config = tiny_memory_config(frames=150, warmup_frames=200)

@@ -142,7 +142,7 @@ def test_the_launcher_runs_server_actors_and_learner_as_processes(tmp_path):
 
 def test_bad_input_to_the_distributed_commands_is_refused_before_anything_is_written(tmp_path):
     bad = _rise_train(*TINY_FLAGS, "--distributed", "--actors", "0", "--run-dir", str(tmp_path / "a"))
-    assert bad.returncode == 2 and "actors must be >= 1" in bad.stderr
+    assert bad.returncode == 2 and "actors must be >= 1" in bad.stderr and not os.path.exists(tmp_path / "a")
     nobody = subprocess.run([sys.executable, "-m", "rise_tf.distributed.actor", "--replay", "localhost:1", "--run-dir",
                              str(tmp_path / "b")], capture_output=True, text=True, timeout=120, env=CLI_ENV)
     assert nobody.returncode == 2 and "no replay server answers at localhost:1" in nobody.stderr

@@ -83,6 +83,7 @@ def test_cli_refuses_bad_out_paths_and_missing_checkpoints_and_writes_nothing(po
         str(tmp_path / "a_dir.onnx"): "is a directory",
         str(tmp_path / "a_file" / "m.onnx"): "which is a file",
         str(tmp_path / "model.txt"): "must name an .onnx file",
+        "/proc/rise-export-test/model.onnx": "/proc does not accept new files",  # unwritable, even for root
     }
     for out, message in cases.items():
         assert export_main([pong_run, "--out", out]) == 2
@@ -91,6 +92,13 @@ def test_cli_refuses_bad_out_paths_and_missing_checkpoints_and_writes_nothing(po
     assert export_main([pong_run, "--out", str(tmp_path / "m.onnx"), "--checkpoint", missing]) == 2
     error = capsys.readouterr().err
     assert "does not exist" in error and "ckpt-" in error and "Delete" not in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dir.onnx", "a_file"]
+    # --saved-model onto an existing file: refused before any work (no .onnx written)
+    assert export_main([pong_run, "--out", str(tmp_path / "m.onnx"), "--saved-model", str(tmp_path / "a_file")]) == 2
+    error = capsys.readouterr().err
+    assert "--saved-model" in error and "is a file" in error and "nothing written" in error
+    assert export_main([str(tmp_path / "a_file"), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "is not a run directory (it is a file)" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dir.onnx", "a_file"]
 
 

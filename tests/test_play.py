@@ -49,6 +49,11 @@ def test_bad_requests_exit_with_a_message(pong_onnx, tmp_path, capsys):
     assert ".mp4 or .gif" in capsys.readouterr().err
     assert main([str(tmp_path / "none.onnx")]) == 2
     assert "rise-export" in capsys.readouterr().err
+    assert main([pong_onnx, "--record", "/proc/rise-play-test/x.mp4"]) == 2  # unwritable, even for root
+    assert "/proc does not accept new files" in capsys.readouterr().err
+    (tmp_path / "models").mkdir()
+    assert main([str(tmp_path / "models")]) == 2
+    assert "is a folder, not a model" in capsys.readouterr().err
 
 
 def test_plays_a_memory_task_model_in_its_own_corridor(tmp_path, capsys):

@@ -195,6 +195,10 @@ def test_mixed_precision_on_a_cpu_warns_and_still_learns(tmp_path, capsys):
      r"cannot hold replay ratio 4 with 8 lanes .* Raise --max-update-backlog to at least 32"),
     (["--engine", "concurrent", "--prefetch-batches", "0"], "prefetch_batches must be >= 1"),
     (["--game", "MemoryCorridor", "--parallel", "vector"], "Atari games only"),
+    (["--seed", "-1"], "seed must be >= 0"),
+    (["--distributed", "--actors", "0"], "actors must be >= 1"),
+    (["--game", "MemoryCorridor", "--env-kind", "atari"], "env_kind 'atari' does not match"),
+    (["--restart-limit", "-1"], "restart_limit must be >= 0"),
 ])
 def test_bad_numbers_and_sizes_exit_2_and_write_nothing(args, message, tmp_path, capsys):
     run_dir = tmp_path / "never"

@@ -206,8 +206,13 @@ def main(argv=None) -> int:
         parser.error("--episodes must be >= 1")
     if args.flicker is not None and not 0.0 <= args.flicker < 1.0:
         parser.error(f"--flicker must be in [0, 1) (0 = off), got {args.flicker}")
+    from rise_runtime.paths import file_problem
     from rise_runtime.runner import ModelError, Policy
 
+    problem = file_problem(args.record, "--record") if args.record else None
+    if problem:
+        print(f"rise-play: error: {problem}", file=sys.stderr)
+        return 2
     try:
         policy = Policy.load(args.model, threads=args.threads, device=args.device)
         flicker = model_flicker(policy) if args.flicker is None else args.flicker

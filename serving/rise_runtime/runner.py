@@ -98,6 +98,11 @@ class Policy:
     @classmethod
     def load(cls, path: str, threads: int = 1, device: str = "cpu") -> "Policy":
         """Loads an exported model. device: 'cpu' (default), 'cuda' (onnxruntime-gpu), or 'auto'."""
+        if os.path.isdir(path):
+            models = sorted(name for name in os.listdir(path) if name.endswith(".onnx"))
+            hint = (f"it holds {', '.join(models[:5])}: give one of them" if models else
+                    f"give the .onnx file rise-export wrote (for a training run: rise-export {path} --out model.onnx)")
+            raise FileNotFoundError(f"{path} is a folder, not a model; {hint}")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no model at {path}; create one with rise-export RUN_DIR --out {path}")
         return cls(_session(path, threads, device), path)
