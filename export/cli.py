@@ -74,7 +74,9 @@ def main(argv=None) -> int:
         if os.path.exists(candidate):
             os.remove(candidate)
     summary = (f"parity over {report.steps} real {loaded.config.env_name} frames ({report.resets} resets): "
-               f"max |ΔQ| = {report.max_abs_q_difference:.2e} (tolerance {report.tolerance:g}), "
+               f"max |ΔQ| = {report.max_abs_q_difference:.2e} (tolerance {report.tolerance:g}), carried state: "
+               f"max |Δ| {max(report.max_abs_state_difference.values(), default=0.0):.2e}, "
+               f"{sum(report.state_mismatches.values())} values beyond the tolerance plus one rounding step, "
                f"greedy-action mismatches: {report.action_mismatches}")
     if not report.passed:
         print(f"rise-export: error: the ONNX model does not match the TF policy; nothing written. {summary}",

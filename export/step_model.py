@@ -186,10 +186,18 @@ class ParityReport:
     max_abs_q_difference: float
     action_mismatches: int  # greedy actions that differ where TF's top-2 Q gap exceeds the tolerance
     tolerance: float
+    # The state the models carry to the next step (frame stack, embedding window, mask), per state
+    # tensor: each side feeds its own state back, so a drift there shows before it reaches Q.
+    max_abs_state_difference: Dict[str, float] = dataclasses.field(default_factory=dict)
+    # State elements that differ by more than the tolerance plus one rounding step of their dtype (a
+    # float16 embedding may round one ulp apart from float32 values that agree to 1e-7); integer and
+    # boolean state (frames, masks) must agree exactly.
+    state_mismatches: Dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_q_difference <= self.tolerance and self.action_mismatches == 0
+        return (self.max_abs_q_difference <= self.tolerance and self.action_mismatches == 0
+                and not any(self.state_mismatches.values()))
 
 
 def check_parity(step, names, onnx_path: str, frames: np.ndarray, resets: np.ndarray,
@@ -202,6 +210,8 @@ def check_parity(step, names, onnx_path: str, frames: np.ndarray, resets: np.nda
     tf_state = [np.zeros([1] + list(s.shape[1:]), s.dtype.as_numpy_dtype) for s in state_specs]
     onnx_state = [s.copy() for s in tf_state]
     worst, mismatches = 0.0, 0
+    worst_state = {n: 0.0 for n in names}
+    state_mismatches = {n: 0 for n in names}
     for frame, reset in zip(frames, resets):
         frame, reset = frame[None], np.array([reset])
         tf_out = step(tf.constant(frame), tf.constant(reset), *[tf.constant(s) for s in tf_state])
@@ -215,5 +225,13 @@ def check_parity(step, names, onnx_path: str, frames: np.ndarray, resets: np.nda
             mismatches += 1
         tf_state = [tf_out[contract.state_out(n)].numpy() for n in names]
         onnx_state = [onnx_out[contract.state_out(n)] for n in names]
-    return ParityReport(len(frames), int(resets.sum()), worst, mismatches, tolerance)
+        for name, tf_value, onnx_value in zip(names, tf_state, onnx_state):
+            difference = np.abs(tf_value.astype(np.float64) - onnx_value.astype(np.float64))
+            worst_state[name] = max(worst_state[name], float(difference.max()) if difference.size else 0.0)
+            if np.issubdtype(tf_value.dtype, np.floating):
+                allowed = tolerance + np.spacing(np.abs(tf_value)).astype(np.float64)  # one step of its dtype
+            else:
+                allowed = np.zeros(tf_value.shape)
+            state_mismatches[name] += int((difference > allowed).sum())
+    return ParityReport(len(frames), int(resets.sum()), worst, mismatches, tolerance, worst_state, state_mismatches)
 

@@ -196,7 +196,7 @@ def test_a_killed_actor_is_started_again_and_the_run_completes(tmp_path):
         os.kill(json.load(f)["actors"][0], signal.SIGKILL)
     output, _ = process.communicate(timeout=900)
     assert process.returncode == 0, output[-3000:]
-    assert "actor 0 exited (code -9); starting it again" in output
+    assert "actor 0 was killed by SIGKILL; starting it again (restart 1 of 5)" in output
     assert _read(actor_log).count("acting for") == 2  # it rejoined
     with open(os.path.join(run_dir, "summary.json")) as f:
         assert json.load(f)["frames"] >= 3000
@@ -251,6 +251,64 @@ def test_a_killed_learner_resumes_and_a_killed_server_restarts_from_its_checkpoi
         for process in [learner, server, *actors]:
             if process.poll() is None:
                 process.kill()
+
+
+@pytest.mark.slow
+def test_the_launcher_restarts_a_killed_server_and_a_killed_learner_and_the_run_completes(tmp_path):
+    """rise-train --distributed supervises itself: kill -9 of the replay server restarts it on the same
+    port from its checkpoint (the learner and actors reconnect); kill -9 of the learner restarts it from
+    its checkpoint; the run reaches its budget with exit 0, and SIGTERM stops the actors within seconds."""
+    run_dir = str(tmp_path / "run")
+    process = _start_launcher(run_dir, frames=5000, actors=2)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    output = lambda: "".join(lines)  # noqa: E731
+    processes = os.path.join(run_dir, "logs", "processes.json")
+
+    def pids():
+        with open(processes) as f:
+            return json.load(f)
+    try:
+        _wait_for(lambda: _checkpoint_frames(run_dir) > 0, 600, "the first checkpoint")
+        os.kill(pids()["server"], signal.SIGKILL)
+        _wait_for(lambda: "the replay server is back" in output(), 600, "the server's restart")
+        assert "the replay server was killed by SIGKILL; starting it again" in output()
+        at_server_restart = _checkpoint_frames(run_dir)
+        _wait_for(lambda: _checkpoint_frames(run_dir) > at_server_restart, 600, "a checkpoint after the restart")
+        learner = pids()["learner"]
+        os.kill(learner, signal.SIGKILL)
+        _wait_for(lambda: pids()["learner"] != learner, 120, "the learner's restart")
+        assert "the learner was killed by SIGKILL; starting it again from its newest checkpoint" in output()
+        assert process.wait(timeout=1200) == 0, output()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    reader.join(timeout=10)
+    assert output().count("resumed from") >= 1  # the restarted learner continued from its checkpoint
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        assert json.load(f)["frames"] >= 5000
+    for pid in [pids()["server"], pids()["learner"], *pids()["actors"]]:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # every child is gone
+
+
+def test_an_actor_stops_within_seconds_on_sigterm_even_when_its_server_is_gone(tmp_path):
+    """SIGTERM while the actor waits on a server that no longer answers (a Reverb call blocks the main
+    thread there): it stops within its grace time, not the launcher's kill timeout."""
+    import portpicker
+
+    from rise_tf.distributed.actor import STOP_GRACE_S
+
+    port = portpicker.pick_unused_port()
+    actor = subprocess.Popen([sys.executable, "-m", "rise_tf.distributed.actor", "--replay", f"localhost:{port}",
+                              "--run-dir", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, env=CLI_ENV)
+    assert "connecting to the replay server" in actor.stdout.readline()  # it waits for a server at the port
+    sent = time.time()
+    actor.send_signal(signal.SIGTERM)
+    actor.wait(timeout=60)
+    assert time.time() - sent <= STOP_GRACE_S + 3.0 and actor.returncode == 130, actor.stdout.read()
 
 
 def test_the_epsilon_ladder_is_ape_x():

@@ -21,6 +21,33 @@ def test_parity_over_real_frames_with_a_reset_in_the_middle(pong_run, tmp_path):
     report = step_model.check_parity(step, names, path, frames, resets)
     assert report.passed, report
     assert report.max_abs_q_difference < 1e-4 and report.steps == 60
+    # the carried state too: the frame stack and the frozen embeddings' window, tensor by tensor
+    assert set(report.max_abs_state_difference) == set(names) and len(names) >= 2
+    assert report.state_mismatches == {name: 0 for name in names}
+    assert report.max_abs_state_difference["frame_stack"] == 0  # uint8 frames: exact
+
+
+def test_parity_fails_when_the_carried_state_drifts(pong_run, tmp_path):
+    """A state the ONNX model carries differently fails the check even where Q still agrees: the step
+    function below returns a frame stack off by one grey level; the ONNX model is the true one."""
+    import tensorflow as tf
+
+    from rise_runtime import contract
+
+    loaded = step_model.load_policy(pong_run)
+    path = str(tmp_path / "pong.onnx")
+    step, names = step_model.export_onnx(loaded, path)
+    frames, resets = step_model.rollout_frames(loaded, 8)
+
+    def drifting_step(frame, reset, *state):
+        outputs = dict(step(frame, reset, *state))
+        stack = contract.state_out(names[0])
+        outputs[stack] = outputs[stack] + tf.ones_like(outputs[stack])
+        return outputs
+    drifting_step.input_signature = step.input_signature
+    report = step_model.check_parity(drifting_step, names, path, frames, resets)
+    assert report.max_abs_state_difference[names[0]] >= 1.0 and report.state_mismatches[names[0]] > 0
+    assert report.max_abs_q_difference < 1e-4 and not report.passed
 
 
 def test_metadata_lets_a_runtime_configure_itself(pong_run, tmp_path):

@@ -58,8 +58,15 @@ def test_training_never_calls_the_frozen_encoder():
     net.frozen_encoder.call = lambda frames: calls.append(1) or original(frames)
     with tf.GradientTape() as tape:
         q_values, _ = net(random_inputs(spec, 2))
-    assert tape.gradient(q_values, net.trainable_variables) is not None
+        first_action = q_values[:, 0]  # (the sum over actions cancels a dueling head's advantage stream)
+    gradients = tape.gradient(first_action, net.trainable_variables)
     assert calls == []
+    # every trainable weight (φ, ψ, Ω, ω) is trained through the gated Q, and ϑ has none
+    assert net.trainable_variables and not any("frozen" in v.name for v in net.trainable_variables)
+    for variable, gradient in zip(net.trainable_variables, gradients):
+        assert gradient is not None, f"{variable.name} gets no gradient"
+        assert np.isfinite(tf.convert_to_tensor(gradient).numpy()).all(), variable.name
+        assert np.any(tf.convert_to_tensor(gradient).numpy() != 0), f"{variable.name} gets a zero gradient"
 
 
 def test_masked_steps_do_not_change_the_recurrent_state():

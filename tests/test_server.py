@@ -299,6 +299,13 @@ def test_graceful_shutdown_finishes_the_request_in_flight(policy):
 def test_openapi_and_prometheus_metrics(server):
     status, schema = request(server, "GET", "/openapi.json")
     assert status == 200 and schema["openapi"].startswith("3.") and "/sessions/{session_id}/act" in schema["paths"]
+    # the documented paths and methods are exactly the served routes
+    from starlette.routing import Route
+
+    served = {(route.path, method.lower()) for route in server.service.app.routes if isinstance(route, Route)
+              for method in route.methods if method != "HEAD"}
+    documented = {(path, method) for path, operations in schema["paths"].items() for method in operations}
+    assert documented == served and len(served) == 6
     new_session(server)
     assert metric(server, "rise_requests_total", route="/sessions", status="201") >= 1
     assert metric(server, "rise_sessions") >= 1

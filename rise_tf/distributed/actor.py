@@ -278,30 +278,39 @@ STOP_GRACE_S = 5.0  # after SIGTERM: time to stop cleanly before the process end
 
 def stop_on_sigterm(prefix: str) -> None:
     """SIGTERM stops the actor within STOP_GRACE_S, even while a Reverb call blocks the main thread (a
-    Python signal handler would wait for that call to return, e.g. for a server that is gone): a
-    watcher thread takes the signal, interrupts the main thread, and ends the process if the main
-    thread has not finished by then. An actor holds nothing a checkpoint needs."""
+    Python signal handler would wait for that call to return, e.g. for a server that is gone). The
+    C-level handler writes the signal to a wake-up socket at once, in whichever thread it lands; a
+    watcher thread reads it, interrupts the main thread, and ends the process if the main thread has
+    not finished by then. An actor holds nothing a checkpoint needs."""
     import _thread
+    import socket
     import threading
 
-    # Blocked here, before TensorFlow and Reverb start their threads (they inherit the mask), so the
-    # signal reaches only the watcher's sigwait.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    receiver, sender = socket.socketpair()
+    sender.setblocking(False)
+    signal.signal(signal.SIGTERM, lambda *_: None)  # a Python handler: the C handler (and wake-up) only run then
+    signal.set_wakeup_fd(sender.fileno(), warn_on_full_buffer=False)
 
     def watch():
-        signal.sigwait({signal.SIGTERM})
+        while True:
+            received = receiver.recv(64)
+            if signal.SIGTERM in received:
+                break
         _thread.interrupt_main()
         time.sleep(STOP_GRACE_S)
         print(f"{prefix} stopped (SIGTERM; a call to the replay server did not return within "
               f"{STOP_GRACE_S:.0f} s)", flush=True)
         os._exit(130)
 
-    threading.Thread(target=watch, name="rise-actor-sigterm", daemon=True).start()
+    watcher = threading.Thread(target=watch, name="rise-actor-sigterm", daemon=True)
+    watcher.wakeup_socket = sender  # alive as long as the process: the C handler writes to its descriptor
+    watcher.start()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     stop_on_sigterm(f"[rise-actor {args.actor_id}]")  # first: before any library starts a thread
+    print(f"[rise-actor {args.actor_id}] connecting to the replay server at {args.replay}", flush=True)
     try:
         return _run(args)
     except KeyboardInterrupt:

@@ -98,10 +98,51 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def openapi_schema(game: str, action_meanings) -> dict:
-    """OpenAPI 3.1 for this server; the act endpoint takes a raw body, which no schema library infers."""
+# The route table: path, method, the RiseService method that answers it. Starlette's routes and the
+# OpenAPI paths are both built from it, so the documented API is the served one.
+ROUTES = (
+    ("/sessions", "POST", "create_session"),
+    ("/sessions/{session_id}/act", "POST", "act"),
+    ("/sessions/{session_id}", "DELETE", "delete_session"),
+    ("/healthz", "GET", "healthz"),
+    ("/metrics", "GET", "prometheus"),
+    ("/openapi.json", "GET", "openapi"),
+)
+
+
+def _operations(action_meanings) -> dict:
+    """The OpenAPI operation of each route handler."""
     error = {"description": "bad request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     session_id = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
+    return {
+        "create_session": {"summary": "start a game session", "responses": {
+            "201": {"description": "created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}}},
+            "429": error}},
+        "act": {
+            "summary": "one agent step: a raw screen in, the greedy action out",
+            "parameters": [session_id, {"name": "X-Frame-Shape", "in": "header", "required": False,
+                                        "schema": {"type": "string", "example": "210,160,3"},
+                                        "description": "H,W,3; required with application/octet-stream"}],
+            "requestBody": {"required": True, "content": {
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"200": {"description": "the step", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Step"}}}},
+                          "400": error, "404": error, "413": error, "415": error}},
+        "delete_session": {"summary": "end a session", "parameters": [session_id],
+                           "responses": {"200": {"description": "deleted"}, "404": error}},
+        "healthz": {"summary": "liveness (no key needed)", "security": [{}], "responses": {"200": {"description": "ok"}}},
+        "prometheus": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}},
+        "openapi": {"summary": "this API as OpenAPI 3.1", "responses": {"200": {"description": "the document"}}},
+    }
+
+
+def openapi_schema(game: str, action_meanings) -> dict:
+    """OpenAPI 3.1 for this server, its paths from ROUTES; the act endpoint takes a raw body, which no
+    schema library infers."""
+    operations = _operations(action_meanings)
+    paths: dict = {}
+    for path, method, handler in ROUTES:
+        paths.setdefault(path, {})[method.lower()] = operations[handler]
     return {
         "openapi": "3.1.0",
         "info": {"title": "rise-serve", "version": "1",
@@ -122,26 +163,7 @@ def openapi_schema(game: str, action_meanings) -> dict:
             },
         },
         "security": [{"bearer": []}, {"apiKey": []}, {}],
-        "paths": {
-            "/sessions": {"post": {"summary": "start a game session", "responses": {
-                "201": {"description": "created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}}},
-                "429": error}}},
-            "/sessions/{session_id}/act": {"post": {
-                "summary": "one agent step: a raw screen in, the greedy action out",
-                "parameters": [session_id, {"name": "X-Frame-Shape", "in": "header", "required": False,
-                                            "schema": {"type": "string", "example": "210,160,3"},
-                                            "description": "H,W,3; required with application/octet-stream"}],
-                "requestBody": {"required": True, "content": {
-                    "image/png": {"schema": {"type": "string", "format": "binary"}},
-                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-                "responses": {"200": {"description": "the step", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Step"}}}},
-                              "400": error, "404": error, "413": error, "415": error}}},
-            "/sessions/{session_id}": {"delete": {"summary": "end a session", "parameters": [session_id],
-                                                  "responses": {"200": {"description": "deleted"}, "404": error}}},
-            "/healthz": {"get": {"summary": "liveness (no key needed)", "security": [{}],
-                                 "responses": {"200": {"description": "ok"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}}},
-        },
+        "paths": paths,
     }
 
 
@@ -184,14 +206,7 @@ class RiseService:
         self.batcher = Batcher(policy, settings.batch_window_ms / 1000.0, settings.max_batch,
                                on_batch=self.metrics.batch_size.observe)
         self.schema = openapi_schema(policy.game, policy.action_meanings)
-        routes = [
-            Route("/sessions", self.create_session, methods=["POST"]),
-            Route("/sessions/{session_id}/act", self.act, methods=["POST"]),
-            Route("/sessions/{session_id}", self.delete_session, methods=["DELETE"]),
-            Route("/healthz", self.healthz, methods=["GET"]),
-            Route("/metrics", self.prometheus, methods=["GET"]),
-            Route("/openapi.json", self.openapi, methods=["GET"]),
-        ]
+        routes = [Route(path, getattr(self, handler), methods=[method]) for path, method, handler in ROUTES]
         self._route_paths = {route.endpoint: route.path for route in routes}
         from starlette.exceptions import HTTPException
 
