@@ -17,6 +17,8 @@ PACKAGES = [
     "rise_tf.replay",
     "rise_tf.agents",
     "rise_tf.policies",
+    "rise_tf.parts",
+    "rise_tf.engines",
     "rise_tf.train",
     "rise_tf.analysis",
     "rise_tf.experiments",

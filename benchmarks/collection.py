@@ -10,7 +10,7 @@ import numpy as np
 from tf_agents.drivers import py_driver
 from tf_agents.policies import py_tf_eager_policy
 
-from rise_tf.train import builder
+from rise_tf import builder
 from rise_tf.config import make_config
 
 

@@ -53,7 +53,7 @@ def replay_throughput(steps: int, batches: int) -> Dict[str, Dict[str, float]]:
 
     from rise_tf.replay.embedding_replay import EmbeddingReplay
     from rise_tf.replay.reverb_store import ReverbReplay
-    from rise_tf.train import builder
+    from rise_tf import builder
 
     config, layout = _layout()
     inputs = list(builder.network_spec(config))

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from rise_tf.replay.layout import FIRST, MID
-from rise_tf.train import builder
+from rise_tf import builder
 from rise_tf.config import make_config
 
 MODELS = (("base", "dqn"), ("rise", "rise-dqn"), ("full_recurrent", "r2d2-lite"))

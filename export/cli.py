@@ -54,7 +54,7 @@ def main(argv=None) -> int:
 
     quiet_third_party_startup()
     from rise_tf.export import step_model
-    from rise_tf.train.checkpoints import CheckpointError
+    from rise_tf.parts.checkpoints import CheckpointError
 
     started = time.time()
     # The model is written here first and moved to --out only once it has passed the parity check.

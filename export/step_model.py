@@ -20,7 +20,8 @@ from tf_agents.trajectories import time_step as ts
 from rise_runtime import contract
 from rise_tf.networks.rise_q_network import input_frame_size
 from rise_tf.policies.rise_policy import RiseQPolicy
-from rise_tf.train import builder, checkpoints
+from rise_tf import builder
+from rise_tf.parts import checkpoints
 from rise_tf.envs.specs import frame_specs
 from rise_tf.config import RunConfig, env_description
 from rise_tf.run_dir import load_env_info, load_run_config, write_file_atomic

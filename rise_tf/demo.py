@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     parser.add_argument("--game", default="Pong", help="Atari game for step 2")
     args = parser.parse_args(argv)
     quiet_third_party_startup()
-    from rise_tf.train import builder
+    from rise_tf import builder
     from rise_tf.config import make_config
     from rise_tf.parts.evaluator import evaluate
     from rise_tf.train.trainer import Trainer

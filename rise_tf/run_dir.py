@@ -7,7 +7,7 @@ trainer, peers, experiments, analysis and export all go through it.
               env.json       the env's name and action meanings (export needs no env to rebuild the policy)
               metrics.jsonl  training and evaluation records
               summary.json   the run's totals, rewritten when a run ends
-              checkpoints/   ckpt-<frames>/{variables.*, state.json, replay/replay.npz}: rise_tf.train.checkpoints
+              checkpoints/   ckpt-<frames>/{variables.*, state.json, replay/replay.npz}: rise_tf.parts.checkpoints
               tensorboard/
               logs/          a distributed run's process logs and processes.json (the launcher's)
               replay_server/ the replay server's Reverb checkpoints; replay_server.json its address
@@ -23,7 +23,7 @@ import os
 from typing import Optional
 
 from rise_tf.networks.choices import SNAPSHOT_PREFIX, keras_weights_path, parse_frozen_encoder
-from rise_tf.config import RunConfig, replay_layout
+from rise_tf.config import RunConfig, env_description, replay_layout
 from rise_tf.replay.persistence import DATA_FILE as REPLAY_DATA_FILE  # noqa: F401  (the replay's own format)
 
 CONFIG_FILE = "config.json"
@@ -133,12 +133,16 @@ def load_run_config(run_dir: str) -> RunConfig:
                           f"run's checkpoints or start a new run.") from None
 
 
-def write_env_info(run_dir: str, name: str, action_meanings) -> None:
-    write_json_atomic(os.path.join(run_dir, ENV_FILE), {"name": name, "action_meanings": list(action_meanings)})
+def write_env_info(run_dir: str, config: RunConfig, action_meanings) -> None:
+    """env.json: the env's name, its description (the runtime's env registry rebuilds the env from it:
+    rise_runtime.envs.registry) and its action meanings."""
+    write_json_atomic(os.path.join(run_dir, ENV_FILE), {"name": config.env_name, "env": env_description(config),
+                                                        "action_meanings": list(action_meanings)})
 
 
 def load_env_info(run_dir: str) -> Optional[dict]:
-    """{"name", "action_meanings"} of the run's env, or None for runs that predate env.json."""
+    """{"name", "env" (the registry's description; older runs lack it), "action_meanings"} of the run's
+    env, or None for runs that predate env.json."""
     try:
         with open(os.path.join(run_dir, ENV_FILE)) as f:
             return json.load(f)

@@ -112,7 +112,7 @@ def test_nan_loss_stops_before_changing_weights():
 
 def _builder_agent(**train):
     """The agent as rise-train builds it (small sizes), with these train settings."""
-    from rise_tf.train import builder
+    from rise_tf import builder
     from rise_tf.config import make_config
 
     config = make_config("rise-dqn", "MemoryCorridor", train=train, agent={"batch_size": 4},

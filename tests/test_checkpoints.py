@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rise_tf.train import checkpoints
+from rise_tf.parts import checkpoints
 from rise_tf.config import make_config
 from rise_tf.train.trainer import Trainer, TrainingError
 

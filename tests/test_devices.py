@@ -2,7 +2,7 @@
 on CPU; the project has no GPU)."""
 import tensorflow as tf
 
-from rise_tf.train import devices
+from rise_tf.parts import devices
 
 
 def test_cpu_host_learns_on_the_cpu():

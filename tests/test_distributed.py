@@ -174,7 +174,7 @@ def _read(path):
 
 
 def _checkpoint_frames(run_dir):
-    from rise_tf.train import checkpoints
+    from rise_tf.parts import checkpoints
     latest = checkpoints.latest_checkpoint(run_dir)
     return -1 if latest is None else checkpoints.load_state(latest)["frames"]
 

@@ -24,12 +24,16 @@ def test_parity_over_real_frames_with_a_reset_in_the_middle(pong_run, tmp_path):
     # the carried state too: the frame stack and the frozen embeddings' window, tensor by tensor
     assert set(report.max_abs_state_difference) == set(names) and len(names) >= 2
     assert report.state_mismatches == {name: 0 for name in names}
-    assert report.max_abs_state_difference["frame_stack"] == 0  # uint8 frames: exact
+    # uint8 frames exact; float16-rounded embeddings at most one float16 step apart (ϑ's float32 sums
+    # differ between TF and onnxruntime in the last bits); tf2onnx once dropped that rounding altogether
+    assert report.max_abs_state_difference["frame_stack"] == 0
+    assert report.max_abs_state_difference["embedding_window"] <= 2 ** -10  # one step of float16 below 2
 
 
 def test_parity_fails_when_the_carried_state_drifts(pong_run, tmp_path):
-    """A state the ONNX model carries differently fails the check even where Q still agrees: the step
-    function below returns a frame stack off by one grey level; the ONNX model is the true one."""
+    """A state the ONNX model carries differently fails the check, tensor by tensor: the step function
+    below returns a frame stack off by one grey level; the ONNX model is the true one. (Found this way:
+    tf2onnx had dropped the float16 rounding of the embeddings, invisible in Q at 1e-7.)"""
     import tensorflow as tf
 
     from rise_runtime import contract
@@ -47,7 +51,7 @@ def test_parity_fails_when_the_carried_state_drifts(pong_run, tmp_path):
     drifting_step.input_signature = step.input_signature
     report = step_model.check_parity(drifting_step, names, path, frames, resets)
     assert report.max_abs_state_difference[names[0]] >= 1.0 and report.state_mismatches[names[0]] > 0
-    assert report.max_abs_q_difference < 1e-4 and not report.passed
+    assert not report.passed
 
 
 def test_metadata_lets_a_runtime_configure_itself(pong_run, tmp_path):

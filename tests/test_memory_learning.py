@@ -7,7 +7,7 @@ RISE-DQN vs DQN, and RISE-BTR vs BTR (BTR's learner on the memory task's smaller
 """
 import pytest
 
-from rise_tf.train import builder
+from rise_tf import builder
 from rise_tf.config import make_config
 from rise_tf.parts.evaluator import evaluate
 from rise_tf.train.trainer import Trainer

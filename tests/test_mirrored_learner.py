@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent('''
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from rise_tf.agents.mirrored import mirrored_train_function
     from rise_tf.replay.embedding_replay import EmbeddingReplay
-    from rise_tf.train import builder
+    from rise_tf import builder
     from rise_tf.config import make_config, replay_layout
 
     config = make_config("rise-dqn", "MemoryCorridor", env={"num_envs": 2}, replay={"capacity": 2000},

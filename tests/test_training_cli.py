@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from rise_tf.train.checkpoints import list_checkpoints
+from rise_tf.parts.checkpoints import list_checkpoints
 from rise_tf.train.cli import main
 
 TINY_PONG = ["--game", "Pong", "--num-envs", "2", "--warmup-frames", "400", "--batch-size", "8",

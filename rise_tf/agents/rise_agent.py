@@ -71,7 +71,7 @@ class RiseAgent(tf_agent.TFAgent):
           xla: compile the update with XLA (jit_compile).
 
         Mixed precision is the global Keras policy (set before the network is built, see
-        `rise_tf.train.builder`); with a LossScaleOptimizer the loss is scaled for the gradients.
+        `rise_tf.builder`); with a LossScaleOptimizer the loss is scaled for the gradients.
         """
         tf.Module.__init__(self, name=name)
         if loss not in LOSSES:

@@ -59,7 +59,7 @@ class Actor:
 
         from rise_tf.distributed.weights import make_learner_state, variable_nest
         from rise_tf.parts.collector import Collector
-        from rise_tf.train import builder
+        from rise_tf import builder
 
         self.config, self.address, self.actor_id = config, address, actor_id
         self.pull_every, self.reconnect_seconds = config.distributed.pull_every, config.distributed.reconnect_seconds

@@ -48,8 +48,8 @@ class DistributedLearner:
         from rise_tf.parts.counters import Counters
         from rise_tf.parts.run import Run
         from rise_tf.run_dir import write_env_info
-        from rise_tf.train import builder
-        from rise_tf.train.setup import start_training_process
+        from rise_tf import builder
+        from rise_tf.parts.process import start_training_process
 
         self.address, self.launched, self.run_dir = address, launched, run_dir
         self.learner_state = make_learner_state()
@@ -61,7 +61,7 @@ class DistributedLearner:
         self.push_every, self.reconnect_seconds = settings.push_every, settings.reconnect_seconds
         # One lane, for the specs and the action names; the actors hold the training envs.
         self.env = builder.make_env(config, num_envs=1, training=False, parallel="serial")
-        write_env_info(run_dir, config.env_name, self.env.envs[0].action_meanings)
+        write_env_info(run_dir, config, self.env.envs[0].action_meanings)
         train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
         self.agent = builder.make_agent(config, self.env.time_step_spec(), self.env.action_spec(), train_step,
                                         strategy=process.strategy)
@@ -88,7 +88,7 @@ class DistributedLearner:
     def _make_replay(self):
         from rise_tf.config import replay_layout
         from rise_tf.replay.reverb_store import ReverbReplay
-        from rise_tf.train import builder
+        from rise_tf import builder
 
         return ReverbReplay(replay_layout(self.config), list(builder.network_spec(self.config)),
                             batch_size=self.config.agent.batch_size, prefetch=self.config.train.prefetch_batches,
@@ -272,7 +272,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     from rise_tf.distributed.tables import ServerMismatch
     from rise_tf.parts.run import TrainingError
-    from rise_tf.train.checkpoints import CheckpointError
+    from rise_tf.parts.checkpoints import CheckpointError
     try:
         config = connect_config(args.replay, args.run_dir, "rise-learner")
         given = given_settings(args)

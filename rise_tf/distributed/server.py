@@ -35,7 +35,7 @@ def start(config, run_dir: str, port: int):
 
     from rise_tf.distributed import tables
     from rise_tf.distributed.weights import make_learner_state, variable_nest, variable_specs
-    from rise_tf.train import builder
+    from rise_tf import builder
 
     env = builder.make_env(config, num_envs=1, training=False, parallel="serial")
     try:

@@ -39,7 +39,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from rise_tf.networks.encoders import make_frozen_encoder
     from rise_tf.run_dir import load_run_config
-    from rise_tf.train import builder
+    from rise_tf import builder
 
     runs = sys.argv[1:] if argv is None else argv
     if not runs:

@@ -1,7 +1,7 @@
 """The Keras dtype policy for a block of layer construction.
 
 Keras layers take the global dtype policy when they are made, so mixed precision is set only around
-building the learner's networks (`rise_tf.train.builder.make_agent`) and restored after, leaving the
+building the learner's networks (`rise_tf.builder.make_agent`) and restored after, leaving the
 rest of the process (evaluation, export, tests) in float32. The frozen encoder ϑ is always float32:
 it is a fixed function whose embeddings must equal the exported model's.
 """

@@ -12,7 +12,7 @@
     signals       Ctrl-C / SIGTERM that never split a lane step from its counters
     run           the parts of one run and what every engine does between steps (milestones, finish)
 
-The builder (rise_tf/train/builder.py) alone reads the config and constructs them; the serial and
+The builder (rise_tf/builder.py) alone reads the config and constructs them; the serial and
 concurrent engines (rise_tf/engines) and the distributed actor and learner (rise_tf/distributed)
 only assemble them. Importing this package loads nothing; counters, updates and schedules are
 TensorFlow-free.

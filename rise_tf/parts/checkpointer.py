@@ -1,12 +1,12 @@
 """The checkpointer: atomic checkpoints of a run's variables, counters and (optionally) replay, and the
 restore that falls back to the newest good checkpoint when newer ones are damaged. The file format and
-atomicity are rise_tf.train.checkpoints'."""
+atomicity are rise_tf.parts.checkpoints'."""
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rise_tf.run_dir import checkpoint_replay_dir
-from rise_tf.train import checkpoints
+from rise_tf.parts import checkpoints
 
 
 class Checkpointer:

@@ -20,7 +20,7 @@ from rise_tf.parts.evaluator import EvalResult, Evaluator
 from rise_tf.parts.learner import Learner, NonFiniteLoss
 from rise_tf.parts.run_log import RunLog
 from rise_tf.parts.signals import STOP_SIGNALS
-from rise_tf.train import checkpoints
+from rise_tf.parts import checkpoints
 
 
 class TrainingError(RuntimeError):

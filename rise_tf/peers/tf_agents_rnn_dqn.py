@@ -77,7 +77,7 @@ def run(args) -> dict:
     from tf_agents.utils import common
 
     from rise_tf.run_dir import CONFIG_FILE, SUMMARY_FILE, append_metrics, write_json_atomic
-    from rise_tf.train import builder
+    from rise_tf import builder
     from rise_tf.parts import updates as update_rule
     from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, evaluate
     from rise_tf.parts.schedules import exploration_epsilon

@@ -75,9 +75,13 @@ class RiseQPolicy(tf_policy.TFPolicy):
             new_state["frame_stack"] = tf.concat(
                 [state["frame_stack"][..., 1:], frame[..., None]], axis=-1)  # [B, H, W, S]
         if "embedding_window" in state:
-            embedding = self._q_network.embed_frames(frame)  # [B, E], ϑ once per frame
-            embedding = tf.cast(tf.cast(embedding, self._embedding_dtype), tf.float32)
-            new_state["embedding_window"] = push(state["embedding_window"], embedding)  # [B, k, E]
+            stored = tf.cast(self._q_network.embed_frames(frame), self._embedding_dtype)  # [B, E], ϑ once per frame
+            # The window is shifted in the stored dtype (exact: it holds only stored values), so the
+            # rounding is an op of its own in an exported graph: tf2onnx's optimizer drops a
+            # float32 -> float16 -> float32 cast pair as if it were lossless.
+            window = tf.cast(state["embedding_window"], self._embedding_dtype)
+            new_state["embedding_window"] = tf.cast(push(window, stored), tf.float32)  # [B, k, E]
+            embedding = tf.cast(stored, tf.float32)
         if "frame_window" in state:
             new_state["frame_window"] = push(state["frame_window"], frame)  # [B, k, H, W]
         if "window_mask" in state:

@@ -99,7 +99,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         from rise_tf.distributed.launcher import launch
         from rise_tf.run_dir import write_run_config
         from rise_tf.parts.run import TrainingError
-        from rise_tf.train.setup import prepare_run_dir
+        from rise_tf.parts.process import prepare_run_dir
         try:
             prepare_run_dir(run_dir, config, resume=bool(args.resume))
             if args.resume:  # a new --frames: the learner reads the run's config.json
@@ -111,7 +111,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     import tensorflow as tf
 
-    from rise_tf.train.checkpoints import CheckpointError
+    from rise_tf.parts.checkpoints import CheckpointError
     from rise_tf.train.trainer import Trainer, TrainingError
 
     try:

@@ -26,8 +26,9 @@ from rise_tf.parts.learner import NonFiniteLoss
 from rise_tf.parts.run import Run, TrainingError
 from rise_tf.parts.signals import STOP_SIGNALS
 from rise_tf.run_dir import REPLAY_DATA_FILE, checkpoint_replay_dir, write_env_info
-from rise_tf.train import builder, checkpoints
-from rise_tf.train.setup import prepare_run_dir, start_training_process
+from rise_tf import builder
+from rise_tf.parts import checkpoints
+from rise_tf.parts.process import prepare_run_dir, start_training_process
 
 __all__ = ["Trainer", "TrainingError", "prepare_run_dir"]
 
@@ -47,7 +48,7 @@ class Trainer:
         self.engine = resolve_engine(self.config, learner_on_gpu=self.learner_device != "/CPU:0")
 
         self.env = builder.make_env(self.config, training=True, env_factory=env_factory)
-        write_env_info(run_dir, self.config.env_name, self.env.envs[0].action_meanings)
+        write_env_info(run_dir, self.config, self.env.envs[0].action_meanings)
         self.train_step = tf.Variable(0, dtype=tf.int64, name="train_step")
         self.agent = builder.make_agent(self.config, self.env.time_step_spec(), self.env.action_spec(),
                                         self.train_step, strategy=self.strategy)

@@ -12,7 +12,7 @@ import tensorflow as tf
 from rise_tf.config import RunConfig
 from rise_tf.parts.run import TrainingError
 from rise_tf.run_dir import CONFIG_FILE, load_run_config, write_run_config
-from rise_tf.train.devices import configure_learner_device, learner_strategy
+from rise_tf.parts.devices import configure_learner_device, learner_strategy
 
 
 def prepare_run_dir(run_dir: str, config: RunConfig, resume: bool) -> RunConfig:

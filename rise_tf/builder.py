@@ -21,7 +21,7 @@ from rise_tf.agents.mirrored import mirrored_train_function
 from rise_tf.replay.embedding_replay import EmbeddingReplay
 from rise_tf.replay.store import ReplayStore
 from rise_tf.run_dir import ENV_FILE, RunDirError, load_env_info, load_run_config
-from rise_tf.train import checkpoints
+from rise_tf.parts import checkpoints
 from rise_tf.config import RunConfig, env_description, replay_layout
 from rise_tf.parts import schedules
 from rise_tf.parts.checkpointer import Checkpointer
