@@ -23,6 +23,7 @@ from typing import Dict, List
 import numpy as np
 
 from benchmarks import machine
+from rise_tf.run_dir import METRICS_FILE
 
 ACTOR_COUNTS = (1, 2, 4)
 QUICK = dict(steps=300, batches=20, frames=6_000, warmup=2_000, actors=(1, 2))
@@ -84,7 +85,7 @@ def replay_throughput(steps: int, batches: int) -> Dict[str, Dict[str, float]]:
 
 def _steady_fps(run_dir: str, warmup: int) -> float:
     """Frames/s between the first log record after the warm-up and the last one."""
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+    with open(os.path.join(run_dir, METRICS_FILE)) as f:
         records = [json.loads(line) for line in f if '"kind": "train"' in line]
     after = [r for r in records if r["frames"] > warmup]
     if len(after) < 2:

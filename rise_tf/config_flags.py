@@ -12,11 +12,12 @@ from rise_tf.config import DEFAULT_ALGO, PRESET_DESCRIPTIONS, PRESETS, SECTIONS,
 from rise_tf.counts import parse_count, parse_real
 
 
-def add_field_flag(group, section: str, field) -> None:
-    """--<field-name>, parsed to the field's type; None when not given (the config's value stays)."""
-    text = field.metadata["help"]
+def add_field_flag(group, section: str, field, default_note: Optional[str] = None) -> None:
+    """--<field-name>, parsed to the field's type; None when not given (the config's value stays).
+    default_note: what the help says the default is (default: the field's own default)."""
+    text = field.metadata["help"].split(" [default:")[0] if default_note else field.metadata["help"]
     kwargs = dict(default=None, dest=f"{section}.{field.name}",
-                  help=text if "[default:" in text else f"{text} [default: {field.default}]")
+                  help=text if "[default:" in text else f"{text} [default: {default_note or field.default}]")
     kind = field.metadata.get("parse", type(field.default))
     if kind is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
@@ -46,10 +47,10 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: Optional[Iterabl
 def add_section_flags(parser: argparse.ArgumentParser, section: str, names: Iterable[str]) -> None:
     """Flags for some fields of one section (rise-actor and rise-learner override the run's config)."""
     wanted = set(names)
-    group = parser.add_argument_group(f"{section} settings [default: the run's config.json]")
+    group = parser.add_argument_group(f"{section} settings (override the run's config.json)")
     for _, flag_section, field in flag_table():
         if flag_section == section and field.name in wanted:
-            add_field_flag(group, section, field)
+            add_field_flag(group, section, field, default_note="the run's")
 
 
 def given_settings(args) -> Dict[str, Dict[str, object]]:

@@ -11,7 +11,11 @@ def test_learner_cost_fills_replay_with_the_games_own_actions():
     result = learner_cost.measure(game="MemoryCorridor", rounds=1, updates_per_round=1, batch_size=4,
                                   models=(("base", "dqn"), ("rise", "rise-dqn")))
     assert math.isfinite(result["base_update_ms"]) and result["base_update_ms"] > 0
-    assert math.isfinite(result["rise_over_base"]) and result["batch_size"] == 4
+    assert math.isfinite(result["rise_update_ms"]) and result["rise_update_ms"] > 0
+    # the ratio is of the two medians measured side by side, and the sizes are the ones asked for
+    assert result["rise_over_base"] == result["rise_update_ms"] / result["base_update_ms"]
+    assert result["batch_size"] == 4 and result["window_length"] == 16
+    assert set(result) == {"base_update_ms", "rise_update_ms", "rise_over_base", "batch_size", "window_length"}
 
 
 @pytest.mark.slow  # ~20 s (ResNet50 on CPU); make bench runs it too

@@ -32,14 +32,24 @@ def test_mp4_falls_back_to_opencv_without_pyav_and_says_browsers_may_not_play_it
     assert main([pong_onnx, "--max-episode-frames", "200", "--record", str(video)]) == 0
     assert "mp4v: many browsers cannot play it" in capsys.readouterr().out
     capture = cv2.VideoCapture(str(video))
-    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) > 0
+    # one frame per agent step: 200 emulator frames (the no-op start included) at repeat 4 -> 43..50 steps
+    assert 43 <= int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) <= 50
 
 
 def test_realtime_paces_to_game_time_and_counts_deadlines(pong_onnx, tmp_path, capsys):
-    assert main([pong_onnx, "--realtime", "--max-episode-frames", "120", "--record", str(tmp_path / "p.gif")]) == 0
-    out = capsys.readouterr().out
-    assert "step deadlines missed" in out and "score" in out
-    assert (tmp_path / "p.gif").stat().st_size > 0
+    import time
+
+    started = time.perf_counter()
+    assert main([pong_onnx, "--realtime", "--max-episode-frames", "120", "--json", "--record",
+                 str(tmp_path / "p.mp4")]) == 0
+    elapsed = time.perf_counter() - started
+    result = json.loads(capsys.readouterr().out)
+    steps = result["steps"]  # 120 frames with the no-op start: 23..30 agent steps of 4 frames
+    assert 23 <= steps <= 30 and 0 <= result["dropped_deadlines"] <= steps
+    # paced to 60 Hz game time: never faster than 4 frames / 60 Hz per step
+    assert elapsed >= steps * 4 / 60.0 - 0.05
+    with av.open(str(tmp_path / "p.mp4")) as container:
+        assert sum(1 for _ in container.decode(container.streams.video[0])) == steps
 
 
 def test_bad_requests_exit_with_a_message(pong_onnx, tmp_path, capsys):

@@ -90,7 +90,7 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
                 metric: dataclasses.asdict(aggregate.interval_estimate(scores[label], metric, reps, seed=seed))
                 for metric in aggregate.METRICS}
         if any(is_memory_task(g) for g in games):
-            entry.update(_solve_stats([r for r in mine if is_memory_task(r.game)]))
+            entry.update(_solve_stats([r for r in mine if r.is_memory_task]))
             entry["solve_per_game"] = {game: _solve_stats([r for r in mine if r.game == game])
                                        for game in games if is_memory_task(game)}
         variants[label] = entry

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from rise_runtime.envs.atari_scores import human_normalized_score
 from rise_runtime.envs.memory_task import is_memory_task
-from rise_tf.run_dir import CONFIG_FILE, EXPERIMENT_FILE, METRICS_FILE, SUMMARY_FILE
+from rise_tf.run_dir import CONFIG_FILE, EXPERIMENT_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_DIR
 
 _EVENTS = "events.out.tfevents.*"
 
@@ -32,11 +32,16 @@ class Run:
     evals: List[Dict[str, Any]]  # {"frames", "return", "success_rate", "human_normalized"?, "wall_seconds"?}
     summary: Dict[str, Any]
     source: str  # "metrics.jsonl" or "tensorboard"
+    env_kind: Optional[str] = None  # the run config's env kind; None for plain TensorBoard runs
+
+    @property
+    def is_memory_task(self) -> bool:
+        return self.env_kind == "memory" if self.env_kind else is_memory_task(self.game)
 
     def score_name(self) -> str:
         """The score a report compares: success on the memory task, HNS on Atari games with
         reference scores, raw return otherwise."""
-        if is_memory_task(self.game):
+        if self.is_memory_task:
             return "success_rate"
         if human_normalized_score(self.game, 0.0) is not None:
             return "human_normalized"
@@ -159,13 +164,15 @@ def find_runs(root: str) -> List[Run]:
         if os.path.exists(metrics):
             evals, source = _read_metrics(metrics), METRICS_FILE
         else:
-            evals, source = read_tensorboard_evals(event_dirs(run_dir)), "tensorboard"
+            evals, source = read_tensorboard_evals(event_dirs(run_dir)), TENSORBOARD_DIR
         entry = labels.get(os.path.abspath(run_dir), {})
         configs.append(config)
+        env = config.get("env", {})
         runs.append(Run(path=run_dir, label=entry.get("variant") or "",
-                        game=config.get("env", {}).get("game", "?"), seed=config.get("train", {}).get("seed"),
+                        game=env.get("env_id") or env.get("game", "?"), seed=config.get("train", {}).get("seed"),
                         algo=config.get("algo"), evals=evals,
-                        summary=_read_json(os.path.join(run_dir, SUMMARY_FILE)) or {}, source=source))
+                        summary=_read_json(os.path.join(run_dir, SUMMARY_FILE)) or {}, source=source,
+                        env_kind=env.get("env_kind")))
         taken.append(run_dir + os.sep)
     for run, label in zip(runs, _config_labels(configs)):
         run.label = run.label or label
@@ -175,7 +182,7 @@ def find_runs(root: str) -> List[Run]:
         if any((events_dir + os.sep).startswith(t) for t in taken):
             continue
         relative = os.path.relpath(events_dir, root)
-        parts = [p for p in relative.split(os.sep) if p not in (".", "tensorboard", "eval", "train")]
+        parts = [p for p in relative.split(os.sep) if p not in (".", TENSORBOARD_DIR, "eval", "train")]
         seed_part = parts[-1] if parts and re.fullmatch(r"seed[_-]?\d+", parts[-1]) else None
         label_parts = parts[:-1] if seed_part else parts
         evals = read_tensorboard_evals([events_dir])
