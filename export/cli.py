@@ -64,7 +64,8 @@ def main(argv=None) -> int:
         loaded = step_model.load_policy(args.run_dir, args.checkpoint)
         step, names = step_model.export_onnx(loaded, candidate)
         frames, resets = step_model.rollout_frames(loaded, args.parity_steps)
-        report = step_model.check_parity(step, names, candidate, frames, resets, args.tolerance)
+        report = step_model.check_parity(step, names, candidate, frames, resets, args.tolerance,
+                                           step_model.stored_state_dtypes(loaded.config))
         if report.passed:
             os.replace(candidate, args.out)
     except (step_model.ExportError, CheckpointError, ValueError, OSError) as error:

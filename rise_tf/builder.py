@@ -148,16 +148,22 @@ def trackables(agent, train_step) -> dict:
             "train_step": train_step, "target_update": agent.target_update_schedule}
 
 
-def make_collector(config: RunConfig, env, agent, sink, counters) -> Collector:
+# The schedules read the run's config when they are evaluated (current_config()), so a budget raised
+# between two run() calls (Trainer.config = ...) moves ε and PER β with it.
+
+def make_collector(current_config: Callable[[], RunConfig], env, agent, sink, counters) -> Collector:
     """The lanes with the collect policy; ε follows the run's schedule over its frames."""
     return Collector(env, agent.collect_policy, sink, epsilon_variable=agent.epsilon,
-                     epsilon=lambda: schedules.exploration_epsilon(config.train, counters.frames))
+                     epsilon=lambda: schedules.exploration_epsilon(current_config().train, counters.frames))
 
 
-def make_learner(config: RunConfig, agent, replay, counters, *, device: str, strategy, replay_lock=None) -> Learner:
-    return Learner(agent, replay, batch_size=config.agent.batch_size, device=device, strategy=strategy,
-                   counters=counters, replay_lock=replay_lock,
-                   importance_beta=lambda: schedules.importance_beta(config.replay, config.train, counters.frames))
+def make_learner(current_config: Callable[[], RunConfig], agent, replay, counters, *, device: str, strategy,
+                 replay_lock=None) -> Learner:
+    def importance_beta() -> float:
+        config = current_config()
+        return schedules.importance_beta(config.replay, config.train, counters.frames)
+    return Learner(agent, replay, batch_size=current_config().agent.batch_size, device=device, strategy=strategy,
+                   counters=counters, replay_lock=replay_lock, importance_beta=importance_beta)
 
 
 def make_evaluator(config: RunConfig, agent, env_factory: Optional[EnvFactory] = None) -> Evaluator:

@@ -75,7 +75,8 @@ def main(argv=None) -> int:
     loaded = step_model.load_policy(atari_dir)
     step, names = step_model.export_onnx(loaded, onnx_path)
     frames, resets = step_model.rollout_frames(loaded, 64)
-    parity = step_model.check_parity(step, names, onnx_path, frames, resets)
+    parity = step_model.check_parity(step, names, onnx_path, frames, resets,
+                                      rounded_to=step_model.stored_state_dtypes(loaded.config))
     if not parity.passed:
         raise SystemExit(f"[demo] export parity failed: {parity}")
     report.append(f"ONNX step model: {onnx_path} ({os.path.getsize(onnx_path) / 1e6:.1f} MB); parity over "

@@ -364,3 +364,34 @@ def test_retry_until_back_waits_for_the_server_and_gives_up_in_time(monkeypatch)
         raise RuntimeError("UNAVAILABLE")
     with pytest.raises(TimeoutError):
         tables.retry_until_back(never, seconds=0.05)
+
+
+def test_the_launcher_restarts_within_its_budget_and_never_restarts_a_learner_that_needs_a_fix(tmp_path):
+    """Supervision's decisions, without processes (the kill -9 runs are in the slow suite): a crashed or
+    killed learner or server is started again up to restart_limit times, then the run stops; a learner
+    that finished (0), was interrupted (130) or met an error a restart cannot fix (2) is not restarted."""
+    from rise_tf.config import DistributedConfig
+    from rise_tf.distributed import launcher as launching
+
+    said, started = [], []
+    launcher = launching.Launcher(str(tmp_path / "run"), DistributedConfig(actors=1, replay_port=1234, restart_limit=2),
+                                  progress=False, log=said.append)
+    launcher._start_learner = lambda: started.append("learner")
+    launcher._start_server = lambda: started.append("server")
+    launcher._start_actor = lambda index: started.append(f"actor {index}")
+    for code in (0, 130, 2):
+        assert launcher._learner_exited(code) == code
+    assert started == []
+    assert launcher._learner_exited(-9) is None and launcher._learner_exited(1) is None
+    assert launcher._learner_exited(-9) == 1  # the third death: the budget of 2 is spent
+    assert started == ["learner", "learner"] and launcher.restarts == {"learner": 2}
+    assert "the learner was killed by SIGKILL; starting it again from its newest checkpoint (restart 1 of 2)" in said[0]
+    assert "restarted 2 times already; stopping the run" in said[-1] and "--resume" in said[-1]
+
+    class Exited:
+        returncode = -9
+    launcher.server = Exited()
+    assert launcher._server_exited() is None and started[-1] == "server"
+    assert "the replay server is back" in said[-1]
+    launcher._actor_exited(0, -15)
+    assert started[-1] == "actor 0" and "actor 0 was killed by SIGTERM; starting it again (restart 1 of 2)" in said[-1]

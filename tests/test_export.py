@@ -18,7 +18,8 @@ def test_parity_over_real_frames_with_a_reset_in_the_middle(pong_run, tmp_path):
     step, names = step_model.export_onnx(loaded, path)
     frames, resets = step_model.rollout_frames(loaded, 60)
     assert frames.shape == (60, 84, 84) and resets[0] and resets[30] and resets.sum() == 2
-    report = step_model.check_parity(step, names, path, frames, resets)
+    report = step_model.check_parity(step, names, path, frames, resets,
+                                     rounded_to=step_model.stored_state_dtypes(loaded.config))
     assert report.passed, report
     assert report.max_abs_q_difference < 1e-4 and report.steps == 60
     # the carried state too: the frame stack and the frozen embeddings' window, tensor by tensor
@@ -95,7 +96,8 @@ def test_base_full_recurrent_and_btr_models_export_with_parity(algo, game, tmp_p
     path = str(tmp_path / "model.onnx")
     step, names = step_model.export_onnx(loaded, path)
     frames, resets = step_model.rollout_frames(loaded, 24)
-    assert step_model.check_parity(step, names, path, frames, resets).passed
+    assert step_model.check_parity(step, names, path, frames, resets,
+                                   rounded_to=step_model.stored_state_dtypes(loaded.config)).passed
 
 
 def test_cli_writes_only_a_checked_model_and_reports_bad_input(pong_run, tmp_path, capsys):

@@ -51,6 +51,11 @@ def _tail(path: str, lines: int = 8) -> str:
         return ""
 
 
+def _called(name: str) -> str:
+    """How the launcher's messages name a process."""
+    return {"server": "the replay server", "learner": "the learner"}.get(name, name)
+
+
 def describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -130,9 +135,12 @@ class Launcher:
         self._start_learner()
 
     # ------------------------------------------------------------------ supervising
-    def _may_restart(self, name: str) -> bool:
-        """Counts a restart of `name`; False once its budget (distributed.restart_limit) is spent."""
+    def _may_restart(self, name: str, code: int, gave_up: str) -> bool:
+        """Counts a restart of process `name` (server, learner, actor N), which exited with `code`; once
+        its budget (distributed.restart_limit) is spent, says so with `gave_up` and returns False."""
         if self.restarts.get(name, 0) >= self.settings.restart_limit:
+            self.log(f"[rise-train] {_called(name)} {describe_exit(code)}, and was restarted "
+                     f"{self.settings.restart_limit} times already; {gave_up}")
             return False
         self.restarts[name] = self.restarts.get(name, 0) + 1
         return True
@@ -162,10 +170,8 @@ class Launcher:
         """The run's exit code, or None after a restart."""
         if code in (0, INTERRUPTED_CODE, LEARNER_ERROR_CODE) or self._stopping:
             return code
-        if not self._may_restart("learner"):
-            self.log(f"[rise-train] the learner {describe_exit(code)}, and was restarted "
-                     f"{self.settings.restart_limit} times already; stopping the run. Continue it with: "
-                     f"rise-train --resume {self.run_dir} --distributed")
+        if not self._may_restart("learner", code, f"stopping the run. Continue it with: rise-train --resume "
+                                                     f"{self.run_dir} --distributed"):
             return 1
         self.log(f"[rise-train] the learner {describe_exit(code)}; starting it again from its newest checkpoint "
                  f"({self._restart_budget_note('learner')})")
@@ -175,14 +181,11 @@ class Launcher:
     def _server_exited(self) -> Optional[int]:
         code = self.server.returncode
         server_log = os.path.join(self.logs, SERVER_LOG)
-        if not self._may_restart("server"):
-            self.log(f"[rise-train] the replay server {describe_exit(code)}, and was restarted "
-                     f"{self.settings.restart_limit} times already; stopping the run. Its log ends:\n"
-                     f"{_tail(server_log)}")
+        if not self._may_restart("server", code, f"stopping the run. Its log ends:\n{_tail(server_log)}"):
             return 1
         self.log(f"[rise-train] the replay server {describe_exit(code)}; starting it again on {self.address} from "
-                 f"its newest checkpoint ({self._restart_budget_note('server')}); the learner and the actors "
-                 f"reconnect")
+                 f"its newest checkpoint ({self._restart_budget_note('server')}); the learner and the "
+                 f"actors reconnect")
         try:
             self._start_server()
         except RuntimeError as error:
@@ -193,9 +196,7 @@ class Launcher:
 
     def _actor_exited(self, index: int, code: int) -> None:
         name = f"actor {index}"
-        if not self._may_restart(name):
-            self.log(f"[rise-train] {name} {describe_exit(code)}, and was restarted {self.settings.restart_limit} "
-                     f"times already; not restarting it. Its log: {os.path.join(self.logs, actor_log(index))}")
+        if not self._may_restart(name, code, f"not restarting it. Its log: {os.path.join(self.logs, actor_log(index))}"):
             self.actors[index] = None
             self._write_processes()
             return

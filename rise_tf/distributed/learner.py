@@ -66,7 +66,7 @@ class DistributedLearner:
         self.agent = builder.make_agent(config, self.env.time_step_spec(), self.env.action_spec(), train_step,
                                         strategy=process.strategy)
         self.counters = Counters()
-        self.learner = builder.make_learner(config, self.agent, self._make_replay(), self.counters,
+        self.learner = builder.make_learner(lambda: self.config, self.agent, self._make_replay(), self.counters,
                                             device=process.device, strategy=process.strategy)
         self.stats = EpisodeStats(1)  # the actors' returns, from their progress messages
         self.run_state = Run(
@@ -107,27 +107,19 @@ class DistributedLearner:
         """Learns at the pace the replay's rate limiter allows until the actors' frames reach the
         budget; Ctrl-C and SIGTERM end it with a checkpoint."""
         from rise_tf.distributed.weights import DONE
-        from rise_tf.parts.learner import NonFiniteLoss
-        from rise_tf.parts.signals import STOP_SIGNALS
 
         run = self.run_state
         run.start()
         self.publish()  # actors wait for the first weights
-        interrupted = False
-        with STOP_SIGNALS.installed():
-            try:
-                while not run.done():
-                    self._with_server(self._take_progress_and_publish)
-                    self._with_server(self._learn_while_allowed)
-                    run.show_progress()
-                    if run.milestones() == "solved":
-                        break
-            except KeyboardInterrupt:
-                interrupted = True
-            except NonFiniteLoss as error:
-                raise run.nonfinite_loss_error(error) from None
-            finally:
-                run.run_log.close_bar()
+
+        def loop():
+            while not run.done():
+                self._with_server(self._take_progress_and_publish)
+                self._with_server(self._learn_while_allowed)
+                run.show_progress()
+                if run.milestones() == "solved":
+                    return
+        interrupted = run.drive(loop)
         if not interrupted:
             self.learner_state[DONE].assign(1.0)
         try:

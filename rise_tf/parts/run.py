@@ -108,6 +108,20 @@ class Run:
             self.count_collected(new_steps, collector.stats.take_finished())
         return new_steps
 
+    def drive(self, loop: Callable[[], None]) -> bool:
+        """Runs an engine's `loop()` with the stop signals installed (call start() first). Returns True
+        when Ctrl-C or SIGTERM ended it; a NaN/inf loss becomes a TrainingError naming the fix."""
+        with STOP_SIGNALS.installed():
+            try:
+                loop()
+            except KeyboardInterrupt:
+                return True
+            except NonFiniteLoss as error:
+                raise self.nonfinite_loss_error(error) from None
+            finally:
+                self.run_log.close_bar()
+        return False
+
     def done(self) -> bool:
         return self.counters.frames >= self.config.train.frames or self.counters.solved_at_frames >= 0
 
@@ -153,9 +167,11 @@ class Run:
         return None
 
     def show_progress(self) -> None:
+        if self.run_log.bar is None:
+            return  # no progress bar: nothing to compute
         self.run_log.show(self.counters.frames, {
             "fps": f"{self.fps():.0f}", "return": f"{self.episode_stats.recent_return():.2f}",
-            "loss": f"{self.learner.last_loss:.4f}", "eps": f"{float(self.agent.epsilon):.3f}"})
+            "loss": f"{self.learner.last_loss:.4f}", "eps": f"{self.epsilon():.3f}"})
 
     def nonfinite_loss_error(self, error: NonFiniteLoss) -> TrainingError:
         where = self.checkpointer.last_checkpoint or "no checkpoint yet"
@@ -165,6 +181,10 @@ class Run:
             f"--gradient-clip-norm, then --resume {self.run_dir}.")
 
     # ------------------------------------------------------------------ records
+    def epsilon(self) -> float:
+        """The collect policy's ε now (read_value: a mirrored learner's ε is a MirroredVariable)."""
+        return float(self.agent.epsilon.read_value())
+
     def _next_multiple(self, every: int) -> int:
         return (self.counters.frames // every + 1) * every
 
@@ -176,7 +196,7 @@ class Run:
         recent = self.episode_stats.recent_return()
         record = {"kind": "train", "frames": frames, "updates": self.counters.updates,
                   "episodes": self.counters.episodes, "return": recent, "loss": self.learner.last_loss,
-                  "q_mean": self.learner.last_q, "epsilon": float(self.agent.epsilon),
+                  "q_mean": self.learner.last_q, "epsilon": self.epsilon(),
                   "fps": self.fps(), "wall_seconds": self.wall_seconds()}
         hns = human_normalized_score(self.config.env_name, recent) if self.episode_stats.recent else None
         if hns is not None:

@@ -22,9 +22,7 @@ from rise_tf.engines.concurrent import ConcurrentEngine
 from rise_tf.engines.serial import run_serial
 from rise_tf.parts.collector import ReplaySink
 from rise_tf.parts.counters import Counters
-from rise_tf.parts.learner import NonFiniteLoss
 from rise_tf.parts.run import Run, TrainingError
-from rise_tf.parts.signals import STOP_SIGNALS
 from rise_tf.run_dir import REPLAY_DATA_FILE, checkpoint_replay_dir, write_env_info
 from rise_tf import builder
 from rise_tf.parts import checkpoints
@@ -44,7 +42,7 @@ class Trainer:
                  env_factory: Optional[builder.EnvFactory] = None):
         self.run_dir = run_dir
         process = start_training_process(config, run_dir, resume, LOG_PREFIX)
-        self.config, self.learner_device, self.strategy = process.config, process.device, process.strategy
+        self._config, self.learner_device, self.strategy = process.config, process.device, process.strategy
         self.engine = resolve_engine(self.config, learner_on_gpu=self.learner_device != "/CPU:0")
 
         self.env = builder.make_env(self.config, training=True, env_factory=env_factory)
@@ -54,11 +52,11 @@ class Trainer:
                                         self.train_step, strategy=self.strategy)
         self.counters = Counters()
         replay_lock = threading.Lock()  # the concurrent engine's learner samples while collection writes
-        self.learner = builder.make_learner(self.config, self.agent, builder.make_replay(self.config), self.counters,
+        self.learner = builder.make_learner(lambda: self.config, self.agent, builder.make_replay(self.config), self.counters,
                                             device=self.learner_device, strategy=self.strategy,
                                             replay_lock=replay_lock)
         self._sink = ReplaySink(self.learner.replay, replay_lock)
-        self.collector = builder.make_collector(self.config, self.env, self.agent, self._sink, self.counters)
+        self.collector = builder.make_collector(lambda: self.config, self.env, self.agent, self._sink, self.counters)
         self.checkpointer = builder.make_checkpointer(self.config, run_dir, self.agent, self.train_step)
         self.run_state = Run(
             config=self.config, run_dir=run_dir, engine=self.engine, agent=self.agent, counters=self.counters,
@@ -72,6 +70,16 @@ class Trainer:
                   f"{'y' if len(stale) == 1 else 'ies'} left by a killed run: {', '.join(stale)}")
         if resume:
             self.run_state.restore(restore_replay=self._restore_replay)
+
+    @property
+    def config(self) -> RunConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: RunConfig) -> None:
+        """A new config for the next run(), e.g. a larger frame budget (benchmarks train in stages); the
+        schedules follow it. Settings that shaped what was built (networks, replay) cannot change here."""
+        self._config = self.run_state.config = config
 
     @property
     def replay(self):
@@ -105,19 +113,10 @@ class Trainer:
         run = self.run_state
         run.start()
         self.collector.start()
-        interrupted = False
-        with STOP_SIGNALS.installed():
-            try:
-                if self.engine == "concurrent":
-                    ConcurrentEngine(run, self.collector).run()
-                else:
-                    run_serial(run, self.collector)
-            except KeyboardInterrupt:
-                interrupted = True
-            except NonFiniteLoss as error:
-                raise run.nonfinite_loss_error(error) from None
-            finally:
-                run.run_log.close_bar()
+        if self.engine == "concurrent":
+            interrupted = run.drive(ConcurrentEngine(run, self.collector).run)
+        else:
+            interrupted = run.drive(lambda: run_serial(run, self.collector))
         return run.finish(interrupted)
 
     def close(self) -> None:
