@@ -22,7 +22,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from rise_tf.replay import batches, persistence
+from rise_tf.replay import batches, persistence, segments
 from rise_tf.replay.layout import ReplayLayout
 from rise_tf.replay.prioritized import PrioritizedSampler
 from rise_tf.replay.ring import LaneRings
@@ -63,6 +63,11 @@ class EmbeddingReplay(ReplayStore):
         self.rings.add(step_type, frame, embedding, action, reward, discount)
 
     def sample(self, batch_size: int, beta: float) -> Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        lanes, rows, weights = self._draw(batch_size, beta)
+        return self.assemble(lanes, rows), self.key(lanes, rows), weights
+
+    def _draw(self, batch_size: int, beta: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lanes, absolute rows, importance weights) of `batch_size` steps drawn by priority."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if self.num_sampleable == 0:
@@ -83,9 +88,25 @@ class EmbeddingReplay(ReplayStore):
         leaves = self.sampler.draw(batch_size, check, drop, lambda: self.num_sampleable > 0)
         lanes, slots = leaves // cap, leaves % cap
         rows = self.rings.absolute_rows(lanes, slots)
-        batch = self.assemble(lanes, rows)
-        weights = self.sampler.importance_weights(leaves, self.num_sampleable, beta)
-        return batch, self.key(lanes, rows), weights
+        return lanes, rows, self.sampler.importance_weights(leaves, self.num_sampleable, beta)
+
+    def sample_segments(self, batch_size: int, length: int, beta: float
+                        ) -> Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+        """B segments of `length` consecutive steps (replay/segments.py). Returns (batch, start keys,
+        importance weights [B], valid [B, m]); the batch holds B·m per-step samples, segment-major
+        (position i of segment b at b·m + i), each exactly as `sample` assembles that step."""
+        if length < 1:
+            raise ValueError(f"a segment has at least 1 step, got {length}")
+        lanes, starts, weights = self._draw(batch_size, beta)  # the starts, drawn by their priority
+        rows = segments.segment_rows(starts, length)  # [B, m]
+        lanes_2d = np.broadcast_to(lanes[:, None], rows.shape)
+        cap = self.layout.lane_capacity
+        inside = rows < self.rings.rows_written[lanes_2d]  # written already (a segment may run past the newest row)
+        kept = np.where(inside, rows, starts[:, None])  # in-range stand-ins where not written, masked below
+        valid = inside & (self.rings.absolute_rows(lanes_2d, kept % cap) == kept) \
+            & self.rings.sampleable[lanes_2d, kept % cap] & self.rings.window_intact(lanes_2d, kept)
+        flat = self.assemble(lanes_2d.reshape(-1), kept.reshape(-1))
+        return flat, self.key(lanes, starts), weights, valid
 
     def key(self, lanes: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """A sampled step's key names its absolute row, not its slot: a batch sampled ahead (prefetch)
