@@ -107,7 +107,7 @@ def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counte
     if strategy is not None:
         with strategy.scope():
             agent = make_agent(config, time_step_spec, action_spec, train_step_counter)
-        agent.compiled_train = mirrored_train_function(agent, strategy, config.agent.batch_size)
+        agent.compiled_train = mirrored_train_function(agent, strategy, config.targets_per_update)
         return agent
     time_step_spec = tensor_spec.from_spec(time_step_spec)
     action_spec = tensor_spec.from_spec(action_spec)
@@ -125,7 +125,7 @@ def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counte
             munchausen_log_policy_clip=agent_config.munchausen_log_policy_clip,
             target_update_period=agent_config.target_update_period, target_update_tau=agent_config.target_update_tau,
             gradient_clip_norm=agent_config.gradient_clip_norm, eval_epsilon=config.train.eval_epsilon,
-            train_step_counter=train_step_counter, batch_size=agent_config.batch_size, xla=config.train.xla)
+            train_step_counter=train_step_counter, batch_size=config.targets_per_update, xla=config.train.xla)
         agent.initialize()
         # Slots exist before a restore, and the update's first trace creates no variables (it would trace twice).
         agent.optimizer.build(agent.q_network.trainable_variables)
@@ -162,7 +162,9 @@ def make_learner(current_config: Callable[[], RunConfig], agent, replay, counter
     def importance_beta() -> float:
         config = current_config()
         return schedules.importance_beta(config.replay, config.train, counters.frames)
-    return Learner(agent, replay, batch_size=current_config().agent.batch_size, device=device, strategy=strategy,
+    agent_config = current_config().agent
+    return Learner(agent, replay, batch_size=agent_config.batch_size, segment_length=agent_config.segment_length,
+                   segment_priority_eta=agent_config.segment_priority_eta, device=device, strategy=strategy,
                    counters=counters, replay_lock=replay_lock, importance_beta=importance_beta)
 
 

@@ -236,6 +236,12 @@ class AgentConfig:
     target_update_period: int = _field(2000, "learner updates between target-network updates")
     target_update_tau: float = _field(1.0, "1 = hard copy; < 1 = Polyak averaging factor")
     gradient_clip_norm: float = _field(10.0, "clip gradients to this global norm; 0 disables")
+    segment_length: int = _field(1, "m: consecutive agent steps of one lane per sampled segment; an update then "
+                                    "trains batch_size segments x m positions (batch_size x m TD targets), so each "
+                                    "update costs about m times more while --replay-ratio still counts updates per "
+                                    "agent step; 1 = single steps (RISE and the full-recurrent model only)")
+    segment_priority_eta: float = _field(0.9, "a segment's priority: eta x max + (1 - eta) x mean of its positions' "
+                                              "errors (R2D2)")
 
     def validate(self):
         _require_finite(self)
@@ -255,6 +261,9 @@ class AgentConfig:
         _require(self.target_update_period >= 1, f"target_update_period must be >= 1, got {self.target_update_period}")
         _require(0 < self.target_update_tau <= 1, f"target_update_tau must be in (0, 1], got {self.target_update_tau}")
         _require(self.gradient_clip_norm >= 0, f"gradient_clip_norm must be >= 0, got {self.gradient_clip_norm}")
+        _require(self.segment_length >= 1, f"segment_length must be >= 1 (1 = single steps), got {self.segment_length}")
+        _require(0 <= self.segment_priority_eta <= 1,
+                 f"segment_priority_eta must be in [0, 1], got {self.segment_priority_eta}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -388,9 +397,21 @@ class RunConfig:
                  f"{self.env.num_envs} lanes and --max-update-backlog {self.train.max_update_backlog}: each "
                  f"collection step owes {updates_per_step} updates. Raise --max-update-backlog to at least "
                  f"{updates_per_step}, or use --engine serial.")
-        _require(agent.batch_size % self.train.learner_replicas == 0,
-                 f"batch_size {agent.batch_size} does not split over --learner-replicas {self.train.learner_replicas}: "
-                 f"use a multiple of {self.train.learner_replicas}")
+        if agent.segment_length > 1:
+            _require(net.memory != "none",
+                     f"--segment-length {agent.segment_length} needs a model with memory (RISE or the full-recurrent "
+                     f"model: --algo rise-dqn, rise-btr, r2d2-lite, r2d2-btr); {self.algo} reads a frame stack only, "
+                     f"for which single steps (--segment-length 1) are the same")
+            _require(agent.segment_length <= self.replay.capacity // self.env.num_envs - lane_need,
+                     f"--segment-length {agent.segment_length} does not fit in a lane of the replay "
+                     f"({self.replay.capacity // self.env.num_envs} steps per lane, {lane_need} of them for windows "
+                     f"and n-step): lower --segment-length or raise --capacity")
+            _require(self.replay.replay_backend == "memory",
+                     "--segment-length > 1 is sampled from the in-process replay only so far; use --replay-backend "
+                     "memory (and no --distributed)")
+        _require(agent.batch_size * agent.segment_length % self.train.learner_replicas == 0,
+                 f"batch_size {agent.batch_size} x segment_length {agent.segment_length} does not split over "
+                 f"--learner-replicas {self.train.learner_replicas}: use a multiple of {self.train.learner_replicas}")
         distributional_head = net.head in DISTRIBUTIONAL_HEADS
         distributional_loss = agent.loss in DISTRIBUTIONAL_LOSSES
         _require(distributional_head == distributional_loss,
@@ -403,6 +424,18 @@ class RunConfig:
     def updates_per_collection_step(self) -> int:
         """Updates one collection step (num_envs agent steps) earns at the replay ratio, rounded up."""
         return math.ceil(self.train.replay_ratio * self.env.num_envs)
+
+    def check_distributable(self) -> "RunConfig":
+        """What a Reverb replay (the distributed engine) cannot serve yet; ValueError naming the fix."""
+        _require(self.agent.segment_length == 1,
+                 f"--segment-length {self.agent.segment_length} is not served by the Reverb replay yet (the "
+                 f"distributed engine samples single steps): use --segment-length 1, or train in one process")
+        return self
+
+    @property
+    def targets_per_update(self) -> int:
+        """TD targets (positions) one learner update trains: batch_size segments of segment_length steps."""
+        return self.agent.batch_size * self.agent.segment_length
 
     @property
     def frozen_seed(self) -> int:

@@ -69,3 +69,53 @@ def test_segment_lengths_must_be_positive():
     _episodes(replay)
     with pytest.raises(ValueError, match="at least 1 step"):
         replay.sample_segments(4, 0, beta=0.4)
+
+
+def test_the_learner_trains_segments_and_writes_one_priority_per_segment(tmp_path):
+    """A short run with --segment-length 4: every update trains batch_size x 4 positions, the loss is
+    finite, and the priorities written are one per segment, each R2D2's mix over its valid positions."""
+    from rise_tf.config import make_config
+    from rise_tf.train.trainer import Trainer
+
+    config = make_config("rise-dqn", "MemoryCorridor", env={"num_envs": 2}, replay={"capacity": 2_000},
+                         agent={"batch_size": 4, "segment_length": 4},
+                         train={"frames": 300, "warmup_frames": 100, "eval_every_frames": 0})
+    assert config.targets_per_update == 16
+    trainer = Trainer(config, str(tmp_path), progress=False)
+    written = []
+    write = trainer.learner.write_priorities
+    trainer.learner.write_priorities = lambda keys, errors: written.append((keys, errors)) or write(keys, errors)
+    try:
+        summary = trainer.run()
+        sampled = trainer.learner.sample()
+    finally:
+        trainer.close()
+    assert summary["updates"] > 0 and np.isfinite(trainer.learner.last_loss)
+    assert all(len(keys) == 4 and len(errors) == 4 for keys, errors in written) and len(written) == summary["updates"]
+    assert sampled.batch["action"].shape == (16,) and sampled.valid.shape == (4, 4)
+    # each position weighs its segment's importance weight, masked and rescaled to a mean over valid ones
+    weights = sampled.weights.numpy().reshape(4, 4)
+    assert np.all(weights[~sampled.valid] == 0) and weights.sum() == pytest.approx(16.0 * weights[sampled.valid].mean()
+                                                                                   * sampled.valid.mean())
+
+
+@pytest.mark.parametrize("updates, message", [
+    ({"agent": {"segment_length": 0}}, "segment_length must be >= 1"),
+    ({"agent": {"segment_length": -3}}, "segment_length must be >= 1"),
+    ({"agent": {"segment_length": 7000}}, "does not fit in a lane of the replay"),  # 50,000 over 8 lanes
+    ({"agent": {"segment_length": 8}, "replay": {"replay_backend": "reverb"}}, "in-process replay only"),
+])
+def test_bad_segment_lengths_are_refused_with_the_fix(updates, message):
+    from rise_tf.config import make_config
+
+    with pytest.raises(ValueError, match=message):
+        make_config("rise-dqn", "MemoryCorridor", **updates)
+
+
+def test_segments_need_a_model_with_memory_and_one_process():
+    from rise_tf.config import make_config
+
+    with pytest.raises(ValueError, match="needs a model with memory"):
+        make_config("dqn", "MemoryCorridor", agent={"segment_length": 8})
+    with pytest.raises(ValueError, match="not served by the Reverb replay yet"):
+        make_config("rise-dqn", "MemoryCorridor", agent={"segment_length": 8}).check_distributable()

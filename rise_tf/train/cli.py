@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_distributed() -> None:
+def check_distributed(config: RunConfig) -> None:
     """What --distributed needs, before anything starts (its settings are checked with the config)."""
+    config.check_distributable()
     import importlib.util
     if importlib.util.find_spec("reverb") is None:  # found without importing it (it loads TensorFlow)
         raise ValueError("--distributed needs dm-reverb: pip install -e '.[distributed]'")
@@ -91,7 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         check_replay_fits(config)
         check_writable_run_dir(run_dir)
         if args.distributed:
-            check_distributed()
+            check_distributed(config)
     except (ValueError, RunDirError) as error:
         print(f"rise-train: error: {error}", file=sys.stderr)
         return 2
