@@ -66,3 +66,14 @@ def given_settings(args) -> Dict[str, Dict[str, object]]:
 def config_from_args(args) -> RunConfig:
     updates = given_settings(args)
     return make_config(args.algo or DEFAULT_ALGO, updates.get("env", {}).get("game"), **updates)
+
+
+def check_given_settings(args) -> None:
+    """Validates the sections given on the command line on their own (ValueError naming the setting),
+    for commands that learn the rest of the config later (rise-actor, rise-learner: from the server)."""
+    from rise_tf.config import SECTIONS
+
+    given = given_settings(args)
+    for name, kind in SECTIONS:
+        if name in given:
+            kind(**given[name]).validate()

@@ -150,6 +150,11 @@ def test_bad_input_to_the_distributed_commands_is_refused_before_anything_is_wri
         malformed = subprocess.run([sys.executable, "-m", module, "--replay", "nowhere", "--run-dir",
                                     str(tmp_path / "b"), *extra], capture_output=True, text=True, timeout=120, env=CLI_ENV)
         assert malformed.returncode == 2 and "must be HOST:PORT" in malformed.stderr
+    for module, flag in (("rise_tf.distributed.learner", "--push-every"), ("rise_tf.distributed.actor", "--pull-every")):
+        refused = subprocess.run([sys.executable, "-m", module, "--replay", "localhost:1", "--run-dir", str(tmp_path / "b"),
+                                  flag, "0"], capture_output=True, text=True, timeout=120, env=CLI_ENV)
+        name = flag[2:].replace("-", "_")
+        assert refused.returncode == 2 and f"{name} must be >= 1, got 0" in refused.stderr  # before any server wait
     assert not os.path.exists(tmp_path / "b")
     server = subprocess.run([sys.executable, "-m", "rise_tf.distributed.server", "--run-dir", str(tmp_path / "c")],
                             capture_output=True, text=True, timeout=120, env=CLI_ENV)

@@ -319,10 +319,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _run(args) -> int:
-    from rise_tf.config_flags import given_settings
+    from rise_tf.config_flags import check_given_settings, given_settings
 
     try:
         check_address(args.replay)
+        check_given_settings(args)  # before waiting for a server: bad flags need no server to be refused
         if args.actor_id < 0:
             raise ValueError(f"--actor-id must be >= 0, got {args.actor_id}")
     except ValueError as error:

@@ -253,12 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from rise_tf.config_flags import given_settings
+    from rise_tf.config_flags import check_given_settings, given_settings
     from rise_tf.distributed.actor import check_address, connect_config
 
     args = build_parser().parse_args(argv)
     try:
         check_address(args.replay)
+        check_given_settings(args)  # before waiting for a server: bad flags need no server to be refused
     except ValueError as error:
         print(f"rise-learner: error: {error}", file=sys.stderr)
         return 2
