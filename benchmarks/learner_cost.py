@@ -18,6 +18,7 @@ import tensorflow as tf
 from rise_tf.replay.layout import FIRST, MID
 from rise_tf import builder
 from rise_tf.config import make_config
+from rise_tf.parts.counters import Counters
 
 MODELS = (("base", "dqn"), ("rise", "rise-dqn"), ("full_recurrent", "r2d2-lite"))
 BTR_MODELS = (("btr", "btr"), ("rise_btr", "rise-btr"), ("full_recurrent", "r2d2-btr"))
@@ -92,6 +93,42 @@ def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, ba
         result["full_recurrent_over_rise"] = result["full_recurrent_update_ms"] / result["rise_update_ms"]
     result["batch_size"] = batch_size
     result["window_length"] = make_config("rise-dqn", game).network.window_length
+    return result
+
+
+def measure_segments(game: str = "Pong", rounds: int = 4, updates_per_round: int = 4, targets: int = 128,
+                     lengths=(1, 8, 16)) -> dict:
+    """Learner cost per update and per TD target with segments (issue 20): rise-dqn with batch_size x
+    segment_length = `targets` positions per update for each segment length m, and the full-recurrent
+    model's single steps at the same number of targets; one replay of random data, interleaved rounds."""
+    models = [(f"rise_m{m}", "rise-dqn", {"agent": {"segment_length": m, "batch_size": targets // m}}) for m in lengths]
+    models.append(("full_recurrent_m1", "r2d2-lite", {"agent": {"batch_size": targets}}))
+    env, agents, batches = None, {}, {}
+    for name, algo, overrides in models:
+        config = make_config(algo, game, replay={"capacity": 20_000}, env={"num_envs": 4}).replace(**overrides)
+        if env is None:
+            env = builder.make_env(config)
+        agent = builder.make_agent(config, env.time_step_spec(), env.action_spec())
+        num_actions = int(env.action_spec().maximum - env.action_spec().minimum + 1)
+        replay = _filled_replay(config, 1_000, num_actions)
+        learner = builder.make_learner(lambda config=config: config, agent, replay, Counters(), device="/CPU:0",
+                                       strategy=None)
+        batches[name] = [(sampled.batch, sampled.weights) for sampled in
+                         (learner.sample() for _ in range(updates_per_round))]
+        agent.train(*batches[name][0])  # compile and warm up
+        agents[name] = agent
+    env.close()
+    times = {name: [] for name, *_ in models}
+    for _ in range(rounds):
+        for name, *_ in models:
+            times[name].append(seconds_per_update(agents[name], batches[name]))
+    result = {"targets_per_update": targets, "rounds": rounds, "updates_per_round": updates_per_round, "models": {}}
+    for name, *_ in models:
+        update_ms = 1000 * float(np.median(times[name]))
+        result["models"][name] = {"update_ms": update_ms, "target_ms": update_ms / targets}
+    base = result["models"]["rise_m1"]["target_ms"]
+    for row in result["models"].values():
+        row["over_rise_m1"] = row["target_ms"] / base
     return result
 
 

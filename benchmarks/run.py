@@ -140,6 +140,15 @@ def _markdown(results: dict) -> str:
                          f"({r['mixed_precision']['over_plain']:.1f}x) |")
         lines += ["", "Both stay off by default: on this CPU neither pays. Mixed precision is for GPUs with tensor cores "
                       "(rise-train warns when it is asked for on a CPU); the project has no GPU to measure them on."]
+    seg = results.get("learner_segments")
+    if seg:
+        lines += ["", f"## Segments (issue 20): learner cost per TD target, {seg['targets_per_update']} targets per "
+                      f"update, DQN body, Pong-sized random data", "",
+                  "| model | ms per update | ms per target | vs rise-dqn m=1 |", "|---|---:|---:|---:|"]
+        for name, row in seg["models"].items():
+            lines.append(f"| {name} | {row['update_ms']:.1f} | {row['target_ms']:.3f} | {row['over_rise_m1']:.2f}x |")
+        lines += ["", "Each position of a segment is still its own sample (frame stack, window, bootstrap) through "
+                      "φ and ψ: the shared passes that should make a target cheaper are not built yet."]
     g = results.get("btr_scale")
     if g:
         size = g["size"]
@@ -175,6 +184,8 @@ SECTIONS = [
      lambda quick: learner_cost.measure_compilation(rounds=2 if quick else 4)),
     ("btr_scale", "btr and rise-btr at BTR's scale (64 envs, batch 256): learner alone vs collection alone",
      lambda quick: gpu_scale.measure(quick=quick, cpu=True)),
+    ("learner_segments", "learner cost per update and per TD target with segments (issue 20, DQN body)",
+     lambda quick: learner_cost.measure_segments(rounds=2 if quick else 4)),
     ("learner_btr", "learner update cost on the BTR body (minutes: full recurrence over Impala x2)",
      lambda quick: learner_cost.measure_btr(rounds=2 if quick else 4)),
     ("memory_task", "memory task: frames and wall-clock to solve, rise-dqn and rise-btr",

@@ -77,3 +77,15 @@ def test_reverb_replay_throughput_is_measured_for_both_stores():
     result = distributed.replay_throughput(steps=40, batches=2)
     assert set(result) == {"in_process", "reverb"}
     assert all(row["steps_per_s"] > 0 and row["batches_per_s"] > 0 for row in result.values())
+
+
+def test_segment_cost_is_per_update_and_per_target_side_by_side():
+    result = learner_cost.measure_segments(game="MemoryCorridor", rounds=1, updates_per_round=1, targets=16,
+                                           lengths=(1, 4))
+    models = result["models"]
+    assert set(models) == {"rise_m1", "rise_m4", "full_recurrent_m1"} and result["targets_per_update"] == 16
+    for row in models.values():
+        assert math.isfinite(row["update_ms"]) and row["update_ms"] > 0
+        assert row["target_ms"] == row["update_ms"] / 16
+        assert row["over_rise_m1"] == row["target_ms"] / models["rise_m1"]["target_ms"]
+    assert models["rise_m1"]["over_rise_m1"] == 1.0
