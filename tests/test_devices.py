@@ -42,7 +42,8 @@ def test_a_batch_is_copied_once_to_the_learners_device_on_a_real_second_device(t
                 return batch, np.arange(batch_size), np.full(batch_size, beta, np.float32)
 
         for device in ("/CPU:0", "/device:CPU:1"):
-            learner = Learner(None, Replay(), batch_size=3, device=device, strategy=None, counters=Counters(),
+            learner = Learner(None, Replay(), batch_size=3, segment_length=1, segment_priority_eta=0.9, device=device,
+                              strategy=None, counters=Counters(),
                               importance_beta=lambda: 0.5, replay_lock=threading.Lock())
             sampled = learner.sample()
             places = {t.device.split("/")[-1] for t in tf.nest.flatten(sampled.batch) + [sampled.weights]}
