@@ -148,7 +148,9 @@ def _markdown(results: dict) -> str:
         for name, row in seg["models"].items():
             lines.append(f"| {name} | {row['update_ms']:.1f} | {row['target_ms']:.3f} | {row['over_rise_m1']:.2f}x |")
         lines += ["", "Each position of a segment is still its own sample (frame stack, window, bootstrap) through "
-                      "φ and ψ: the shared passes that should make a target cheaper are not built yet."]
+                      "φ and ψ: the shared passes that should make a target cheaper are not built yet. Compare within "
+                      "this table only: sections measured on other days ran on other machines of the same size, at "
+                      "other speeds (see the dates above)."]
     g = results.get("btr_scale")
     if g:
         size = g["size"]
