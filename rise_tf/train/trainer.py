@@ -13,20 +13,20 @@ from __future__ import annotations
 import os
 import threading
 import zipfile
-
-import tensorflow as tf
 from typing import Dict, Optional
 
+import tensorflow as tf
+
+from rise_tf import builder
 from rise_tf.config import RunConfig, resolve_engine
 from rise_tf.engines.concurrent import ConcurrentEngine
 from rise_tf.engines.serial import run_serial
+from rise_tf.parts import checkpoints
 from rise_tf.parts.collector import ReplaySink
 from rise_tf.parts.counters import Counters
+from rise_tf.parts.process import prepare_run_dir, start_training_process
 from rise_tf.parts.run import Run, TrainingError
 from rise_tf.run_dir import REPLAY_DATA_FILE, checkpoint_replay_dir, write_env_info
-from rise_tf import builder
-from rise_tf.parts import checkpoints
-from rise_tf.parts.process import prepare_run_dir, start_training_process
 
 __all__ = ["Trainer", "TrainingError", "prepare_run_dir"]
 
@@ -52,8 +52,8 @@ class Trainer:
                                         self.train_step, strategy=self.strategy)
         self.counters = Counters()
         replay_lock = threading.Lock()  # the concurrent engine's learner samples while collection writes
-        self.learner = builder.make_learner(lambda: self.config, self.agent, builder.make_replay(self.config), self.counters,
-                                            device=self.learner_device, strategy=self.strategy,
+        self.learner = builder.make_learner(lambda: self.config, self.agent, builder.make_replay(self.config),
+                                            self.counters, device=self.learner_device, strategy=self.strategy,
                                             replay_lock=replay_lock)
         self._sink = ReplaySink(self.learner.replay, replay_lock)
         self.collector = builder.make_collector(lambda: self.config, self.env, self.agent, self._sink, self.counters)
