@@ -87,11 +87,10 @@ def _run_for(trainer, seconds: float) -> dict:
 
 
 def _learner_alone(trainer, updates: int) -> float:
-    """Updates/s of the learner on batches sampled from the trainer's replay (no collection)."""
-    from benchmarks.learner_cost import sampled_batches, seconds_per_update
+    """Updates/s of the learner on batches its own sampler draws from the trainer's replay (no collection)."""
+    from benchmarks.learner_cost import seconds_per_update
 
-    batches = sampled_batches(trainer.replay, trainer.config.agent.batch_size,
-                              trainer.config.replay.importance_beta_start, updates + 1)
+    batches = [(sampled.batch, sampled.weights) for sampled in (trainer.learner.sample() for _ in range(updates + 1))]
     seconds_per_update(trainer.agent, batches[:1])  # warm
     return 1.0 / seconds_per_update(trainer.agent, batches[1:])
 

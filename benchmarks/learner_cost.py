@@ -39,8 +39,8 @@ def _filled_replay(config, steps_per_lane: int, num_actions: int, seed: int = 0)
 
 
 def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, models, warmup_updates):
-    """{model name: [seconds per update, one entry per round]}; updates_per_round: {model name: count}."""
-    time_step_spec = action_spec = None
+    """{model name: [seconds per update, one entry per round]}; updates_per_round: {model name: count}.
+    Batches come from each model's own learner (rise_tf/parts/learner.py: single steps or segments)."""
     env = None
     agents, batches = {}, {}
     for name, algo, *own in models:  # a model may carry its own overrides: (name, algo, {"train": {...}})
@@ -50,12 +50,13 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
             config = config.replace(**own[0])
         if env is None:
             env = builder.make_env(config)
-            time_step_spec, action_spec = env.time_step_spec(), env.action_spec()
-        agent = builder.make_agent(config, time_step_spec, action_spec)
-        num_actions = int(action_spec.maximum - action_spec.minimum + 1)
+        agent = builder.make_agent(config, env.time_step_spec(), env.action_spec())
+        num_actions = int(env.action_spec().maximum - env.action_spec().minimum + 1)
         replay = _filled_replay(config, 1_000, num_actions)
-        beta = config.replay.importance_beta_start
-        batches[name] = sampled_batches(replay, batch_size, beta, updates_per_round[name])
+        learner = builder.make_learner(lambda config=config: config, agent, replay, Counters(), device="/CPU:0",
+                                       strategy=None)
+        batches[name] = [(sampled.batch, sampled.weights)
+                         for sampled in (learner.sample() for _ in range(updates_per_round[name]))]
         for batch, weights in batches[name][:warmup_updates]:  # compile and warm up
             agent.train(batch, weights)
         agents[name] = agent
@@ -65,12 +66,6 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
         for name, *_ in models:
             times[name].append(seconds_per_update(agents[name], batches[name]))
     return times
-
-
-def sampled_batches(replay, batch_size: int, beta: float, count: int):
-    """`count` batches sampled from `replay`, as the (batch, weights) tensors agent.train takes."""
-    return [(tf.nest.map_structure(tf.convert_to_tensor, b), tf.convert_to_tensor(w))
-            for b, _, w in (replay.sample(batch_size, beta) for _ in range(count))]
 
 
 def seconds_per_update(agent, batches) -> float:
@@ -103,25 +98,8 @@ def measure_segments(game: str = "Pong", rounds: int = 4, updates_per_round: int
     model's single steps at the same number of targets; one replay of random data, interleaved rounds."""
     models = [(f"rise_m{m}", "rise-dqn", {"agent": {"segment_length": m, "batch_size": targets // m}}) for m in lengths]
     models.append(("full_recurrent_m1", "r2d2-lite", {"agent": {"batch_size": targets}}))
-    env, agents, batches = None, {}, {}
-    for name, algo, overrides in models:
-        config = make_config(algo, game, replay={"capacity": 20_000}, env={"num_envs": 4}).replace(**overrides)
-        if env is None:
-            env = builder.make_env(config)
-        agent = builder.make_agent(config, env.time_step_spec(), env.action_spec())
-        num_actions = int(env.action_spec().maximum - env.action_spec().minimum + 1)
-        replay = _filled_replay(config, 1_000, num_actions)
-        learner = builder.make_learner(lambda config=config: config, agent, replay, Counters(), device="/CPU:0",
-                                       strategy=None)
-        batches[name] = [(sampled.batch, sampled.weights) for sampled in
-                         (learner.sample() for _ in range(updates_per_round))]
-        agent.train(*batches[name][0])  # compile and warm up
-        agents[name] = agent
-    env.close()
-    times = {name: [] for name, *_ in models}
-    for _ in range(rounds):
-        for name, *_ in models:
-            times[name].append(seconds_per_update(agents[name], batches[name]))
+    times = _timed_updates(game, rounds, {name: updates_per_round for name, *_ in models}, targets, None, models,
+                           warmup_updates=1)
     result = {"targets_per_update": targets, "rounds": rounds, "updates_per_round": updates_per_round, "models": {}}
     for name, *_ in models:
         update_ms = 1000 * float(np.median(times[name]))

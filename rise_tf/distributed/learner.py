@@ -231,9 +231,7 @@ class DistributedLearner:
 
     def close(self) -> None:
         self.env.close()
-        if self.run_state.evaluator is not None:
-            self.run_state.evaluator.close()
-        self.learner.replay.close()
+        self.run_state.close()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,15 +46,16 @@ class EpisodeStats:
 
 class ReplaySink:
     """Writes each driver step (all lanes) to an in-process replay, under the replay's lock (a
-    concurrent learner samples meanwhile)."""
+    concurrent learner samples meanwhile). current_replay() names the replay at each write: a resume
+    may replace it (a checkpoint's saved replay is restored into a fresh one)."""
 
-    def __init__(self, replay, lock: threading.Lock):
-        self.replay, self.lock = replay, lock
+    def __init__(self, current_replay: Callable[[], object], lock: threading.Lock):
+        self.current_replay, self.lock = current_replay, lock
 
     def __call__(self, trajectory) -> None:
         embedding = trajectory.policy_info.get("embedding") if isinstance(trajectory.policy_info, dict) else None
         with self.lock:
-            self.replay.add_batch(trajectory.step_type, trajectory.observation, embedding, trajectory.action,
+            self.current_replay().add_batch(trajectory.step_type, trajectory.observation, embedding, trajectory.action,
                                   trajectory.reward, trajectory.discount)
 
 

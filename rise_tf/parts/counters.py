@@ -33,9 +33,10 @@ class Counters:
     def to_dict(self) -> Dict[str, float]:
         return dataclasses.asdict(self)
 
-    def load(self, state: Dict[str, Any], replay_ratio: float) -> None:
-        """From a checkpoint's state. Raises DamagedCounters when a required count is missing, not a
-        whole number >= 0, or inconsistent (frames without agent steps)."""
+    @staticmethod
+    def check(state: Dict[str, Any]) -> None:
+        """Raises DamagedCounters when a checkpoint's required count is missing, not a whole number
+        >= 0, or inconsistent (fewer frames than agent steps)."""
         for name in REQUIRED:
             value = state.get(name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
@@ -43,6 +44,10 @@ class Counters:
                 raise DamagedCounters(f"its counter {name!r} is {'missing' if value is None else repr(value)}")
         if state["frames"] < state["agent_steps"]:
             raise DamagedCounters(f"its counters disagree ({state['frames']} frames < {state['agent_steps']} agent steps)")
+
+    def load(self, state: Dict[str, Any], replay_ratio: float) -> None:
+        """From a checkpoint's state (checked first: nothing changes when it is damaged)."""
+        self.check(state)
         for field in dataclasses.fields(self):
             if field.name in state:
                 setattr(self, field.name, type(getattr(self, field.name))(state[field.name]))

@@ -29,7 +29,7 @@ class TrainingError(RuntimeError):
 
 class Run:
     def __init__(self, *, config, run_dir: str, engine: str, agent, counters: Counters, learner: Learner,
-                 evaluator: Optional[Evaluator], checkpointer: Checkpointer, run_log: RunLog,
+                 evaluator: Evaluator, checkpointer: Checkpointer, run_log: RunLog,
                  episode_stats: EpisodeStats, tf_agents_metrics: List, log_prefix: str, resume_command: str,
                  save_replay: bool, checkpoint_state: Callable[[], Dict] = dict,
                  before_checkpoint: Callable[[], None] = lambda: None):
@@ -60,14 +60,13 @@ class Run:
                     f"{path} was written by a {saved_algo} run, but {self.run_dir}/config.json says "
                     f"{self.config.algo}: a {saved_algo} checkpoint cannot be resumed as {self.config.algo}. Restore "
                     f"the run's config.json, or start a new --run-dir for {self.config.algo}.")
-            counters = Counters()
             try:
-                counters.load(state, self.config.train.replay_ratio)
+                Counters.check(state)
             except DamagedCounters as error:
                 raise checkpoints.CheckpointError(f"checkpoint {path} is damaged: {error}") from None
             if restore_replay is not None:
-                restore_replay(path)
-            self.counters.__dict__.update(counters.__dict__)
+                restore_replay(path)  # may still find damage: the counters change only after it
+            self.counters.load(state, self.config.train.replay_ratio)
             load_extra(state)
 
         restored = self.checkpointer.restore_newest(restore_rest)
@@ -235,6 +234,11 @@ class Run:
                 print(f"{self.log_prefix} warning: {summary['warning']}", file=sys.stderr)
         self.run_log.flush()
         return summary
+
+    def close(self) -> None:
+        """Releases the evaluation lanes and the replay (a Reverb replay's connections)."""
+        self.evaluator.close()
+        self.learner.replay.close()
 
     def summary(self, final_eval: Optional[EvalResult]) -> Dict[str, float]:
         counters, train = self.counters, self.config.train

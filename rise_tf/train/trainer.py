@@ -55,8 +55,8 @@ class Trainer:
         self.learner = builder.make_learner(lambda: self.config, self.agent, builder.make_replay(self.config),
                                             self.counters, device=self.learner_device, strategy=self.strategy,
                                             replay_lock=replay_lock)
-        self._sink = ReplaySink(self.learner.replay, replay_lock)
-        self.collector = builder.make_collector(lambda: self.config, self.env, self.agent, self._sink, self.counters)
+        sink = ReplaySink(lambda: self.learner.replay, replay_lock)
+        self.collector = builder.make_collector(lambda: self.config, self.env, self.agent, sink, self.counters)
         self.checkpointer = builder.make_checkpointer(self.config, run_dir, self.agent, self.train_step)
         self.run_state = Run(
             config=self.config, run_dir=run_dir, engine=self.engine, agent=self.agent, counters=self.counters,
@@ -92,7 +92,7 @@ class Trainer:
         if not os.path.isdir(replay_dir):
             return
         self.learner.replay.close()
-        self.learner.replay = self._sink.replay = builder.make_replay(self.config)
+        self.learner.replay = builder.make_replay(self.config)
         try:
             self.learner.replay.restore(replay_dir)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
@@ -121,6 +121,4 @@ class Trainer:
 
     def close(self) -> None:
         self.collector.close()
-        if self.run_state.evaluator is not None:
-            self.run_state.evaluator.close()
-        self.learner.replay.close()
+        self.run_state.close()
