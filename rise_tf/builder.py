@@ -19,6 +19,7 @@ from rise_tf.networks.encoders import KerasApplicationEncoder, SnapshotEncoder
 from rise_tf.networks.rise_q_network import build_network, network_input_spec
 from rise_tf.agents.mirrored import mirrored_train_function
 from rise_tf.replay.embedding_replay import EmbeddingReplay
+from rise_tf.replay.segments import SequenceShape
 from rise_tf.replay.store import ReplayStore
 from rise_tf.run_dir import ENV_FILE, RunDirError, load_env_info, load_run_config
 from rise_tf.parts import checkpoints
@@ -107,7 +108,10 @@ def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counte
     if strategy is not None:
         with strategy.scope():
             agent = make_agent(config, time_step_spec, action_spec, train_step_counter)
-        agent.compiled_train = mirrored_train_function(agent, strategy, config.targets_per_update)
+        agent.compiled_train = mirrored_train_function(agent, strategy, agent.compiled_train.input_signature)
+        if agent.compiled_train_segments is not None:
+            agent.compiled_train_segments = mirrored_train_function(agent, strategy,
+                                                                    agent.compiled_train_segments.input_signature)
         return agent
     time_step_spec = tensor_spec.from_spec(time_step_spec)
     action_spec = tensor_spec.from_spec(action_spec)
@@ -125,11 +129,17 @@ def make_agent(config: RunConfig, time_step_spec, action_spec, train_step_counte
             munchausen_log_policy_clip=agent_config.munchausen_log_policy_clip,
             target_update_period=agent_config.target_update_period, target_update_tau=agent_config.target_update_tau,
             gradient_clip_norm=agent_config.gradient_clip_norm, eval_epsilon=config.train.eval_epsilon,
-            train_step_counter=train_step_counter, batch_size=config.targets_per_update, xla=config.train.xla)
+            train_step_counter=train_step_counter, batch_size=config.agent.batch_size,
+            sequence_shape=sequence_shape(config), xla=config.train.xla)
         agent.initialize()
         # Slots exist before a restore, and the update's first trace creates no variables (it would trace twice).
         agent.optimizer.build(agent.q_network.trainable_variables)
     return agent
+
+
+def sequence_shape(config: RunConfig) -> SequenceShape:
+    """How the agent reads segments (and TF-Agents Trajectories) of this run's replay."""
+    return SequenceShape(replay_layout(config), tuple(network_spec(config)), config.agent.segment_length)
 
 
 def make_replay(config: RunConfig) -> ReplayStore:
@@ -163,7 +173,7 @@ def make_learner(current_config: Callable[[], RunConfig], agent, replay, counter
         config = current_config()
         return schedules.importance_beta(config.replay, config.train, counters.frames)
     agent_config = current_config().agent
-    return Learner(agent, replay, batch_size=agent_config.batch_size, segment_length=agent_config.segment_length,
+    return Learner(agent, replay, batch_size=agent_config.batch_size, sequence_shape=sequence_shape(current_config()),
                    segment_priority_eta=agent_config.segment_priority_eta, device=device, strategy=strategy,
                    counters=counters, replay_lock=replay_lock, importance_beta=importance_beta)
 

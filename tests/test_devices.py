@@ -28,6 +28,7 @@ def test_a_batch_is_copied_once_to_the_learners_device_on_a_real_second_device(t
 
     script = textwrap.dedent('''
         import threading
+        from types import SimpleNamespace
         import numpy as np
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
@@ -42,7 +43,8 @@ def test_a_batch_is_copied_once_to_the_learners_device_on_a_real_second_device(t
                 return batch, np.arange(batch_size), np.full(batch_size, beta, np.float32)
 
         for device in ("/CPU:0", "/device:CPU:1"):
-            learner = Learner(None, Replay(), batch_size=3, segment_length=1, segment_priority_eta=0.9, device=device,
+            learner = Learner(None, Replay(), batch_size=3, sequence_shape=SimpleNamespace(segment_length=1),
+                              segment_priority_eta=0.9, device=device,
                               strategy=None, counters=Counters(),
                               importance_beta=lambda: 0.5, replay_lock=threading.Lock())
             sampled = learner.sample()

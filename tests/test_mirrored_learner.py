@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent('''
         replay.add_batch(np.full(2, 0 if first else (2 if t % 10 == 9 else 1)), rng.integers(0, 256, (2, 84, 84), np.uint8),
                          rng.normal(size=(2, 64)).astype(np.float16), rng.integers(0, 2, 2), rng.normal(size=2).astype(np.float32),
                          np.ones(2, np.float32))
-    train = mirrored_train_function(mirrored, strategy, 8)
+    train = mirrored_train_function(mirrored, strategy, mirrored.compiled_train.input_signature)
     for update in range(3):
         batch, keys, weights = replay.sample(8, 0.4)
         batch = tf.nest.map_structure(tf.constant, batch)
@@ -48,6 +48,25 @@ SCRIPT = textwrap.dedent('''
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
     assert int(mirrored.train_step_counter.numpy()) == int(single.train_step_counter.numpy()) == 3
     assert len(mirrored.q_network.trainable_variables[0].values) == 2  # mirrored on both devices
+
+    # Segments split by segment: 4 segments of 3 steps, 2 per replica.
+    config = config.replace(agent={"batch_size": 4, "segment_length": 3})
+    single = builder.make_agent(config, env.time_step_spec(), env.action_spec(), tf.Variable(0, dtype=tf.int64))
+    mirrored = builder.make_agent(config, env.time_step_spec(), env.action_spec(), tf.Variable(0, dtype=tf.int64),
+                                  strategy=strategy)
+    for a, b in zip(mirrored.q_network.variables, single.q_network.variables):
+        a.assign(b)
+    mirrored.initialize()
+    single.initialize()
+    for update in range(2):
+        records, keys, weights = replay.sample_segments(4, builder.sequence_shape(config), 0.4)
+        records = tf.nest.map_structure(tf.constant, records)
+        one = single.train(records, tf.constant(weights))
+        two = mirrored.train(records, tf.constant(weights))
+        np.testing.assert_allclose(two.extra.sample_errors.numpy(), one.extra.sample_errors.numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(two.extra.trainable.numpy(), one.extra.trainable.numpy())
+    for a, b in zip(mirrored.q_network.trainable_variables, single.q_network.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
     print("MIRRORED OK")
 ''')
 

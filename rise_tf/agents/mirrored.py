@@ -14,32 +14,39 @@ import tensorflow as tf
 from tf_agents.agents import tf_agent
 
 
-def mirrored_train_function(agent, strategy: tf.distribute.Strategy, batch_size: int):
-    """A tf.function (batch, weights) -> LossInfo, like `agent.compiled_train`, over `strategy`'s replicas."""
+def mirrored_train_function(agent, strategy: tf.distribute.Strategy, signature):
+    """A tf.function (batch, weights) -> LossInfo, like `agent.compiled_train` (or
+    `compiled_train_segments`, whose records split by segment), over `strategy`'s replicas.
+    signature: that function's input signature, batch size first."""
     from rise_tf.agents.rise_agent import RiseLossInfo
 
     replicas = strategy.num_replicas_in_sync
-    if batch_size % replicas:
+    batch_size = signature[1].shape[0]
+    if batch_size is None or batch_size % replicas:
         raise ValueError(f"batch size {batch_size} does not split over {replicas} learner replicas: use a multiple "
                          f"of {replicas}")
     share = batch_size // replicas
-    batch_spec = tf.nest.map_structure(
-        lambda spec: tf.TensorSpec([batch_size] + spec.shape.as_list(), spec.dtype, spec.name), agent.training_data_spec)
 
     def replica_update(batch, weights):
         context = tf.distribute.get_replica_context()
         start = context.replica_id_in_sync_group * share
         mine = tf.nest.map_structure(lambda x: x[start:start + share], (batch, weights))
-        loss, errors, q_mean, gradients = agent.loss_and_gradients(*mine)
+        loss, info, gradients = agent.loss_and_gradients(*mine)
         gradients = context.all_reduce(tf.distribute.ReduceOp.MEAN, gradients)
         agent.apply_gradients(gradients, aggregated=True)
-        return loss, errors, q_mean
+        if info.trainable is not None:  # all-gather takes numbers, not booleans
+            info = info._replace(trainable=tf.cast(info.trainable, tf.int32))
+        return loss, info
 
-    @tf.function(input_signature=[batch_spec, tf.TensorSpec([batch_size], tf.float32, "weights")])
+    @tf.function(input_signature=signature)
     def train(batch, weights):
-        loss, errors, q_mean = strategy.run(replica_update, args=(batch, weights))
+        loss, info = strategy.run(replica_update, args=(batch, weights))
         agent.after_update()
         mean = tf.distribute.ReduceOp.MEAN
+        trainable = None
+        if info.trainable is not None:
+            trainable = tf.cast(strategy.gather(info.trainable, axis=0), tf.bool)
         return tf_agent.LossInfo(strategy.reduce(mean, loss, axis=None),
-                                 RiseLossInfo(strategy.gather(errors, axis=0), strategy.reduce(mean, q_mean, axis=None)))
+                                 RiseLossInfo(strategy.gather(info.sample_errors, axis=0),
+                                              strategy.reduce(mean, info.q_mean, axis=None), trainable))
     return train

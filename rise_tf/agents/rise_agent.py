@@ -3,10 +3,22 @@ with or without RISE, and the full-recurrent comparison).
 
 A TF-Agents `TFAgent`: `agent.policy` (greedy), `agent.evaluation_policy` (ε_eval-greedy, the
 deterministic network) and `agent.collect_policy` (ε-greedy on the stochastic network: noise and
-sampled taus) plug into TF-Agents drivers; `agent.train(batch, weights)` runs one update as a single
-tf.function. The batch is what `EmbeddingReplay.sample` builds (network inputs at t and at the
-bootstrap step, n-step return, bootstrap discount, action), not a raw Trajectory: the learner reads
-stored embeddings and never calls the frozen encoder.
+sampled taus) plug into TF-Agents drivers; `agent.train(experience, weights)` runs one update as a
+single tf.function. The learner reads stored embeddings and never calls the frozen encoder.
+`experience` is one of:
+- a batch of single steps, as `EmbeddingReplay.sample` builds it (network inputs at t and at the
+  bootstrap step, n-step return, bootstrap discount, action), weights [B];
+- segments (issue 20): a TF-Agents `Trajectory` [B, T] as a replay buffer's `as_dataset(num_steps=T)`
+  gives it (the embedding in `policy_info`), or the same fields as a record dict
+  (replay/sequences.py), T = R-1+m+n; weights [B], one per segment. Each of the m positions is a TD
+  target; the loss is the weighted sum over the trainable ones divided by B·m.
+
+Shared passes per segment: φ and ψ run once per position (online, with the gradient, at the m
+trained positions; the target network at the m bootstrap positions). Double-DQN's argmax reuses the
+online pass where the bootstrap position is a trained one, when the network computes the same Q with
+and without `training` (no noise, spectral norm or sampled taus); only the n positions after the
+segment then take an extra forward pass. Otherwise the argmax takes its own deterministic pass, as
+for single steps.
 
 Losses, picked by `loss` and checked against the head:
 - "huber": (double) DQN or Munchausen-DQN targets, Huber TD loss, for one-Q-per-action heads.
@@ -28,15 +40,20 @@ from typing import Optional
 
 import tensorflow as tf
 from tf_agents.agents import tf_agent
+from tf_agents.trajectories import trajectory as trajectories
 from tf_agents.utils import common
 
 from rise_tf.agents.choices import DISTRIBUTIONAL_LOSSES, LOSSES
 from rise_tf.agents.losses import (double_dqn_targets, dqn_targets, munchausen_targets, quantile_huber_loss,
                                    quantile_targets, td_loss)
 from rise_tf.policies.rise_policy import RiseQPolicy
+from rise_tf.replay import sequences
+from rise_tf.replay.segments import SequenceShape
 
-# sample_errors: the per-sample error written back as PER priority (|TD| or Σ_i mean_j |δ_ij|).
-RiseLossInfo = collections.namedtuple("RiseLossInfo", ("sample_errors", "q_mean"))
+# sample_errors: the per-sample error written back as PER priority (|TD| or Σ_i mean_j |δ_ij|), [B] for
+# single steps, [B, m] for segments; trainable: [B, m] the segment positions that were trained (None
+# for single steps).
+RiseLossInfo = collections.namedtuple("RiseLossInfo", ("sample_errors", "q_mean", "trainable"), defaults=(None,))
 
 
 def training_batch_spec(network_input_spec):
@@ -56,7 +73,7 @@ class RiseAgent(tf_agent.TFAgent):
                  munchausen_alpha: float, munchausen_log_policy_clip: float, target_update_period: int,
                  target_update_tau: float, gradient_clip_norm: float, eval_epsilon: float,
                  train_step_counter: Optional[tf.Variable] = None, batch_size: Optional[int] = None,
-                 xla: bool = False, name: str = "RiseAgent"):
+                 sequence_shape: Optional[SequenceShape] = None, xla: bool = False, name: str = "RiseAgent"):
         """
         Args:
           loss: one of LOSSES; quantile_huber needs a distributional (IQN) network and vice versa.
@@ -66,8 +83,10 @@ class RiseAgent(tf_agent.TFAgent):
           target_update_tau: 1.0 = hard copy every period; < 1 = Polyak averaging with this τ.
           gradient_clip_norm: clip gradients to this global norm; 0 disables.
           eval_epsilon: ε of `evaluation_policy`.
-          batch_size: fixes the update's input signature to this batch size (None: any batch size);
-            the update is traced once, and a batch of another shape or dtype is an error, not a retrace.
+          batch_size: fixes the update's input signature to this batch size, in steps or segments (None:
+            any); the update is traced once, and a batch of another shape or dtype is an error, not a retrace.
+          sequence_shape: the replay layout and segment length m that segments (records, Trajectories)
+            are read with; None: single steps only. With m > 1, `training_data_spec` is a record.
           xla: compile the update with XLA (jit_compile).
 
         Mixed precision is the global Keras policy (set before the network is built, see
@@ -104,24 +123,46 @@ class RiseAgent(tf_agent.TFAgent):
                                               name="evaluation")
         collect_policy = RiseQPolicy(time_step_spec, action_spec, q_network, embedding_dtype=embedding_dtype,
                                      epsilon=self.epsilon, stochastic_network=True, name="collect")
+        self._sequence_shape = sequence_shape
+        segments = sequence_shape is not None and sequence_shape.segment_length > 1
         super().__init__(time_step_spec, action_spec, policy, collect_policy,
-                         train_sequence_length=None,
-                         training_data_spec=training_batch_spec(q_network.input_tensor_spec),
+                         train_sequence_length=sequence_shape.record_length if segments else None,
+                         training_data_spec=(sequences.record_spec(sequence_shape) if segments
+                                             else training_batch_spec(q_network.input_tensor_spec)),
                          train_step_counter=train_step_counter)
         self._update_target = self._make_target_update(target_update_period, target_update_tau)
         # TFAgent only compiles _train under TF1 (`function_in_tf1`); in TF2 it would run eagerly, op
         # by op. One compiled function per update, traced once, is what makes the learner fast.
-        batch_spec = tf.nest.map_structure(lambda spec: tf.TensorSpec([batch_size] + spec.shape.as_list(), spec.dtype,
-                                                                      spec.name), self.training_data_spec)
-        compiled = tf.function(self._train, jit_compile=xla or None,
-                               input_signature=[batch_spec, tf.TensorSpec([batch_size], tf.float32, "weights")])
-        self.compiled_train = compiled
+        # (`compiled_train` and `compiled_train_segments` are replaced by the mirrored learner's when used.)
+        self.compiled_train = tf.function(self._train, jit_compile=xla or None,
+                                          input_signature=update_signature(training_batch_spec(
+                                              q_network.input_tensor_spec), batch_size))
+        self.compiled_train_segments = None
+        if sequence_shape is not None:
+            self.compiled_train_segments = tf.function(self._train, jit_compile=xla or None,
+                                                       input_signature=update_signature(
+                                                           sequences.record_spec(sequence_shape), batch_size))
 
         def train_fn(experience, weights=None):  # what TFAgent.train calls; no weights = uniform
-            if weights is None:
-                weights = tf.ones_like(experience["n_step_return"], tf.float32)
-            return self.compiled_train(experience, weights)  # replaced by the mirrored learner's when used
+            experience = self.as_training_data(experience)
+            if is_record(experience):
+                weights = tf.ones([tf.shape(experience["step_type"])[0]]) if weights is None else weights
+                return self.compiled_train_segments(experience, weights)
+            weights = tf.ones_like(experience["n_step_return"], tf.float32) if weights is None else weights
+            return self.compiled_train(experience, weights)
         self._train_fn = train_fn
+
+    def as_training_data(self, experience):
+        """A Trajectory [B, T] becomes a record; records and single-step batches pass as they are."""
+        if isinstance(experience, trajectories.Trajectory) or is_record(experience):
+            if self._sequence_shape is None:
+                raise ValueError("this agent was built without a sequence shape, so it trains on single-step batches "
+                                 "only: build it with sequence_shape (rise_tf.builder.make_agent does) to train on "
+                                 "Trajectories or segment records")
+            if isinstance(experience, trajectories.Trajectory):
+                return sequences.from_trajectory(experience, self._sequence_shape)
+            return sequences.cast_record(experience, self._sequence_shape)
+        return experience
 
     @property
     def q_network(self):
@@ -161,18 +202,58 @@ class RiseAgent(tf_agent.TFAgent):
     # (the mirrored learner, agents/mirrored.py, runs the first two on every replica)
 
     def loss_and_gradients(self, experience, weights):
-        """The loss, per-sample errors, mean Q and the (unscaled) gradients of the trainable weights."""
+        """(loss, RiseLossInfo, the unscaled gradients of the trainable weights) of single steps or of
+        segment records."""
+        if is_record(experience):
+            return self._segment_loss_and_gradients(experience, weights)
         variables = self._q_network.trainable_variables
         bootstrap = self._bootstrap(experience)  # outside the tape: nothing to differentiate
         with tf.GradientTape() as tape:
             loss, errors, q_mean = self._online_loss(experience, bootstrap, weights, training=True)
-            # A NaN/inf loss stops here, before any weight changes.
-            loss = tf.debugging.check_numerics(loss, "RISE loss is NaN or inf")
-            scaled = self._optimizer.get_scaled_loss(loss) if self._loss_scaled else loss
-        gradients = tape.gradient(scaled, variables)
-        if self._loss_scaled:
-            gradients = self._optimizer.get_unscaled_gradients(gradients)
-        return loss, errors, q_mean, gradients
+            scaled = self._checked_and_scaled(loss)
+        return loss, RiseLossInfo(errors, q_mean), self._unscaled(tape.gradient(scaled, variables))
+
+    def _checked_and_scaled(self, loss):
+        # A NaN/inf loss stops here, before any weight changes.
+        loss = tf.debugging.check_numerics(loss, "RISE loss is NaN or inf")
+        return self._optimizer.get_scaled_loss(loss) if self._loss_scaled else loss
+
+    def _unscaled(self, gradients):
+        return self._optimizer.get_unscaled_gradients(gradients) if self._loss_scaled else gradients
+
+    def _segment_loss_and_gradients(self, record, weights):
+        """One update's loss over B segments of m positions (the module docstring's shared passes)."""
+        shape = self._sequence_shape
+        m = shape.segment_length
+        inputs = sequences.segment_inputs(record, shape)
+        observation, index = inputs["observation"], inputs["bootstrap_index"]
+        trained = tf.nest.map_structure(lambda x: merge_batch_and_time(x[:, :m]), observation)  # [B·m, ...]
+        bootstraps = tf.nest.map_structure(lambda x: merge_batch_and_time(tf.gather(x, index, batch_dims=1)),
+                                           observation)
+        batch = {"observation": trained, "next_observation": bootstraps}
+        batch.update({key: tf.reshape(inputs[key], [-1]) for key in ("action", "n_step_return", "bootstrap_discount")})
+        # Each position weighs its segment's weight, untrainable ones 0; the loss is the mean over all B·m
+        # positions (a fixed divisor: replicas that split the segments then average to the same loss).
+        mask = tf.cast(inputs["trainable"], tf.float32)  # [B, m]
+        position_weights = tf.reshape(tf.cast(weights, tf.float32)[:, None] * mask, [-1])
+        reuse = self._double_dqn and not self._munchausen and self._q_network.training_is_deterministic
+        bootstrap = self._bootstrap(batch, chooser=not reuse)
+        chooser_from_online = None
+        if reuse:
+            after = tf.nest.map_structure(lambda x: merge_batch_and_time(x[:, m:]), observation)  # the n positions after
+            after_q = tf.cast(self._q_network(after, training=False)[0], tf.float32)
+
+            def chooser_from_online(q_values):  # Q at every position (the trained ones from this pass), gathered
+                every = tf.concat([tf.reshape(q_values, [-1, m, q_values.shape[-1]]),
+                                   tf.reshape(after_q, [-1, shape.layout.n_step, after_q.shape[-1]])], axis=1)
+                return merge_batch_and_time(tf.gather(every, index, batch_dims=1))
+        with tf.GradientTape() as tape:
+            loss, errors, q_mean = self._online_loss(batch, bootstrap, position_weights, training=True,
+                                                     chooser_from_online=chooser_from_online,
+                                                     position_mask=tf.reshape(mask, [-1]))
+            scaled = self._checked_and_scaled(loss)
+        gradients = self._unscaled(tape.gradient(scaled, self._q_network.trainable_variables))
+        return loss, RiseLossInfo(tf.reshape(errors, tf.shape(mask)), q_mean, inputs["trainable"]), gradients
 
     def apply_gradients(self, gradients, aggregated: bool = False):
         """Clips and applies; `aggregated`: the replicas' gradients were already averaged."""
@@ -191,9 +272,10 @@ class RiseAgent(tf_agent.TFAgent):
 
     # ------------------------------------------------------------------ losses
 
-    def _bootstrap(self, batch):
+    def _bootstrap(self, batch, chooser: bool = True):
         """Everything the targets need from s_{t+n}, computed outside the gradient tape (the tape
-        would otherwise record the target network's forward pass: its variables are trainable)."""
+        would otherwise record the target network's forward pass: its variables are trainable).
+        chooser=False: double-DQN's argmax comes from the online pass instead (`_online_loss`)."""
         next_observation = batch["next_observation"]
         if self._loss_kind == "quantile_huber":
             next_values, _ = self._target_q_network.quantile_values(next_observation, training=True)  # [B, N', A]
@@ -203,12 +285,12 @@ class RiseAgent(tf_agent.TFAgent):
             next_values, _ = self._target_q_network(next_observation, training=True)  # [B, A]
             next_values = tf.cast(next_values, tf.float32)
             next_mean_q = next_values
-        chooser = next_mean_q  # Q(s', ·) whose argmax is a* for non-Munchausen targets
-        if self._double_dqn:
-            chooser, _ = self._q_network(next_observation, training=False)
-            chooser = tf.cast(chooser, tf.float32)
-        return {"values": tf.stop_gradient(next_values), "mean_q": tf.stop_gradient(next_mean_q),
-                "chooser": tf.stop_gradient(chooser)}
+        bootstrap = {"values": tf.stop_gradient(next_values), "mean_q": tf.stop_gradient(next_mean_q),
+                     "chooser": tf.stop_gradient(next_mean_q)}  # Q(s', ·) whose argmax is a* without double-DQN
+        if self._double_dqn and chooser:
+            bootstrap["chooser"] = tf.stop_gradient(tf.cast(self._q_network(next_observation, training=False)[0],
+                                                            tf.float32))
+        return bootstrap
 
     def _targets(self, batch, bootstrap, q_values):
         """n-step targets: [B] for Huber, [B, N'] for quantiles. q_values = Q(s_t, ·) (Munchausen's π)."""
@@ -223,10 +305,19 @@ class RiseAgent(tf_agent.TFAgent):
             return double_dqn_targets(bootstrap["chooser"], bootstrap["values"], returns, discounts)
         return dqn_targets(bootstrap["values"], returns, discounts)
 
-    def _online_loss(self, batch, bootstrap, weights, training):
-        """(weighted mean loss [], per-sample errors [B], mean Q []) from the online pass over s_t."""
+    def _online_loss(self, batch, bootstrap, weights, training, chooser_from_online=None, position_mask=None):
+        """(weighted mean loss [], per-sample errors [B], mean Q []) from the online pass over s_t.
+        chooser_from_online(Q(s_t, ·)) gives double-DQN's argmax values from this pass (segments);
+        position_mask [B]: the samples the mean Q is taken over (all when None)."""
         if weights is None:
             weights = tf.ones_like(batch["n_step_return"])
+
+        def mean_q(q_values):
+            if position_mask is None:
+                return tf.reduce_mean(q_values)
+            per_sample = tf.reduce_mean(q_values, axis=-1)
+            return tf.reduce_sum(per_sample * position_mask) / tf.maximum(tf.reduce_sum(position_mask), 1.0)
+
         if self._loss_kind == "quantile_huber":
             quantiles, taus = self._q_network.quantile_values(batch["observation"], training=training)  # [B, N, A]
             quantiles, taus = tf.cast(quantiles, tf.float32), tf.cast(taus, tf.float32)
@@ -234,19 +325,38 @@ class RiseAgent(tf_agent.TFAgent):
             targets = tf.stop_gradient(self._targets(batch, bootstrap, q_values))  # [B, N']
             chosen = tf.gather(quantiles, batch["action"], axis=-1, batch_dims=1)  # [B, N]
             per_sample, errors = quantile_huber_loss(chosen, targets, taus, self._huber_delta)
-            return tf.reduce_mean(weights * per_sample), errors, tf.reduce_mean(q_values)
+            return tf.reduce_mean(weights * per_sample), errors, mean_q(q_values)
         q_values, _ = self._q_network(batch["observation"], training=training)  # [B, A]
         q_values = tf.cast(q_values, tf.float32)
+        if chooser_from_online is not None:
+            bootstrap = dict(bootstrap, chooser=tf.stop_gradient(chooser_from_online(tf.stop_gradient(q_values))))
         targets = tf.stop_gradient(self._targets(batch, bootstrap, q_values))  # [B]
         loss, td_errors = td_loss(q_values, batch["action"], targets, weights, self._huber_delta)
-        return loss, tf.abs(td_errors), tf.reduce_mean(q_values)
+        return loss, tf.abs(td_errors), mean_q(q_values)
 
     def _loss(self, experience, weights=None, training=False):
         loss, errors, q_mean = self._online_loss(experience, self._bootstrap(experience), weights, training)
         return tf_agent.LossInfo(loss, RiseLossInfo(errors, q_mean))
 
     def _train(self, experience, weights=None):
-        loss, errors, q_mean, gradients = self.loss_and_gradients(experience, weights)
+        loss, info, gradients = self.loss_and_gradients(experience, weights)
         self.apply_gradients(gradients)
         self.after_update()
-        return tf_agent.LossInfo(loss, RiseLossInfo(errors, q_mean))
+        return tf_agent.LossInfo(loss, info)
+
+
+def is_record(experience) -> bool:
+    """Segment records carry step types; single-step batches carry n-step returns instead."""
+    return isinstance(experience, dict) and "step_type" in experience
+
+
+def merge_batch_and_time(x):
+    """[B, P, ...] -> [B·P, ...] (the trailing shape kept static: layers read their input's channels)."""
+    return tf.reshape(x, [-1] + x.shape[2:].as_list())
+
+
+def update_signature(batch_spec, batch_size: Optional[int]):
+    """The compiled update's input signature: the batch (or records) and the weights, batch_size first."""
+    batched = tf.nest.map_structure(lambda spec: tf.TensorSpec([batch_size] + spec.shape.as_list(), spec.dtype,
+                                                               spec.name), batch_spec)
+    return [batched, tf.TensorSpec([batch_size], tf.float32, "weights")]

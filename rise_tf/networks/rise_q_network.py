@@ -86,6 +86,9 @@ class RiseQNetwork(network.Network):
                                               name="gate")
         self.head = make_head(head, num_actions=num_actions, hidden_units=head_hidden_units, noisy=noisy,
                               noisy_sigma0=noisy_sigma0, num_cosines=num_cosines, num_taus=num_taus)
+        # Without noise, spectral norm's power iteration or sampled taus, training=True computes the same
+        # Q as training=False: a learner may reuse one pass for the other.
+        self.training_is_deterministic = not (noisy or spectral_norm or self.head.distributional)
 
     @property
     def distributional(self) -> bool:

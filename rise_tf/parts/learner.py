@@ -10,7 +10,7 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from rise_tf.replay.segments import segment_priority
+from rise_tf.replay.segments import SequenceShape, segment_priority
 
 
 class NonFiniteLoss(RuntimeError):
@@ -19,21 +19,21 @@ class NonFiniteLoss(RuntimeError):
 
 @dataclasses.dataclass
 class Sampled:
-    batch: object  # nest of tensors: [B] steps, or [B·m] positions of B segments (segment-major)
+    batch: object  # nest of tensors: [B] single steps, or [B, T] segment records (replay/sequences.py)
     keys: np.ndarray  # [B]: the steps, or the segments' start steps
-    weights: object  # tensor [B] or [B·m]: importance weights (x the position mask, for segments)
+    weights: object  # tensor [B]: importance weights, one per step or per segment
     seconds: float  # time to sample and assemble it
-    valid: Optional[np.ndarray] = None  # [B, m] trainable positions of segments; None for single steps
 
 
 class Learner:
-    def __init__(self, agent, replay, *, batch_size: int, segment_length: int, segment_priority_eta: float,
+    def __init__(self, agent, replay, *, batch_size: int, sequence_shape: SequenceShape, segment_priority_eta: float,
                  device: str, strategy, counters, importance_beta: Callable[[], float],
                  replay_lock: Optional[threading.Lock] = None):
         """counters: the run's Counters (updates and timings are counted here); importance_beta() is PER β now.
-        segment_length m > 1: each update trains batch_size segments of m consecutive steps (replay/segments.py)."""
+        sequence_shape.segment_length m > 1: each update trains batch_size segments of m consecutive steps
+        (replay/segments.py), each segment's priority R2D2's mix with segment_priority_eta."""
         self.agent, self.replay, self.batch_size = agent, replay, batch_size
-        self.segment_length, self.segment_priority_eta = segment_length, segment_priority_eta
+        self.sequence_shape, self.segment_priority_eta = sequence_shape, segment_priority_eta
         self.device, self.strategy, self.counters = device, strategy, counters
         self._importance_beta = importance_beta
         self.replay_lock = replay_lock or threading.Lock()
@@ -41,22 +41,19 @@ class Learner:
         self.last_q = float("nan")
         self._updates_this_process = 0  # the first one traces the tf.function: kept out of update timings
 
+    @property
+    def segment_length(self) -> int:
+        return self.sequence_shape.segment_length
+
     def sample(self) -> Sampled:
         """A batch from replay, as tensors, with its keys and importance weights."""
         beta = self._importance_beta()
         started = time.perf_counter()
-        valid = None
         with self.replay_lock:  # the batch is a copy: collection may write on once it is assembled
             if self.segment_length == 1:
                 batch, keys, weights = self.replay.sample(self.batch_size, beta)
             else:
-                batch, keys, segment_weights, valid = self.replay.sample_segments(self.batch_size, self.segment_length,
-                                                                                   beta)
-        if valid is not None:
-            # Each position carries its segment's importance weight; masked positions weigh 0, and the
-            # rest are scaled so that the loss (a mean over all B·m) is the mean over trainable positions.
-            scale = valid.size / max(int(valid.sum()), 1)
-            weights = (np.repeat(segment_weights, self.segment_length) * valid.reshape(-1) * scale).astype(np.float32)
+                batch, keys, weights = self.replay.sample_segments(self.batch_size, self.sequence_shape, beta)
         tensors = tf.nest.map_structure(tf.convert_to_tensor, batch)
         weights = tf.convert_to_tensor(weights)
         # One host -> device copy per batch, made here, off the learner's path (a mirrored learner's
@@ -64,7 +61,7 @@ class Learner:
         if self.device != "/CPU:0" and self.strategy is None:
             with tf.device(self.device):
                 tensors, weights = tf.nest.map_structure(tf.identity, (tensors, weights))
-        return Sampled(tensors, keys, weights, time.perf_counter() - started, valid)
+        return Sampled(tensors, keys, weights, time.perf_counter() - started)
 
     def write_priorities(self, keys: np.ndarray, errors: np.ndarray) -> None:
         with self.replay_lock:
@@ -81,8 +78,8 @@ class Learner:
                 raise
             raise NonFiniteLoss(str(error).splitlines()[0][:200]) from None
         errors = loss_info.extra.sample_errors.numpy()  # .numpy() waits for the update
-        if sampled.valid is not None:  # one priority per segment, written to its start step
-            errors = segment_priority(errors.reshape(sampled.valid.shape), sampled.valid, self.segment_priority_eta)
+        if loss_info.extra.trainable is not None:  # one priority per segment, written to its start step
+            errors = segment_priority(errors, loss_info.extra.trainable.numpy(), self.segment_priority_eta)
         (write_priorities or self.write_priorities)(sampled.keys, errors)
         if self._updates_this_process > 0:
             self.counters.update_seconds += time.perf_counter() - updating

@@ -26,6 +26,7 @@ from rise_tf.replay import batches, persistence, segments
 from rise_tf.replay.layout import ReplayLayout
 from rise_tf.replay.prioritized import PrioritizedSampler
 from rise_tf.replay.ring import LaneRings
+from rise_tf.replay.segments import SequenceShape
 from rise_tf.replay.store import ReplayStore
 
 
@@ -90,23 +91,16 @@ class EmbeddingReplay(ReplayStore):
         rows = self.rings.absolute_rows(lanes, slots)
         return lanes, rows, self.sampler.importance_weights(leaves, self.num_sampleable, beta)
 
-    def sample_segments(self, batch_size: int, length: int, beta: float
-                        ) -> Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
-        """B segments of `length` consecutive steps (replay/segments.py). Returns (batch, start keys,
-        importance weights [B], valid [B, m]); the batch holds B·m per-step samples, segment-major
-        (position i of segment b at b·m + i), each exactly as `sample` assembles that step."""
-        if length < 1:
-            raise ValueError(f"a segment has at least 1 step, got {length}")
+    def sample_segments(self, batch_size: int, shape: SequenceShape, beta: float
+                        ) -> Tuple[Dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """B segments of `shape.segment_length` consecutive steps, drawn by their start's priority, as
+        records (replay/sequences.py): each segment's rows t-R+1 .. t+m-1+n, with rows before the
+        lane's first as PAD and rows not held (overwritten, not yet written) as MISSING. Returns
+        (records {field: [B, T, ...]}, start keys [B], importance weights [B])."""
+        if shape.segment_length < 1:
+            raise ValueError(f"a segment has at least 1 step, got {shape.segment_length}")
         lanes, starts, weights = self._draw(batch_size, beta)  # the starts, drawn by their priority
-        rows = segments.segment_rows(starts, length)  # [B, m]
-        lanes_2d = np.broadcast_to(lanes[:, None], rows.shape)
-        cap = self.layout.lane_capacity
-        inside = rows < self.rings.rows_written[lanes_2d]  # written already (a segment may run past the newest row)
-        kept = np.where(inside, rows, starts[:, None])  # in-range stand-ins where not written, masked below
-        valid = inside & (self.rings.absolute_rows(lanes_2d, kept % cap) == kept) \
-            & self.rings.sampleable[lanes_2d, kept % cap] & self.rings.window_intact(lanes_2d, kept)
-        flat = self.assemble(lanes_2d.reshape(-1), kept.reshape(-1))
-        return flat, self.key(lanes, starts), weights, valid
+        return segments.records(self.rings, lanes, starts, shape), self.key(lanes, starts), weights
 
     def key(self, lanes: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """A sampled step's key names its absolute row, not its slot: a batch sampled ahead (prefetch)
