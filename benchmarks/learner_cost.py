@@ -38,11 +38,11 @@ def _filled_replay(config, steps_per_lane: int, num_actions: int, seed: int = 0)
     return replay
 
 
-def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, models, warmup_updates):
-    """{model name: [seconds per update, one entry per round]}; updates_per_round: {model name: count}.
-    Batches come from each model's own learner (rise_tf/parts/learner.py: single steps or segments)."""
+def _prepared(game, updates_per_round, batch_size, overrides, models, warmup_updates):
+    """{model name: (agent, batches)}; updates_per_round: {model name: count}. Batches come from each
+    model's own learner (rise_tf/parts/learner.py: single steps or segment records)."""
     env = None
-    agents, batches = {}, {}
+    prepared = {}
     for name, algo, *own in models:  # a model may carry its own overrides: (name, algo, {"train": {...}})
         config = make_config(algo, game, agent={"batch_size": batch_size},
                              replay={"capacity": 20_000}, env={"num_envs": 4}, **(overrides or {}))
@@ -55,17 +55,29 @@ def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, model
         replay = _filled_replay(config, 1_000, num_actions)
         learner = builder.make_learner(lambda config=config: config, agent, replay, Counters(), device="/CPU:0",
                                        strategy=None)
-        batches[name] = [(sampled.batch, sampled.weights)
-                         for sampled in (learner.sample() for _ in range(updates_per_round[name]))]
-        for batch, weights in batches[name][:warmup_updates]:  # compile and warm up
+        batches = [(sampled.batch, sampled.weights)
+                   for sampled in (learner.sample() for _ in range(updates_per_round[name]))]
+        for batch, weights in batches[:warmup_updates]:  # compile and warm up
             agent.train(batch, weights)
-        agents[name] = agent
+        prepared[name] = (agent, batches)
     env.close()
-    times = {name: [] for name, *_ in models}
+    return prepared
+
+
+def _interleaved(timers, rounds):
+    """{name: [seconds per update, one per round]}, the timers taking turns (A B C A B C ...)."""
+    times = {name: [] for name in timers}
     for _ in range(rounds):
-        for name, *_ in models:
-            times[name].append(seconds_per_update(agents[name], batches[name]))
+        for name, seconds in timers.items():
+            times[name].append(seconds())
     return times
+
+
+def _timed_updates(game, rounds, updates_per_round, batch_size, overrides, models, warmup_updates):
+    """{model name: [seconds per update, one entry per round]}; updates_per_round: {model name: count}."""
+    prepared = _prepared(game, updates_per_round, batch_size, overrides, models, warmup_updates)
+    return _interleaved({name: (lambda agent=agent, batches=batches: seconds_per_update(agent, batches))
+                         for name, (agent, batches) in prepared.items()}, rounds)
 
 
 def seconds_per_update(agent, batches) -> float:
@@ -91,22 +103,82 @@ def measure(game: str = "Pong", rounds: int = 5, updates_per_round: int = 10, ba
     return result
 
 
+def _peer_timer(game: str, targets: int, updates: int, warmup_updates: int = 1):
+    """TF-Agents' recurrent DQN (the peer, rise_tf/peers) on sequences of k+1 steps of random data, with
+    B sequences so that B x k transitions = `targets`: (seconds-per-update callable, sequence length, B)."""
+    from tf_agents.replay_buffers import tf_uniform_replay_buffer
+    from tf_agents.trajectories import trajectory as trajectories
+    from tf_agents.utils import common
+
+    from rise_tf.peers.tf_agents_rnn_dqn import make_peer_agent
+
+    config = make_config("dqn", game)
+    sequence_length = config.network.window_length + 1  # the peer's default
+    batch_size = max(1, targets // (sequence_length - 1))
+    env = builder.make_env(config, num_envs=1)
+    from tf_agents.environments import tf_py_environment
+    tf_env = tf_py_environment.TFPyEnvironment(env)
+    agent = make_peer_agent(config, tf_env.time_step_spec(), tf_env.action_spec(), 0.1)
+    num_actions = int(tf_env.action_spec().maximum - tf_env.action_spec().minimum + 1)
+    env.close()
+    lanes, rng = 4, np.random.default_rng(0)
+    buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(agent.collect_data_spec, batch_size=lanes, max_length=600)
+    size = config.env.frame_size
+    for row in range(600):
+        first = row % 500 == 0
+        step = trajectories.Trajectory(
+            step_type=tf.fill([lanes], 0 if first else 1), observation=tf.constant(
+                rng.integers(0, 256, (lanes, size, size), dtype=np.uint8)),
+            action=tf.constant(rng.integers(0, num_actions, lanes), agent.collect_data_spec.action.dtype),
+            policy_info=(), next_step_type=tf.fill([lanes], 1), reward=tf.constant(rng.standard_normal(lanes), tf.float32),
+            discount=tf.ones([lanes]))
+        buffer.add_batch(step)
+    dataset = iter(buffer.as_dataset(sample_batch_size=batch_size, num_steps=sequence_length, num_parallel_calls=1))
+    batches = [next(dataset)[0] for _ in range(updates)]
+    train = common.function(agent.train)
+    for experience in batches[:warmup_updates]:
+        train(experience)
+
+    def seconds():
+        start = time.perf_counter()
+        for experience in batches:
+            loss = train(experience).loss
+        float(loss)
+        return (time.perf_counter() - start) / len(batches)
+    return seconds, sequence_length, batch_size
+
+
 def measure_segments(game: str = "Pong", rounds: int = 4, updates_per_round: int = 4, targets: int = 128,
-                     lengths=(1, 8, 16)) -> dict:
-    """Learner cost per update and per TD target with segments (issue 20): rise-dqn with batch_size x
-    segment_length = `targets` positions per update for each segment length m, and the full-recurrent
-    model's single steps at the same number of targets; one replay of random data, interleaved rounds."""
+                     btr_targets: int = 32, lengths=(1, 8, 16)) -> dict:
+    """Learner cost per update and per TD target with segments (issue 20), side by side in one run:
+    rise-dqn with batch_size x segment_length = `targets` positions per update for each segment length
+    m, rise-btr likewise at `btr_targets` (its Impala x2 body is ~10x dearer), the full-recurrent model's
+    single steps and TF-Agents' recurrent DQN (the peer: B sequences of k+1 steps, B x k transitions)
+    at `targets`; random data, interleaved rounds."""
     models = [(f"rise_m{m}", "rise-dqn", {"agent": {"segment_length": m, "batch_size": targets // m}}) for m in lengths]
     models.append(("full_recurrent_m1", "r2d2-lite", {"agent": {"batch_size": targets}}))
-    times = _timed_updates(game, rounds, {name: updates_per_round for name, *_ in models}, targets, None, models,
-                           warmup_updates=1)
-    result = {"targets_per_update": targets, "rounds": rounds, "updates_per_round": updates_per_round, "models": {}}
-    for name, *_ in models:
+    models += [(f"rise_btr_m{m}", "rise-btr", {"agent": {"segment_length": m, "batch_size": btr_targets // m}})
+               for m in lengths if btr_targets % m == 0]
+    counts = {name: updates_per_round for name, *_ in models}
+    prepared = _prepared(game, counts, targets, None, models, warmup_updates=1)
+    timers = {name: (lambda agent=agent, batches=batches: seconds_per_update(agent, batches))
+              for name, (agent, batches) in prepared.items()}
+    peer, sequence_length, peer_batch = _peer_timer(game, targets, updates_per_round)
+    timers["tfa_rnn_dqn"] = peer
+    times = _interleaved(timers, rounds)
+    model_targets = {name: (btr_targets if name.startswith("rise_btr") else targets) for name in timers}
+    model_targets["tfa_rnn_dqn"] = peer_batch * (sequence_length - 1)
+    result = {"targets_per_update": targets, "btr_targets_per_update": btr_targets, "rounds": rounds,
+              "updates_per_round": updates_per_round, "peer_sequence_length": sequence_length,
+              "peer_batch_size": peer_batch, "models": {}}
+    for name in timers:
         update_ms = 1000 * float(np.median(times[name]))
-        result["models"][name] = {"update_ms": update_ms, "target_ms": update_ms / targets}
-    base = result["models"]["rise_m1"]["target_ms"]
-    for row in result["models"].values():
+        result["models"][name] = {"update_ms": update_ms, "targets": model_targets[name],
+                                  "target_ms": update_ms / model_targets[name]}
+    for name, row in result["models"].items():
+        base = result["models"]["rise_btr_m1" if name.startswith("rise_btr") else "rise_m1"]["target_ms"]
         row["over_rise_m1"] = row["target_ms"] / base
+        row["over_peer"] = row["target_ms"] / result["models"]["tfa_rnn_dqn"]["target_ms"]
     return result
 
 

@@ -146,7 +146,8 @@ def make_replay(config: RunConfig) -> ReplayStore:
     layout, inputs = replay_layout(config), list(network_spec(config))
     if config.replay.replay_backend == "reverb":
         from rise_tf.replay.reverb_store import ReverbReplay  # Reverb loads only when asked for
-        return ReverbReplay(layout, inputs, batch_size=config.agent.batch_size, prefetch=config.train.prefetch_batches)
+        return ReverbReplay(layout, inputs, batch_size=config.agent.batch_size, prefetch=config.train.prefetch_batches,
+                            segment_length=config.agent.segment_length)
     return EmbeddingReplay(layout, inputs, seed=config.train.seed)
 
 

@@ -236,10 +236,11 @@ class AgentConfig:
     target_update_period: int = _field(2000, "learner updates between target-network updates")
     target_update_tau: float = _field(1.0, "1 = hard copy; < 1 = Polyak averaging factor")
     gradient_clip_norm: float = _field(10.0, "clip gradients to this global norm; 0 disables")
-    segment_length: int = _field(1, "m: consecutive agent steps of one lane per sampled segment; an update then "
-                                    "trains batch_size segments x m positions (batch_size x m TD targets), so each "
-                                    "update costs about m times more while --replay-ratio still counts updates per "
-                                    "agent step; 1 = single steps (RISE and the full-recurrent model only)")
+    segment_length: int = _field(1, "m: consecutive agent steps of one lane per sampled segment (RISE and the "
+                                    "full-recurrent model); an update then trains batch_size segments x m positions "
+                                    "(batch_size x m TD targets) and costs about m times more, while --replay-ratio "
+                                    "still counts updates per agent step: TD targets per agent step = replay ratio x "
+                                    "batch_size x m. 1 = single steps. A resumed run keeps its own")
     segment_priority_eta: float = _field(0.9, "a segment's priority: eta x max + (1 - eta) x mean of its positions' "
                                               "errors (R2D2)")
 
@@ -406,12 +407,10 @@ class RunConfig:
                      f"--segment-length {agent.segment_length} does not fit in a lane of the replay "
                      f"({self.replay.capacity // self.env.num_envs} steps per lane, {lane_need} of them for windows "
                      f"and n-step): lower --segment-length or raise --capacity")
-            _require(self.replay.replay_backend == "memory",
-                     "--segment-length > 1 is sampled from the in-process replay only so far; use --replay-backend "
-                     "memory (and no --distributed)")
-        _require(agent.batch_size * agent.segment_length % self.train.learner_replicas == 0,
-                 f"batch_size {agent.batch_size} x segment_length {agent.segment_length} does not split over "
-                 f"--learner-replicas {self.train.learner_replicas}: use a multiple of {self.train.learner_replicas}")
+        # The replicas split single steps, or segments (whole ones): either way the batch size.
+        _require(agent.batch_size % self.train.learner_replicas == 0,
+                 f"batch_size {agent.batch_size} does not split over --learner-replicas "
+                 f"{self.train.learner_replicas}: use a multiple of {self.train.learner_replicas}")
         distributional_head = net.head in DISTRIBUTIONAL_HEADS
         distributional_loss = agent.loss in DISTRIBUTIONAL_LOSSES
         _require(distributional_head == distributional_loss,
@@ -424,13 +423,6 @@ class RunConfig:
     def updates_per_collection_step(self) -> int:
         """Updates one collection step (num_envs agent steps) earns at the replay ratio, rounded up."""
         return math.ceil(self.train.replay_ratio * self.env.num_envs)
-
-    def check_distributable(self) -> "RunConfig":
-        """What a Reverb replay (the distributed engine) cannot serve yet; ValueError naming the fix."""
-        _require(self.agent.segment_length == 1,
-                 f"--segment-length {self.agent.segment_length} is not served by the Reverb replay yet (the "
-                 f"distributed engine samples single steps): use --segment-length 1, or train in one process")
-        return self
 
     @property
     def targets_per_update(self) -> int:

@@ -75,6 +75,52 @@ def test_items_are_the_sampleable_steps_and_their_batches_equal_the_in_process_r
         reverb_replay.close()
 
 
+def test_segment_items_give_the_in_process_segments_inputs_at_every_trainable_position():
+    """With segments (issue 20) an item is a segment's record. Built into learner inputs, every position
+    the Reverb record trains is trained by the in-process record of the same (lane, start) too, with
+    the same inputs and targets; the in-process record trains no more (its rows are all written)."""
+    import tensorflow as tf
+
+    from rise_tf.replay import segments
+    from rise_tf.replay.segments import SequenceShape
+    from rise_tf.replay.sequences import cast_record, segment_inputs
+
+    spec, length = layout(), 5
+    shape = SequenceShape(spec, INPUTS, length)
+    in_process = EmbeddingReplay(spec, INPUTS, seed=0)
+    reverb_replay = ReverbReplay(spec, INPUTS, batch_size=8, segment_length=length)
+    try:
+        feed([in_process, reverb_replay], stream(60, spec.num_lanes))
+        written = reverb_replay.writers.rows_written
+        # An item per sampleable start whose last row (t + m-1 + n) is written.
+        lanes, slots = np.nonzero(in_process.rings.sampleable)
+        rows = in_process.rings.absolute_rows(lanes, slots)
+        expected = {(int(a), int(r)) for a, r in zip(lanes, rows) if r + length - 1 + spec.n_step <= written[a] - 1}
+        assert reverb_replay.num_sampleable == len(expected) > 80
+        with pytest.raises(ValueError, match="segments of 5 step"):
+            reverb_replay.sample(8, 0.4)
+        checked = 0
+        for _ in range(10):
+            records, keys, sample_lanes, sample_rows = reverb_replay.sample_with_rows(beta=0.4)
+            assert {(int(a), int(r)) for a, r in zip(sample_lanes, sample_rows)} <= expected
+            theirs = segment_inputs(cast_record(records, shape), shape)
+            ours = segment_inputs(tf.nest.map_structure(tf.constant, segments.records(
+                in_process.rings, sample_lanes.astype(np.int64), sample_rows, shape)), shape)
+            np.testing.assert_array_equal(theirs["trainable"].numpy(), ours["trainable"].numpy())
+            for key in ("action", "n_step_return", "bootstrap_discount", "bootstrap_index"):
+                np.testing.assert_array_equal(np.where(ours["trainable"], theirs[key], 0),
+                                              np.where(ours["trainable"], ours[key], 0), err_msg=key)
+            for key in INPUTS:
+                b, i = np.nonzero(ours["trainable"].numpy())
+                for index in (i, ours["bootstrap_index"].numpy()[b, i]):
+                    np.testing.assert_array_equal(theirs["observation"][key].numpy()[b, index],
+                                                  ours["observation"][key].numpy()[b, index], err_msg=key)
+            checked += int(ours["trainable"].numpy().sum())
+        assert checked > 200
+    finally:
+        reverb_replay.close()
+
+
 def test_learner_inputs_mask_before_the_episode_and_stop_at_its_end():
     """One item by hand: t is the 2nd row of an episode that ends 1 row later (m = 1 < n)."""
     import tensorflow as tf

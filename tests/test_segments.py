@@ -167,7 +167,6 @@ def test_the_learner_trains_segments_and_writes_one_priority_per_segment(tmp_pat
     ({"agent": {"segment_length": 0}}, "segment_length must be >= 1"),
     ({"agent": {"segment_length": -3}}, "segment_length must be >= 1"),
     ({"agent": {"segment_length": 7000}}, "does not fit in a lane of the replay"),  # 50,000 over 8 lanes
-    ({"agent": {"segment_length": 8}, "replay": {"replay_backend": "reverb"}}, "in-process replay only"),
 ])
 def test_bad_segment_lengths_are_refused_with_the_fix(updates, message):
     from rise_tf.config import make_config
@@ -176,10 +175,14 @@ def test_bad_segment_lengths_are_refused_with_the_fix(updates, message):
         make_config("rise-dqn", "MemoryCorridor", **updates)
 
 
-def test_segments_need_a_model_with_memory_and_one_process():
+def test_segments_need_a_model_with_memory_and_split_whole_over_learner_replicas():
     from rise_tf.config import make_config
 
     with pytest.raises(ValueError, match="needs a model with memory"):
         make_config("dqn", "MemoryCorridor", agent={"segment_length": 8})
-    with pytest.raises(ValueError, match="not served by the Reverb replay yet"):
-        make_config("rise-dqn", "MemoryCorridor", agent={"segment_length": 8}).check_distributable()
+    with pytest.raises(ValueError, match="batch_size 3 does not split over --learner-replicas 2"):
+        make_config("rise-dqn", "MemoryCorridor", agent={"segment_length": 8, "batch_size": 3},
+                    train={"learner_replicas": 2})
+    # Reverb serves segments (its items are then segment records): the distributed engine trains them too.
+    config = make_config("rise-dqn", "MemoryCorridor", agent={"segment_length": 8}, replay={"replay_backend": "reverb"})
+    assert config.targets_per_update == 8 * config.agent.batch_size

@@ -96,7 +96,7 @@ class Actor:
         rows = None if first else self.writers.rows_written.copy()
         self.writers = LaneWriters(self.client, replay_layout(self.config), self.lane_ids,
                                    priority=lambda: float(self.learner_state[MAX_PRIORITY]),
-                                   on_blocked=self._check_done)
+                                   on_blocked=self._check_done, segment_length=self.config.agent.segment_length)
         if rows is not None:
             self.writers.rows_written[:] = rows
 

@@ -92,7 +92,8 @@ class DistributedLearner:
 
         return ReverbReplay(replay_layout(self.config), list(builder.network_spec(self.config)),
                             batch_size=self.config.agent.batch_size, prefetch=self.config.train.prefetch_batches,
-                            address=self.address, lane_ids=[], sample_timeout_ms=SAMPLE_TIMEOUT_MS)
+                            address=self.address, lane_ids=[], sample_timeout_ms=SAMPLE_TIMEOUT_MS,
+                            segment_length=self.config.agent.segment_length)
 
     def _load_actor_messages(self, state: Dict) -> None:
         self._actor_seen = {str(k): list(v) for k, v in state.get("actor_messages", {}).items()}

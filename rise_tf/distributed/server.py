@@ -92,7 +92,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                              f"(e.g. --game Pong --algo rise-btr) to start one")
         else:
             config = config_from_args(args)
-        config.check_distributable()
         if not port_is_free(args.port):
             raise ValueError(f"port {args.port} is in use (another server?): stop it, or pick another --port")
         check_writable_run_dir(args.run_dir)

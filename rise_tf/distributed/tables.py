@@ -73,7 +73,7 @@ def tables(config: RunConfig, variable_specs) -> list:
     reverb = import_reverb()
     identity_spec = {"identity": tf.TensorSpec([], tf.string)}
     return [
-        make_table(replay_layout(config), rate_limiter=rate_limiter(config)),
+        make_table(replay_layout(config), segment_length=config.agent.segment_length, rate_limiter=rate_limiter(config)),
         reverb.Table(name=VARIABLES_TABLE, sampler=reverb.selectors.Uniform(), remover=reverb.selectors.Fifo(),
                      rate_limiter=reverb.rate_limiters.MinSize(1), max_size=1, max_times_sampled=0,
                      signature=variable_specs),

@@ -66,13 +66,35 @@ def peer_settings(args) -> dict:
     return {"config": config, "sequence_length": sequence_length}
 
 
-def run(args) -> dict:
+def make_peer_agent(config, time_step_spec, action_spec, epsilon):
+    """TF-Agents' DqnAgent on its QRnnNetwork (Nature CNN, 512 fc, LSTM of the run's core units),
+    initialised; `epsilon` (a variable or a number) is its collect policy's ε."""
     import tensorflow as tf
     from tf_agents.agents.dqn import dqn_agent
+    from tf_agents.networks import q_rnn_network
+    from tf_agents.utils import common
+
+    to_unit_frames = tf.keras.layers.Lambda(lambda frame: tf.cast(frame, tf.float32)[..., None] / 255.0)
+    q_net = q_rnn_network.QRnnNetwork(
+        time_step_spec.observation, action_spec, preprocessing_layers=to_unit_frames,
+        conv_layer_params=[(32, 8, 4), (64, 4, 2), (64, 3, 1)], input_fc_layer_params=(512,),
+        lstm_size=(config.network.core_units,), output_fc_layer_params=None)
+    agent_c = config.agent
+    agent = dqn_agent.DqnAgent(
+        time_step_spec, action_spec, q_network=q_net,
+        optimizer=tf.keras.optimizers.Adam(agent_c.learning_rate, epsilon=agent_c.adam_epsilon),
+        epsilon_greedy=lambda: epsilon, n_step_update=1, target_update_period=agent_c.target_update_period,
+        td_errors_loss_fn=common.element_wise_huber_loss, gamma=agent_c.gamma,
+        gradient_clipping=agent_c.gradient_clip_norm or None, train_step_counter=tf.Variable(0, dtype=tf.int64))
+    agent.initialize()
+    return agent
+
+
+def run(args) -> dict:
+    import tensorflow as tf
     from tf_agents.drivers import dynamic_step_driver
     from tf_agents.environments import tf_py_environment
     from tf_agents.metrics import tf_metrics
-    from tf_agents.networks import q_rnn_network
     from tf_agents.replay_buffers import tf_uniform_replay_buffer
     from tf_agents.utils import common
 
@@ -106,20 +128,8 @@ def run(args) -> dict:
     eval_env = builder.make_env(config, num_envs=min(train_c.eval_episodes, MAX_EVAL_LANES),
                                 seed_offset=EVAL_SEED_OFFSET, training=False, parallel="serial")
     frames_per_step = config.frames_per_agent_step
-    to_unit_frames = tf.keras.layers.Lambda(lambda frame: tf.cast(frame, tf.float32)[..., None] / 255.0)
-    q_net = q_rnn_network.QRnnNetwork(
-        env.observation_spec(), env.action_spec(), preprocessing_layers=to_unit_frames,
-        conv_layer_params=[(32, 8, 4), (64, 4, 2), (64, 3, 1)], input_fc_layer_params=(512,),
-        lstm_size=(net_c.core_units,), output_fc_layer_params=None)
     epsilon = tf.Variable(train_c.epsilon_start, dtype=tf.float32, trainable=False)
-    train_step = tf.Variable(0, dtype=tf.int64)
-    agent = dqn_agent.DqnAgent(
-        env.time_step_spec(), env.action_spec(), q_network=q_net,
-        optimizer=tf.keras.optimizers.Adam(agent_c.learning_rate, epsilon=agent_c.adam_epsilon),
-        epsilon_greedy=lambda: epsilon, n_step_update=1, target_update_period=agent_c.target_update_period,
-        td_errors_loss_fn=common.element_wise_huber_loss, gamma=agent_c.gamma,
-        gradient_clipping=agent_c.gradient_clip_norm or None, train_step_counter=train_step)
-    agent.initialize()
+    agent = make_peer_agent(config, env.time_step_spec(), env.action_spec(), epsilon)
     replay = tf_uniform_replay_buffer.TFUniformReplayBuffer(
         agent.collect_data_spec, batch_size=env.batch_size, max_length=config.replay.capacity // env.batch_size)
     env_steps = tf_metrics.EnvironmentSteps()  # non-boundary steps over all lanes, as the driver counts

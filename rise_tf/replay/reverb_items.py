@@ -11,10 +11,14 @@ once, however many items share it.
 the episode's first step, the same n-step return and bootstrap discount (in float64, cast as numpy
 does), so a Reverb batch equals the in-process replay's for the same steps (tests/test_reverb_replay.py).
 
-Deliberate difference from the in-process replay: an item is made when row t+n is written, also when
-the episode ended earlier (its rows past the episode's end are never read). So the last n-1 steps of
-an episode become sampleable up to n-1 steps later than in-process, and a writer that stops loses the
-items of its last n steps. TensorFlow-only; no Reverb import here.
+With segments of m steps (issue 20) an item is the record of the segment that starts at t: rows
+t-R+1 .. t+m-1+n (replay/sequences.py builds the learner's inputs from it, in the agent's update).
+
+Deliberate difference from the in-process replay: an item is made when its last row (t+n, or
+t+m-1+n for a segment) is written, also when the episode ended earlier (its rows past the episode's
+end are never read). So the last steps of an episode become sampleable up to m-1+n-1 steps later
+than in-process, and a writer that stops loses the items of its last m-1+n steps. TensorFlow-only;
+no Reverb import here.
 """
 from __future__ import annotations
 
@@ -23,19 +27,15 @@ from typing import Dict, Sequence
 import tensorflow as tf
 
 from rise_tf.replay.layout import FIRST, LAST, ReplayLayout
-
-# The step type of the rows a writer puts before its first real row (after a start or a reconnect to
-# the server): the windows of the rows after them never reach past them.
-PAD = 3
-
-
-def reach(layout: ReplayLayout) -> int:
-    """Rows an item holds before and including its sampled step t."""
-    return max(layout.window_length, layout.frame_stack)
+# PAD: the step type of the rows a writer puts before its first real row (after a start or a reconnect
+# to the server): the windows of the rows after them never reach past them. reach: rows an item holds
+# before and including its sampled step t.
+from rise_tf.replay.segments import PAD, reach
 
 
-def item_length(layout: ReplayLayout) -> int:
-    return reach(layout) + layout.n_step
+def item_length(layout: ReplayLayout, segment_length: int = 1) -> int:
+    """R + n rows for a single step; R-1 + m + n for a segment of m (its record)."""
+    return reach(layout) - 1 + segment_length + layout.n_step
 
 
 def step_spec(layout: ReplayLayout) -> Dict[str, tf.TensorSpec]:
@@ -55,9 +55,9 @@ def step_spec(layout: ReplayLayout) -> Dict[str, tf.TensorSpec]:
     return spec
 
 
-def item_spec(layout: ReplayLayout) -> Dict[str, tf.TensorSpec]:
+def item_spec(layout: ReplayLayout, segment_length: int = 1) -> Dict[str, tf.TensorSpec]:
     """An item: every column over the item's rows (the Reverb table's signature)."""
-    length = item_length(layout)
+    length = item_length(layout, segment_length)
     return {name: tf.TensorSpec([length, *spec.shape], spec.dtype) for name, spec in step_spec(layout).items()}
 
 

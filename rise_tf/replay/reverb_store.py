@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from rise_tf.replay import reverb_items
 from rise_tf.replay.layout import LAST, ReplayLayout
-from rise_tf.replay.reverb_items import PAD
+from rise_tf.replay.segments import PAD
 from rise_tf.replay.prioritized import PRIORITY_EPSILON, normalised_importance_weights
 from rise_tf.replay.store import ReplayStore
 
@@ -52,15 +52,16 @@ def import_reverb():
     return reverb
 
 
-def make_table(layout: ReplayLayout, *, rate_limiter=None):
-    """The replay table. Without a rate limiter it samples as soon as it holds one item (the in-process
-    trainer holds the replay ratio itself); distributed runs pass SampleToInsertRatio."""
+def make_table(layout: ReplayLayout, *, segment_length: int = 1, rate_limiter=None):
+    """The replay table (items of single steps, or of segments of `segment_length`). Without a rate
+    limiter it samples as soon as it holds one item (the in-process trainer holds the replay ratio
+    itself); distributed runs pass SampleToInsertRatio."""
     reverb = import_reverb()
     sampler = (reverb.selectors.Prioritized(layout.priority_exponent) if layout.prioritized
                else reverb.selectors.Uniform())
     return reverb.Table(name=TABLE, sampler=sampler, remover=reverb.selectors.Fifo(), max_size=layout.capacity,
                         rate_limiter=rate_limiter or reverb.rate_limiters.MinSize(1),
-                        signature=reverb_items.item_spec(layout))
+                        signature=reverb_items.item_spec(layout, segment_length))
 
 
 class ReplayServer:
@@ -70,14 +71,15 @@ class ReplayServer:
     starts, loads the newest one there, or `load_from` (one checkpoint's own directory) when the root
     is empty."""
 
-    def __init__(self, layout: ReplayLayout, *, port: Optional[int] = None, checkpoint_root: Optional[str] = None,
-                 load_from: Optional[str] = None, rate_limiter=None):
+    def __init__(self, layout: ReplayLayout, *, segment_length: int = 1, port: Optional[int] = None,
+                 checkpoint_root: Optional[str] = None, load_from: Optional[str] = None, rate_limiter=None):
         reverb = import_reverb()
         self._temporary_root = None if checkpoint_root else tempfile.mkdtemp(prefix="rise-reverb-")
         self.checkpoint_root = checkpoint_root or self._temporary_root
         os.makedirs(self.checkpoint_root, exist_ok=True)
         checkpointer = reverb.checkpointers.DefaultCheckpointer(self.checkpoint_root, fallback_checkpoint_path=load_from)
-        self.server = reverb.Server([make_table(layout, rate_limiter=rate_limiter)], port=port,
+        self.server = reverb.Server([make_table(layout, segment_length=segment_length, rate_limiter=rate_limiter)],
+                                    port=port,
                                     checkpointer=checkpointer)
         self.address = f"localhost:{self.server.port}"
 
@@ -95,19 +97,20 @@ class LaneWriters:
     after a reconnect, mid-episode, pads again: its windows then start after the padding."""
 
     def __init__(self, client, layout: ReplayLayout, lane_ids: Sequence[int], priority: Callable[[], float],
-                 on_blocked: Optional[Callable[[], None]] = None):
+                 on_blocked: Optional[Callable[[], None]] = None, segment_length: int = 1):
         """priority: a new item's priority; on_blocked: called every BLOCKED_CHECK_MS while the table's
-        rate limiter holds this writer back (an actor checks there whether the learner is done)."""
+        rate limiter holds this writer back (an actor checks there whether the learner is done);
+        segment_length m: each item is the segment of m steps starting at its step."""
         self.layout = layout
         self.on_blocked = on_blocked
         self._deadline_error = import_reverb().errors.DeadlineExceededError
         self.lane_ids = np.asarray(lane_ids, np.int32)
         self.priority = priority
-        self.length = reverb_items.item_length(layout)
+        self.length = reverb_items.item_length(layout, segment_length)
         self.writers = [client.trajectory_writer(num_keep_alive_refs=self.length) for _ in lane_ids]
         self.rows_written = np.zeros(len(lane_ids), np.int64)
-        # Step types of each lane's newest n+1 rows (an item is made for a row that is neither LAST nor PAD).
-        self._recent_types = np.full((len(lane_ids), layout.n_step + 1), PAD, np.uint8)
+        # Step types of each lane's newest m-1+n+1 rows (an item starts at a row that is neither LAST nor PAD).
+        self._recent_types = np.full((len(lane_ids), segment_length + layout.n_step), PAD, np.uint8)
         spec = reverb_items.step_spec(layout)
         for writer, lane in zip(self.writers, self.lane_ids):
             for _ in range(reverb_items.reach(layout) - 1):
@@ -127,7 +130,8 @@ class LaneWriters:
             if self.layout.embedding_size:
                 step["embedding"] = np.asarray(embedding[i], self.layout.embedding_dtype)
             writer.append(step)
-            # Row t = newest - n now has all n rows after it: an item, unless t ended its episode.
+            # Row t = newest - (m-1+n) now has all the rows after it its item reads: an item, unless t ended
+            # its episode.
             if self._recent_types[i, 0] not in (LAST, PAD):
                 history = writer.history
                 writer.create_item(TABLE, priority=self.priority(),
@@ -159,21 +163,27 @@ class LaneWriters:
 
 
 def sample_dataset(address: str, layout: ReplayLayout, input_keys: Sequence[str], batch_size: int,
-                   prefetch: int, timeout_ms: int = -1) -> tf.data.Dataset:
-    """Batches of (learner sample, key, probability, table size, lane, row) from the table. With a
-    timeout, the dataset ends when the rate limiter holds a sample back that long."""
+                   prefetch: int, timeout_ms: int = -1, segment_length: int = 1) -> tf.data.Dataset:
+    """Batches of (learner sample, key, probability, table size, lane, row) from the table. The learner
+    sample is a single step's inputs and targets, or a segment's record (replay/sequences.py); lane
+    and row name the step (the segment's start). With a timeout, the dataset ends when the rate
+    limiter holds a sample back that long."""
     reverb = import_reverb()
-    spec = reverb_items.item_spec(layout)
+    spec = reverb_items.item_spec(layout, segment_length)
     dataset = reverb.TrajectoryDataset(
         address, TABLE, dtypes=tf.nest.map_structure(lambda s: s.dtype, spec),
         shapes=tf.nest.map_structure(lambda s: s.shape, spec),
         max_in_flight_samples_per_worker=2 * batch_size, rate_limiter_timeout_ms=timeout_ms)
+    start = reverb_items.reach(layout) - 1
 
     def to_learner(sample):
         item = sample.data
-        return (reverb_items.learner_inputs(item, layout, input_keys), sample.info.key, sample.info.probability,
-                sample.info.table_size, item["lane"][reverb_items.reach(layout) - 1],
-                item["row"][reverb_items.reach(layout) - 1])
+        if segment_length > 1:
+            learner_sample = {key: value for key, value in item.items() if key not in ("lane", "row")}
+        else:
+            learner_sample = reverb_items.learner_inputs(item, layout, input_keys)
+        return (learner_sample, sample.info.key, sample.info.probability, sample.info.table_size, item["lane"][start],
+                item["row"][start])
 
     return (dataset.map(to_learner, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
             .batch(batch_size, drop_remainder=True).prefetch(prefetch))
@@ -190,10 +200,12 @@ class ReverbReplay(ReplayStore):
     """The trainer's replay on a Reverb server: an embedded one (address None) or one elsewhere."""
 
     def __init__(self, layout: ReplayLayout, input_keys: Sequence[str], *, batch_size: int, prefetch: int = 2,
-                 address: Optional[str] = None, lane_ids=None, sample_timeout_ms: int = -1):
+                 address: Optional[str] = None, lane_ids=None, sample_timeout_ms: int = -1, segment_length: int = 1):
         """lane_ids: the lanes this process writes (none for a learner); sample_timeout_ms: `sample`
-        raises NoBatchYet when the rate limiter holds a batch back that long (-1: waits)."""
+        raises NoBatchYet when the rate limiter holds a batch back that long (-1: waits);
+        segment_length m > 1: items are segments (`sample_segments`), m = 1 single steps (`sample`)."""
         self.layout = layout
+        self.segment_length = segment_length
         self.sample_timeout_ms = sample_timeout_ms
         self.input_keys = tuple(input_keys)
         self.batch_size = batch_size
@@ -207,10 +219,11 @@ class ReverbReplay(ReplayStore):
         """To the server at `address`, or to an embedded one started here (loading `load_from`)."""
         reverb = import_reverb()
         if address is None:
-            self.server = ReplayServer(self.layout, load_from=load_from)
+            self.server = ReplayServer(self.layout, segment_length=self.segment_length, load_from=load_from)
         self.address = address or self.server.address
         self.client = reverb.Client(self.address)
-        self.writers = LaneWriters(self.client, self.layout, self.lane_ids, priority=lambda: self.max_priority)
+        self.writers = LaneWriters(self.client, self.layout, self.lane_ids, priority=lambda: self.max_priority,
+                                   segment_length=self.segment_length)
         self._iterator = None
 
     # --- ReplayStore ---
@@ -218,11 +231,26 @@ class ReverbReplay(ReplayStore):
         self.writers.append(step_type, frame, embedding, action, reward, discount)
 
     def sample(self, batch_size: int, beta: float):
-        if batch_size != self.batch_size:
-            raise ValueError(f"this Reverb replay's dataset makes batches of {self.batch_size}, asked for {batch_size}")
+        self._check_request(batch_size, 1)
+        return self._sample(beta)
+
+    def sample_segments(self, batch_size: int, shape, beta: float):
+        """B segment records (replay/sequences.py), their start keys and importance weights [B], as
+        EmbeddingReplay.sample_segments gives them; one priority per segment."""
+        self._check_request(batch_size, shape.segment_length)
+        return self._sample(beta)
+
+    def _sample(self, beta: float):
         batch, keys, probability, table_size, _, _ = self._next_batch()
         weights = importance_weights(probability.numpy(), table_size.numpy(), beta, self.layout.prioritized)
         return batch, keys.numpy(), weights
+
+    def _check_request(self, batch_size: int, segment_length: int) -> None:
+        if batch_size != self.batch_size:
+            raise ValueError(f"this Reverb replay's dataset makes batches of {self.batch_size}, asked for {batch_size}")
+        if segment_length != self.segment_length:
+            raise ValueError(f"this Reverb replay's items are segments of {self.segment_length} step(s), asked for "
+                             f"{segment_length}: its table's signature fixes the length")
 
     def sample_with_rows(self, beta: float):
         """A batch and the (lane, row) of each sample: for parity checks against the in-process replay."""
@@ -232,7 +260,7 @@ class ReverbReplay(ReplayStore):
     def _next_batch(self):
         if self._iterator is None:
             self._iterator = iter(sample_dataset(self.address, self.layout, self.input_keys, self.batch_size,
-                                                 self.prefetch, self.sample_timeout_ms))
+                                                 self.prefetch, self.sample_timeout_ms, self.segment_length))
         try:
             return next(self._iterator)
         except StopIteration:  # the sample timeout passed: the dataset has ended

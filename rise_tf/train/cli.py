@@ -49,7 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_distributed(config: RunConfig) -> None:
     """What --distributed needs, before anything starts (its settings are checked with the config)."""
-    config.check_distributable()
     import importlib.util
     if importlib.util.find_spec("reverb") is None:  # found without importing it (it loads TensorFlow)
         raise ValueError("--distributed needs dm-reverb: pip install -e '.[distributed]'")
