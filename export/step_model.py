@@ -24,7 +24,7 @@ from rise_tf import builder
 from rise_tf.parts import checkpoints
 from rise_tf.envs.specs import frame_specs
 from rise_tf.config import RunConfig, env_description
-from rise_tf.run_dir import load_env_info, load_run_config, write_file_atomic
+from rise_tf.run_dir import BEST_CHECKPOINT, best_checkpoint_missing, load_env_info, load_run_config, write_file_atomic
 
 
 class ExportError(RuntimeError):
@@ -42,8 +42,13 @@ class LoadedPolicy:
 
 
 def load_policy(run_dir: str, checkpoint: Optional[str] = None) -> LoadedPolicy:
-    """Rebuilds the run's network from its config and restores a checkpoint (the latest by default)."""
+    """Rebuilds the run's network from its config and restores a checkpoint (the latest by default;
+    "best": the best evaluation's, checkpoints/best)."""
     config = load_run_config(run_dir)
+    if checkpoint == BEST_CHECKPOINT:
+        checkpoint = checkpoints.best_checkpoint(run_dir)
+        if checkpoint is None:
+            raise ExportError(best_checkpoint_missing(run_dir))
     if checkpoint is not None and not os.path.isdir(checkpoint):
         found = [os.path.basename(p) for p in checkpoints.list_checkpoints(run_dir)]
         raise ExportError(f"checkpoint {checkpoint} does not exist; {run_dir} has "
@@ -178,6 +183,17 @@ def rollout_frames(loaded: LoadedPolicy, steps: int, seed: int = 123,
         time_step = env.step(out.action.numpy())
     env.close()
     return np.stack(frames), np.array(resets)
+
+
+def random_frames(loaded: LoadedPolicy, steps: int, seed: int = 123) -> Tuple[np.ndarray, np.ndarray]:
+    """Uniform random frames [steps, H, W] uint8 with resets at 0 and steps // 2: the parity check when
+    the run's env cannot be built here (its package is not installed); the step model's arithmetic is
+    the same for any frames."""
+    size = loaded.config.env.frame_size
+    frames = np.random.default_rng(seed).integers(0, 256, (steps, size, size), dtype=np.uint8)
+    resets = np.zeros(steps, bool)
+    resets[[0, steps // 2]] = True
+    return frames, resets
 
 
 @dataclasses.dataclass

@@ -31,6 +31,7 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 ENV_FILE = "env.json"
 CHECKPOINTS_DIR = "checkpoints"
+BEST_CHECKPOINT = "best"  # checkpoints/best: the weights of the best evaluation so far (rise-export --checkpoint best)
 TENSORBOARD_DIR = "tensorboard"
 EXPERIMENT_FILE = "experiment.json"  # in an experiment directory, above its runs
 STATE_FILE = "state.json"  # in a checkpoint: counters and config, written last (marks it complete)
@@ -40,6 +41,13 @@ PROCESSES_FILE = "processes.json"  # in logs/
 SERVER_LOG = "replay_server.log"  # in logs/
 SERVER_DIR = "replay_server"  # the replay server's Reverb checkpoints
 SERVER_FILE = "replay_server.json"  # the replay server's address and pid
+
+
+def best_checkpoint_missing(run_dir: str) -> str:
+    """Why --checkpoint best cannot be used on a run that has kept no best checkpoint."""
+    return (f"--checkpoint best: {run_dir} has no best checkpoint. One is kept at each evaluation that beats the "
+            f"earlier ones, and this run has not evaluated (--eval-every-frames 0, or it stopped before its first "
+            f"evaluation): export its latest checkpoint (no --checkpoint), or --resume it with evaluations")
 
 
 def checkpoint_replay_dir(checkpoint: str) -> str:

@@ -36,9 +36,9 @@ def test_old_checkpoints_are_pruned_to_keep(tmp_path):
         "ckpt-000000000003", "ckpt-000000000004"]
 
 
-def tiny_memory_config(**train):
+def tiny_memory_config(agent=None, **train):
     return make_config("rise-dqn", "MemoryCorridor", env={"num_envs": 2}, replay={"capacity": 2_000},
-                       train={"frames": 300, "warmup_frames": 100, "eval_every_frames": 0, **train})
+                       agent=agent or {}, train={"frames": 300, "warmup_frames": 100, "eval_every_frames": 0, **train})
 
 
 def test_a_nan_loss_stops_training_with_the_cause_and_the_fix(tmp_path):
@@ -167,12 +167,14 @@ def test_a_run_that_never_learned_says_so(tmp_path, capsys):
     assert "no learning update" in capsys.readouterr().err
 
 
-def test_the_concurrent_engine_reaches_the_serial_engines_counters(tmp_path):
+@pytest.mark.parametrize("agent", [{}, {"segment_length": 4, "batch_size": 8}], ids=["steps", "segments"])
+def test_the_concurrent_engine_reaches_the_serial_engines_counters(tmp_path, agent):
     """Same config, both engines: the same frames, agent steps, episodes and (through the rate
-    limiter) exactly the same number of updates; finite losses; the same summary keys."""
+    limiter) exactly the same number of updates; finite losses; the same summary keys. With single
+    steps and with segments (one priority per segment, written by the sampler thread)."""
     results, writers = {}, {}
     for engine in ("serial", "concurrent"):
-        config = tiny_memory_config(frames=600, warmup_frames=120, log_every_frames=200, engine=engine)
+        config = tiny_memory_config(agent, frames=600, warmup_frames=120, log_every_frames=200, engine=engine)
         trainer = Trainer(config, str(tmp_path / engine), progress=False)
         write = trainer.learner.write_priorities
         writers[engine] = []
@@ -241,3 +243,41 @@ def test_tf_agents_metrics_are_logged_under_their_standard_names(tmp_path):
             tags |= {value.tag for value in event.summary.value}
     assert {"Metrics/AverageReturn", "Metrics/AverageEpisodeLength", "Metrics/NumberOfEpisodes",
             "Metrics_vs_EnvironmentSteps/AverageReturn", "Metrics_vs_NumberOfEpisodes/AverageReturn"} <= tags
+
+
+def test_the_best_evaluation_is_kept_and_exports_and_a_run_without_one_is_refused(tmp_path, capsys):
+    """checkpoints/best holds the weights of the evaluation with the highest mean return (not pruned,
+    not resumed from); summary.json names it beside the final one; rise-export --checkpoint best
+    exports it, and refuses a run that never evaluated, writing nothing."""
+    from rise_tf.export.cli import main as export_main
+    from rise_tf.run_dir import STATE_FILE
+
+    config = tiny_memory_config(frames=600, warmup_frames=120, eval_every_frames=200, eval_episodes=4,
+                                checkpoint_every_frames=200)
+    run_dir = str(tmp_path / "run")
+    trainer = Trainer(config, run_dir, progress=False)
+    summary = trainer.run()
+    trainer.close()
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        evals = [json.loads(line) for line in f if '"eval"' in line]
+    returns = [e["return"] for e in evals]
+    best = max(range(len(returns)), key=lambda i: (returns[i], -i))  # the first of the highest
+    assert summary["best_frames"] == evals[best]["frames"] and summary["best_return"] == returns[best]
+    path = checkpoints.best_checkpoint(run_dir)
+    assert summary["best_checkpoint"] == path and path.endswith(os.path.join("checkpoints", "best"))
+    with open(os.path.join(path, STATE_FILE)) as f:
+        assert json.load(f)["frames"] == evals[best]["frames"]
+    assert path not in checkpoints.list_checkpoints(run_dir)  # never pruned, never resumed from
+    out = str(tmp_path / "best.onnx")
+    assert export_main([run_dir, "--checkpoint", "best", "--out", out, "--parity-steps", "8"]) == 0
+    assert f"{os.path.join('checkpoints', 'best')} ({evals[best]['frames']:,} frames)" in capsys.readouterr().out
+    assert os.path.isfile(out)
+
+    silent = str(tmp_path / "silent")
+    trainer = Trainer(tiny_memory_config(frames=200, eval_every_frames=0), silent, progress=False)
+    assert "best_frames" not in trainer.run()
+    trainer.close()
+    refused = str(tmp_path / "refused.onnx")
+    assert export_main([silent, "--checkpoint", "best", "--out", refused]) == 2
+    err = capsys.readouterr().err
+    assert "has no best checkpoint" in err and "nothing written" in err and not os.path.exists(refused)

@@ -127,9 +127,11 @@ TINY_FLAGS = ["--game", "MemoryCorridor", "--algo", "rise-dqn", "--num-envs", "2
               "--checkpoint-every-frames", "400", "--no-progress"]
 
 
-def test_the_launcher_runs_server_actors_and_learner_as_processes(tmp_path):
+@pytest.mark.parametrize("segments", [[], ["--segment-length", "4", "--batch-size", "4"]], ids=["steps", "segments"])
+def test_the_launcher_runs_server_actors_and_learner_as_processes(tmp_path, segments):
+    """Single steps, and segments of 4 (Reverb items are then segment records)."""
     run_dir = str(tmp_path / "run")
-    done = _rise_train(*TINY_FLAGS, "--frames", "600", "--distributed", "--actors", "2", "--run-dir", run_dir)
+    done = _rise_train(*TINY_FLAGS, *segments, "--frames", "600", "--distributed", "--actors", "2", "--run-dir", run_dir)
     assert done.returncode == 0, done.stderr[-2000:]
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)

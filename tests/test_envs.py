@@ -26,6 +26,12 @@ def test_game_names_resolve_and_unknown_names_list_close_matches():
     assert len(available_games()) > 50
     with pytest.raises(ValueError, match="Closest valid names: Pong"):
         resolve_game("Pnog")
+    # A gymnasium id given as --game points to --env-id, not to the start of the Atari list.
+    with pytest.raises(ValueError, match="looks like a gymnasium id: train on it with --env-id VizdoomMyWayHome-v1") as error:
+        resolve_game("VizdoomMyWayHome-v1")
+    assert "Adventure" not in str(error.value)
+    with pytest.raises(ValueError, match="use --env-id <id> instead of --game"):
+        resolve_game("qqqq")
 
 
 def test_truncation_is_last_with_discount_one_and_counts_emulator_frames():

@@ -273,3 +273,53 @@ def test_an_env_id_run_exports_with_its_env_and_plays_in_the_runtime(tmp_path):
     result = play(policy, None, 2, realtime=False, record=None, seed=0, max_episode_frames=1000,
                   sticky_action_prob=0.0, flicker=0.25)
     assert result["game"] == "ThirdParty/ColoursGray-v0" and result["episode_steps"] == [6, 6]
+
+
+def test_actions_are_named_as_the_env_names_them():
+    from types import SimpleNamespace
+
+    from rise_runtime.envs.gym_image import action_names
+
+    class Plain(gym.Env):
+        action_space = gym.spaces.Discrete(2)
+
+    class Meanings(Plain):
+        def get_action_meanings(self):
+            return ["NOOP", "FIRE"]
+
+    class Doom(Plain):  # ViZDoom's gymnasium wrapper: delta buttons first, a Discrete action per combination
+        action_space = gym.spaces.Discrete(4)
+        game = SimpleNamespace(get_available_buttons=lambda: [SimpleNamespace(name=n) for n in (
+            "TURN_LEFT_RIGHT_DELTA", "MOVE_FORWARD", "TURN_LEFT")])
+        button_map = [np.array([0, 0]), np.array([1, 0]), np.array([0, 1]), np.array([1, 1])]
+
+    assert action_names(Plain(), 2) == ["ACTION_0", "ACTION_1"]
+    assert action_names(Meanings(), 2) == ["NOOP", "FIRE"]
+    assert action_names(Meanings(), 3) == ["ACTION_0", "ACTION_1", "ACTION_2"]  # names that do not fit: none
+    assert action_names(Doom(), 4) == ["NOOP", "MOVE_FORWARD", "TURN_LEFT", "MOVE_FORWARD+TURN_LEFT"]
+    assert action_names(gym.make("ThirdParty/Colours-v0"), 3) == ["red", "green", "blue"]  # an actions enum
+
+
+def test_export_needs_no_env_module_and_play_says_what_to_install(tmp_path):
+    """A run on a user's env package: env.json and the model carry its action names; rise-export in a
+    process where the package cannot be imported still exports (parity on random frames); rise-play
+    there says how to make the package importable."""
+    import subprocess
+    import sys
+
+    run_dir = str(tmp_path / "colours")
+    assert main(TINY + ["--env-id", "ThirdParty/ColoursGray-v0", "--env-module", "third_party_env", "--frames", "120",
+                        "--run-dir", run_dir]) == 0
+    with open(os.path.join(run_dir, "env.json")) as f:
+        assert json.load(f)["action_meanings"] == ["red", "green", "blue"]
+    clean = dict(os.environ, PYTHONPATH="")  # the tests folder (which holds third_party_env) is not on the path
+    onnx_path = str(tmp_path / "colours.onnx")
+    exported = subprocess.run([sys.executable, "-m", "rise_tf.export.cli", run_dir, "--out", onnx_path, "--parity-steps", "8"],
+                              capture_output=True, text=True, env=clean, cwd=str(tmp_path), timeout=600)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert "random frames (the run's env cannot be built here: --env-module 'third_party_env' failed" in exported.stdout
+    assert '"red", "green", "blue"' in exported.stdout
+    played = subprocess.run([sys.executable, "-m", "rise_runtime.play", onnx_path], capture_output=True, text=True,
+                            env=clean, cwd=str(tmp_path), timeout=300)
+    assert played.returncode == 2
+    assert "failed to import" in played.stderr and "PYTHONPATH=/path/to/that/folder" in played.stderr

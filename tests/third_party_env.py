@@ -4,6 +4,8 @@ own package would (rise-train --env-id ThirdParty/Colours-v0 --env-module third_
 Colours: an odd-sized RGB screen shows one of three colours; the action that names the colour earns
 +1, any other 0; episodes last 6 steps. Variants with the spaces rise-tf must accept or refuse.
 """
+import enum
+
 import gymnasium as gym
 import numpy as np
 
@@ -13,6 +15,11 @@ HEIGHT, WIDTH = 50, 37
 
 class Colours(gym.Env):
     metadata = {"render_modes": []}
+
+    class actions(enum.IntEnum):  # named actions, MiniGrid's style: what rise-tf should write in env.json
+        red = 0
+        green = 1
+        blue = 2
 
     def __init__(self, layout="rgb", actions="discrete"):
         self.layout = layout

@@ -110,6 +110,12 @@ PEERS = (Variant("tfa-rnn-dqn", "tfa-rnn-dqn", note="TF-Agents DqnAgent + QRnnNe
                  "17-step sequences, loss at every step, zero initial state)",
                  runner="rise_tf.peers.tf_agents_rnn_dqn"),)
 ALL_VARIANTS.update({v.name: v for v in PEERS})
+# Segments (issue 20): the same presets trained on segments of 8 consecutive steps, 4 segments per update
+# (32 TD targets, as the presets' batch of 32 single steps: the same targets per agent step).
+SEGMENT_VARIANTS = tuple(Variant(f"{algo}-seg", algo, (("segment-length", 8), ("batch-size", 4)),
+                                 note=f"{algo} on segments: 4 x 8 consecutive steps per update")
+                         for algo in ("rise-dqn", "rise-btr"))
+ALL_VARIANTS.update({v.name: v for v in SEGMENT_VARIANTS})
 
 # Budgets a user gets without --frames. Memory task: where RISE-DQN has solved it on a CPU.
 DEFAULT_FRAMES = {"memory": 20_000, "ablations": 20_000, "atari": 10_000_000}

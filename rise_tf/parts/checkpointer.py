@@ -24,6 +24,10 @@ class Checkpointer:
         self.last_checkpoint = checkpoints.save(self.run_dir, frames, self.trackables, state, self.keep, writer)
         return self.last_checkpoint
 
+    def save_best(self, frames: int, state: Dict[str, Any]) -> str:
+        """checkpoints/best: the variables now (without the replay), for the best evaluation so far."""
+        return checkpoints.save_best(self.run_dir, frames, self.trackables, state)
+
     def restore_newest(self, restore_rest: Callable[[str, Dict[str, Any]], None]) -> Optional[Tuple[str, Dict]]:
         """Variables from the newest good checkpoint, then restore_rest(path, state) (counters, replay,
         extra state), which raises checkpoints.CheckpointError for damage: the previous checkpoint is

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import tensorflow as tf
 
-from rise_tf.run_dir import CHECKPOINTS_DIR, STATE_FILE
+from rise_tf.run_dir import BEST_CHECKPOINT, CHECKPOINTS_DIR, STATE_FILE
 VARIABLES_PREFIX = "variables"
 _NAME = re.compile(r"ckpt-(\d{12})")
 
@@ -43,22 +43,38 @@ def latest_checkpoint(run_dir: str) -> Optional[str]:
     return found[-1] if found else None
 
 
+def best_checkpoint(run_dir: str) -> Optional[str]:
+    """checkpoints/best (the best evaluation's weights), when the run has kept one."""
+    path = os.path.join(checkpoint_dir(run_dir), BEST_CHECKPOINT)
+    return path if os.path.isfile(os.path.join(path, STATE_FILE)) else None
+
+
+def _temporary(root: str, frames: int) -> str:
+    # The name remove_stale_temporaries knows: what a killed process leaves behind is cleaned up.
+    return os.path.join(root, f".tmp-ckpt-{frames:012d}-{os.getpid()}-{time.time_ns()}")
+
+
+def _write(directory: str, trackables: Dict[str, Any], state: Dict[str, Any],
+           extra_writer: Optional[Callable[[str], None]]) -> None:
+    os.makedirs(directory)
+    tf.train.Checkpoint(**trackables).write(os.path.join(directory, VARIABLES_PREFIX))
+    if extra_writer is not None:
+        extra_writer(directory)
+    with open(os.path.join(directory, STATE_FILE), "w") as f:
+        json.dump(state, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def save(run_dir: str, frames: int, trackables: Dict[str, Any], state: Dict[str, Any], keep: int,
          extra_writer: Optional[Callable[[str], None]] = None) -> str:
     """Writes a checkpoint for `frames` and prunes to the newest `keep`. Returns its path."""
     root = checkpoint_dir(run_dir)
     os.makedirs(root, exist_ok=True)
     final = os.path.join(root, f"ckpt-{frames:012d}")
-    temporary = os.path.join(root, f".tmp-ckpt-{frames:012d}-{os.getpid()}-{time.time_ns()}")
-    os.makedirs(temporary)
+    temporary = _temporary(root, frames)
     try:
-        tf.train.Checkpoint(**trackables).write(os.path.join(temporary, VARIABLES_PREFIX))
-        if extra_writer is not None:
-            extra_writer(temporary)
-        with open(os.path.join(temporary, STATE_FILE), "w") as f:
-            json.dump(state, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
+        _write(temporary, trackables, state, extra_writer)
         if os.path.exists(final):  # same frame count saved twice (e.g. Ctrl-C right after a save)
             shutil.rmtree(final)
         os.rename(temporary, final)
@@ -67,6 +83,29 @@ def save(run_dir: str, frames: int, trackables: Dict[str, Any], state: Dict[str,
         raise
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def save_best(run_dir: str, frames: int, trackables: Dict[str, Any], state: Dict[str, Any]) -> str:
+    """Writes checkpoints/best (never pruned, never resumed from). The new one is complete before the
+    old one moves aside, so a crash leaves the old best, the new one, or (between two renames) the
+    new one under a temporary name that the next start removes: never a half-written best."""
+    root = checkpoint_dir(run_dir)
+    os.makedirs(root, exist_ok=True)
+    final = os.path.join(root, BEST_CHECKPOINT)
+    temporary = _temporary(root, frames)
+    try:
+        _write(temporary, trackables, state, None)
+        retired = None
+        if os.path.exists(final):
+            retired = _temporary(root, frames)
+            os.rename(final, retired)
+        os.rename(temporary, final)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
     return final
 
 

@@ -25,6 +25,8 @@ class Counters:
     episodes: int = 0
     earning_steps: int = 0  # agent steps collected while warm: they earn updates (parts/updates.py)
     solved_at_frames: int = -1  # --stop-at-success: the frames of the evaluation that passed
+    best_eval_frames: int = -1  # the evaluation with the highest mean return so far (-1: none yet)
+    best_eval_return: float = 0.0  # its mean return (its weights: checkpoints/best)
     wall_seconds: float = 0.0
     update_seconds: float = 0.0
     sample_seconds: float = 0.0

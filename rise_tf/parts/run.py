@@ -84,10 +84,13 @@ class Run:
 
     def save_checkpoint(self) -> str:
         self._before_checkpoint()
+        return self.checkpointer.save(self.counters.frames, self._state(),
+                                      self.learner.replay if self.save_replay else None)
+
+    def _state(self) -> Dict:
         self.counters.wall_seconds = self.wall_seconds()
-        state = dict(self.counters.to_dict(), config=self.config.to_dict(), saved_at=time.time(),
-                     **self._checkpoint_state())
-        return self.checkpointer.save(self.counters.frames, state, self.learner.replay if self.save_replay else None)
+        return dict(self.counters.to_dict(), config=self.config.to_dict(), saved_at=time.time(),
+                    **self._checkpoint_state())
 
     # ------------------------------------------------------------------ between steps
     def start(self) -> None:
@@ -211,6 +214,11 @@ class Run:
             record["human_normalized"] = result.human_normalized
         self.run_log.evaluation(record)
         self.last_eval, self._last_eval_frames = result, self.counters.frames
+        counters = self.counters
+        if counters.best_eval_frames < 0 or result.mean_return > counters.best_eval_return:
+            # The greedy policy's quality swings between evaluations: its best weights are kept apart.
+            counters.best_eval_frames, counters.best_eval_return = counters.frames, result.mean_return
+            self.checkpointer.save_best(counters.frames, self._state())
         return result
 
     # ------------------------------------------------------------------ the end
@@ -256,6 +264,9 @@ class Run:
         if final_eval is not None:
             summary.update(final_return=final_eval.mean_return, final_success_rate=final_eval.success_rate,
                            final_human_normalized=final_eval.human_normalized)
+        if counters.best_eval_frames >= 0:  # the best evaluation, whose weights are checkpoints/best
+            summary.update(best_return=counters.best_eval_return, best_frames=counters.best_eval_frames,
+                           best_checkpoint=checkpoints.best_checkpoint(self.run_dir))
         if summary["completed"] and counters.updates == 0 and train.replay_ratio > 0:
             summary["warning"] = self._no_learning_reason()
         return summary

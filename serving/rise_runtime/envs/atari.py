@@ -73,9 +73,15 @@ def resolve_game(name: str) -> str:
     if _canonical(wanted) in by_key:
         return by_key[_canonical(wanted)]
     close = difflib.get_close_matches(_canonical(wanted), list(by_key), n=5, cutoff=0.5)
-    hint = ", ".join(by_key[c] for c in close) if close else ", ".join(games[:8]) + ", ..."
-    raise ValueError(f"unknown Atari game {name!r}. Closest valid names: {hint}. "
-                     f"({len(games)} games are available; see rise_runtime.envs.atari.available_games())")
+    hint = f" Closest valid names: {', '.join(by_key[c] for c in close)}." if close else ""
+    other = ""
+    if "/" in name or re.search(r"-v\d+$", name):  # a gymnasium id, not an Atari name
+        other = f" {name!r} looks like a gymnasium id: train on it with --env-id {name} (and --env-module <package> " \
+                f"when a package registers it)."
+    elif not close:
+        other = " For a gymnasium image env, use --env-id <id> instead of --game."
+    raise ValueError(f"unknown Atari game {name!r}.{hint}{other} ({len(games)} games are available; see "
+                     f"rise_runtime.envs.atari.available_games())")
 
 
 # The standard protocol; the run config and rise-play take their defaults from these.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+from enum import Enum
 from typing import Any, List, Optional, Tuple
 
 import gymnasium as gym
@@ -41,7 +42,11 @@ def import_env_module(module: Optional[str]) -> None:
     try:
         importlib.import_module(module)
     except Exception as error:  # any failure inside the user's module is theirs to see
-        raise EnvSpecError(f"--env-module {module!r} failed to import: {type(error).__name__}: {error}") from error
+        top = module.split(".")[0]
+        raise EnvSpecError(
+            f"--env-module {module!r} failed to import: {type(error).__name__}: {error}. Install the package that "
+            f"provides it (pip install <its package>), or put the folder that holds {top}/ or {top}.py on the "
+            f"Python path (PYTHONPATH=/path/to/that/folder)") from error
 
 
 def check_registered(env_id: str) -> None:
@@ -225,6 +230,43 @@ def as_gym_env(env: Any) -> gym.Env:
                        f"TF-Agents PyEnvironment")
 
 
+def action_names(env: gym.Env, num_actions: int) -> List[str]:
+    """The env's own names for its discrete actions, from the first of: `get_action_meanings()` (ALE and
+    envs that copy it), an `actions` enum (MiniGrid's style: member value = action index), ViZDoom's
+    button combinations (`button_map` over the game's binary buttons: "MOVE_FORWARD+TURN_LEFT",
+    "NOOP"); ACTION_<i> when the env names none of them."""
+    unwrapped = env.unwrapped
+    for names in (_meanings_method(unwrapped), _actions_enum(unwrapped), _vizdoom_buttons(unwrapped)):
+        if names is not None and len(names) == num_actions:
+            return [str(name) for name in names]
+    return [f"ACTION_{i}" for i in range(num_actions)]
+
+
+def _meanings_method(unwrapped) -> Optional[List[str]]:
+    meanings = getattr(unwrapped, "get_action_meanings", None)
+    return list(meanings()) if callable(meanings) else None
+
+
+def _actions_enum(unwrapped) -> Optional[List[str]]:
+    for attribute in ("actions", "Actions"):
+        enum = getattr(unwrapped, attribute, None)
+        if isinstance(enum, type) and issubclass(enum, Enum):
+            members = sorted(enum, key=lambda member: member.value)
+            if [member.value for member in members] == list(range(len(members))):
+                return [member.name for member in members]
+    return None
+
+
+def _vizdoom_buttons(unwrapped) -> Optional[List[str]]:
+    game, combinations = getattr(unwrapped, "game", None), getattr(unwrapped, "button_map", None)
+    if game is None or combinations is None or not hasattr(game, "get_available_buttons"):
+        return None
+    # The wrapper puts delta (analogue) buttons first and maps a Discrete action onto the binary ones.
+    binary = [button.name for button in game.get_available_buttons() if not button.name.endswith("_DELTA")]
+    return ["+".join(name for name, pressed in zip(binary, combination) if pressed) or "NOOP"
+            for combination in combinations]
+
+
 class GymImageEnv(ScreenEnv):
     """A gymnasium image env (or adapted PyEnvironment) emitting rise-tf frames uint8 [size, size]."""
 
@@ -241,9 +283,7 @@ class GymImageEnv(ScreenEnv):
         self._init_screens(self.layout.screen_shape, preprocessing, flicker_prob)
         self.action_space = gym.spaces.Discrete(num_actions)
         self._action_start = int(getattr(self.env.action_space, "start", 0))
-        meanings = getattr(self.env.unwrapped, "get_action_meanings", None)
-        self.action_meanings: List[str] = list(meanings()) if callable(meanings) else [
-            f"ACTION_{i}" for i in range(num_actions)]
+        self.action_meanings: List[str] = action_names(self.env, num_actions)
         if seed is not None:
             self.np_random = np.random.default_rng(seed)
         self._next_seed = seed
