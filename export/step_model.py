@@ -135,6 +135,7 @@ def export_onnx(loaded: LoadedPolicy, out_path: str):
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     name_batch_axis(model)
+    drop_unused_opsets(model)
     model.doc_string = (f"RISE step model ({loaded.config.algo}, {loaded.config.network.memory} memory) for "
                         f"{loaded.config.env_name}, {loaded.frames_trained:,} frames trained. Inputs, outputs, "
                         f"state and metadata: docs/model-contract.md of rise-tf.")
@@ -142,6 +143,16 @@ def export_onnx(loaded: LoadedPolicy, out_path: str):
     onnx.checker.check_model(model)
     write_file_atomic(out_path, model.SerializeToString())
     return step, names
+
+
+def drop_unused_opsets(model) -> None:
+    """tf2onnx imports the `ai.onnx.ml` opset whether or not a node uses it; a runtime then has to
+    support a domain the model never calls. Only the domains the graph's nodes use stay (and the
+    default one, which the checker requires)."""
+    used = {node.domain for node in model.graph.node} | {""}
+    kept = [entry for entry in model.opset_import if entry.domain in used]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
 
 
 def name_batch_axis(model) -> None:

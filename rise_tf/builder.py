@@ -11,6 +11,7 @@ import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
 from rise_tf.agents.rise_agent import RiseAgent
+from rise_runtime.envs.registry import MEMORY
 from rise_runtime.preprocessing import PreprocessingConfig
 from rise_tf.envs.py_env import make_batched_env
 from rise_tf.networks.choices import FROZEN_ENCODERS, keras_weights_path, parse_frozen_encoder
@@ -33,6 +34,10 @@ from rise_tf.parts.run_log import RunLog
 
 
 def preprocessing_config(config: RunConfig) -> PreprocessingConfig:
+    """The frame pipeline the run's env applies (and the exported model's contract states). A memory
+    task is stepped once per agent step and draws its frame directly: no repeat, nothing to pool."""
+    if config.env.env_kind == MEMORY:
+        return PreprocessingConfig(frame_size=config.env.frame_size, action_repeat=1, max_pool_last_two=False)
     return PreprocessingConfig(frame_size=config.env.frame_size, action_repeat=config.env.action_repeat)
 
 

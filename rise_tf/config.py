@@ -627,8 +627,9 @@ def env_description(config: RunConfig) -> Dict[str, Any]:
         return {"kind": registry.GYM, "name": env.env_id, "env_id": env.env_id, "env_module": env.env_module,
                 "image_key": env.image_key, "flicker": env.flicker}
     if env.env_kind == registry.MEMORY:
+        # flicker: every kind carries it (the contract); the memory tasks refuse --flicker, so it is 0.
         return {"kind": registry.MEMORY, "name": env.game, "corridor_length": env.corridor_length, "num_cues": env.num_cues,
-                "cue_steps": env.cue_steps, "distractor_prob": env.distractor_prob}
+                "cue_steps": env.cue_steps, "distractor_prob": env.distractor_prob, "flicker": 0.0}
     return {"kind": registry.ATARI, "name": env.game, "sticky_action_prob": env.sticky_action_prob,
             "noop_max": env.noop_max, "max_episode_frames": env.max_episode_frames, "flicker": env.flicker}
 

@@ -19,7 +19,11 @@ from setuptools import setup
 
 GPU = os.environ.get("RISE_RUNTIME_GPU", "").strip().lower() in ("1", "true", "yes")
 # numpy 1.x and 2.x both work (the runtime is tested on both); onnxruntime >= 1.17 reads opset 17.
-ONNXRUNTIME = "onnxruntime-gpu[cuda,cudnn]>=1.20" if GPU else "onnxruntime>=1.17"
+# The GPU build stays on CUDA 12 / cuDNN 9 (what BUILD.md documents): onnxruntime-gpu 1.20-1.26 with
+# its [cuda,cudnn] extras pulls nvidia-cuda-runtime-cu12 and nvidia-cudnn-cu12 9; from 1.27 on it
+# pulls the CUDA 13 wheels (resolved with pip --dry-run, 2026-12-05).
+GPU_ONNXRUNTIME = "onnxruntime-gpu[cuda,cudnn]>=1.20,<1.27"
+ONNXRUNTIME = GPU_ONNXRUNTIME if GPU else "onnxruntime>=1.17"
 
 EXTRAS = {
     # rise-play: the model's own env (ALE or a gymnasium id) and GIF recording.

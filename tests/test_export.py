@@ -65,7 +65,11 @@ def test_metadata_lets_a_runtime_configure_itself(pong_run, tmp_path):
     assert meta[contract.META_FORMAT_VERSION] == str(contract.FORMAT_VERSION)
     assert meta[contract.META_GAME] == "Pong" and meta[contract.META_WINDOW_LENGTH] == "6"
     assert json.loads(meta[contract.META_ACTION_MEANINGS])[:2] == ["NOOP", "FIRE"]
-    assert json.loads(meta[contract.META_PREPROCESSING])["frame_size"] == 84
+    assert json.loads(meta[contract.META_PREPROCESSING]) == {"frame_size": 84, "action_repeat": 4,
+                                                             "max_pool_last_two": True, "interpolation": "area"}
+    # Only the opsets the nodes use (tf2onnx also imports ai.onnx.ml, which no node calls).
+    assert {entry.domain for entry in model.opset_import} == {node.domain for node in model.graph.node} | {""}
+    assert "ai.onnx.ml" not in {entry.domain for entry in model.opset_import}
     layout = contract.decode_state_layout(meta[contract.META_STATE])
     inputs = [i.name for i in model.graph.input]
     assert inputs[:2] == [contract.FRAME, contract.RESET]

@@ -323,3 +323,15 @@ def test_export_needs_no_env_module_and_play_says_what_to_install(tmp_path):
                             env=clean, cwd=str(tmp_path), timeout=300)
     assert played.returncode == 2
     assert "failed to import" in played.stderr and "PYTHONPATH=/path/to/that/folder" in played.stderr
+
+
+def test_the_memory_tasks_are_registered_with_gymnasium_as_the_readme_says():
+    import subprocess
+    import sys
+
+    script = ("import gymnasium as gym\n"
+              "print(gym.make('rise_runtime.envs:rise_tf/MemoryCorridorLong-v0').reset(seed=0)[0].shape)\n"
+              "import rise_runtime.envs\n"
+              "print(gym.make('rise_tf/MemoryCorridor-v0').reset(seed=0)[0].shape)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["(84,", "84)", "(84,", "84)"], done.stderr[-1500:]

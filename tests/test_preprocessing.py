@@ -142,3 +142,18 @@ def test_cases_left_to_opencv_use_it_and_name_the_extra_without_it(monkeypatch):
     with pytest.raises(MissingExtraError, match=r"rise-runtime\[opencv\]"):
         preprocess_screens(small, None, upscale)
     preprocess_screens(np.zeros((210, 160, 3), np.uint8))  # the default path needs no OpenCV
+
+
+@pytest.mark.parametrize("height, width", [(87, 150), (108, 174), (144, 119), (183, 207), (210, 160)])
+def test_nearest_as_the_contract_writes_it_equals_the_runtime_and_opencv(height, width):
+    """docs/model-contract.md: out[r][c] = gray[min(floor(r·sy), H−1)][min(floor(c·sx), W−1)] with
+    sy = 1/(S/H), sx = 1/(S/W) in double precision. (floor(r / (S/H)) differs at these sizes.)"""
+    cv2 = pytest.importorskip("cv2")
+    size = 84
+    gray = np.random.default_rng(height * width).integers(0, 256, (height, width), dtype=np.uint8)
+    sy, sx = 1.0 / (size / height), 1.0 / (size / width)
+    doc = np.array([[gray[min(int(np.floor(r * sy)), height - 1), min(int(np.floor(c * sx)), width - 1)]
+                     for c in range(size)] for r in range(size)], np.uint8)
+    config = PreprocessingConfig(frame_size=size, interpolation="nearest")
+    np.testing.assert_array_equal(preprocess_screens(gray, None, config), doc)
+    np.testing.assert_array_equal(cv2.resize(gray, (size, size), interpolation=cv2.INTER_NEAREST), doc)

@@ -176,3 +176,18 @@ def test_the_runtime_installs_alone_in_a_fresh_venv_and_acts(pong_onnx, tmp_path
         out, _ = server.communicate(timeout=60)
     # Stopped gracefully; uvicorn then re-raises the signal, so the status may say SIGTERM.
     assert server.returncode in (0, -signal.SIGTERM) and "[rise-serve] stopped" in out
+
+
+def test_the_gpu_build_stays_on_the_cuda_12_wheels_its_docs_name_and_cuda_errors_say_how_to_get_it(pong_onnx):
+    """serving/setup.py's GPU build: onnxruntime-gpu from 1.27 on pulls the CUDA 13 wheels (BUILD.md
+    has the resolution); the bound keeps it below. Asking for CUDA here (no GPU) names the build switch."""
+    import os
+    import re
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "serving", "setup.py")) as f:
+        source = f.read()
+    requirement = re.search(r'GPU_ONNXRUNTIME = "([^"]+)"', source).group(1)
+    assert requirement == "onnxruntime-gpu[cuda,cudnn]>=1.20,<1.27"
+    with pytest.raises(ValueError, match=r"RISE_RUNTIME_GPU=1 pip install \./serving") as error:
+        Policy.load(pong_onnx, device="cuda")
+    assert "extra" not in str(error.value)

@@ -38,8 +38,9 @@ def _session(path: str, threads: int, device: str) -> ort.InferenceSession:
     if device in ("cuda", "auto") and "CUDAExecutionProvider" in available:
         providers.insert(0, "CUDAExecutionProvider")
     elif device == "cuda":
-        raise ValueError("device='cuda' needs onnxruntime-gpu and a visible GPU (install the `gpu` extra); "
-                         f"this onnxruntime offers {available}")
+        raise ValueError("device='cuda' needs onnxruntime-gpu and a visible GPU: install the runtime's GPU build in "
+                         "its own venv (RISE_RUNTIME_GPU=1 pip install ./serving, BUILD.md) and check the NVIDIA "
+                         f"driver; this onnxruntime offers {available}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
