@@ -29,9 +29,9 @@ def node_client():
     return os.path.join(CLIENT, "play.js")
 
 
-def _run_node(node_client, model, screens_path):
-    result = subprocess.run(["node", node_client, model, "--screens", screens_path, "--json"], capture_output=True,
-                            text=True, timeout=300)
+def _run_node(node_client, model, screens_path, *extra):
+    result = subprocess.run(["node", node_client, model, "--screens", screens_path, "--json", *extra],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -77,3 +77,42 @@ def test_node_client_refuses_a_file_that_is_not_a_rise_model(node_client, tmp_pa
     bogus.write_bytes(b"\x08\x07")  # a valid protobuf varint field, no RISE metadata
     result = subprocess.run(["node", node_client, str(bogus)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "not a RISE step model" in result.stderr
+
+
+def _in_layout(rgb, layout, bottom_up):
+    """RGB screens [..., H, W, 3] as an engine would hand them over (alpha 255, rows flipped)."""
+    out = {"rgb": rgb, "bgr": rgb[..., ::-1],
+           "rgba": np.concatenate([rgb, np.full(rgb.shape[:-1] + (1,), 255, np.uint8)], axis=-1),
+           "bgra": np.concatenate([rgb[..., ::-1], np.full(rgb.shape[:-1] + (1,), 255, np.uint8)], axis=-1)}[layout]
+    return np.ascontiguousarray(out[..., ::-1, :, :] if bottom_up else out)
+
+
+@pytest.mark.parametrize("layout, bottom_up", [("bgra", True), ("rgba", True), ("bgr", False), ("gray", False)])
+def test_node_client_takes_engine_layouts_and_episode_starts_bit_exact(node_client, pong_onnx, tmp_path, layout,
+                                                                       bottom_up):
+    """Screens in a declared layout (BGRA/RGBA bottom-up as Direct3D/OpenGL read back, gray [T, H, W]) and
+    episode starts: the same frames and actions as Python's runner on the RGB screens with the same resets."""
+    pairs = _atari_pairs(16)
+    starts = np.zeros(len(pairs), bool)
+    starts[[0, 9]] = True
+    if layout == "gray":
+        from rise_runtime.preprocessing import to_gray
+
+        given = np.stack([[to_gray(s) for s in pair] for pair in pairs])  # [T, 2, H, W]
+        reference = given
+    else:
+        given, reference = _in_layout(pairs, layout, bottom_up), pairs
+    screens_path, starts_path = str(tmp_path / "screens.npy"), str(tmp_path / "starts.npy")
+    np.save(screens_path, given)
+    np.save(starts_path, starts)
+    extra = ["--layout", layout, "--episode-starts", starts_path] + (["--bottom-up"] if bottom_up else [])
+    steps = _run_node(node_client, pong_onnx, screens_path, *extra)
+    runner = Policy.load(pong_onnx)
+    for t, (step, pair) in enumerate(zip(steps, reference)):
+        if starts[t]:
+            runner.reset(1)
+        frame = np.frombuffer(base64.b64decode(step["frame"]), np.uint8).reshape(84, 84)
+        np.testing.assert_array_equal(frame, runner.preprocess(pair[0], pair[1], layout="gray" if layout == "gray"
+                                                                else "rgb"))
+        assert step["action"] == runner.act(pair[0], pair[1], layout="gray" if layout == "gray" else "rgb")
+        np.testing.assert_allclose(step["q_values"], runner.q_values[0], atol=1e-5)

@@ -141,7 +141,9 @@ def test_tf_agents_uniform_replay_buffer_trains_rise_with_the_same_update_as_our
                         agent.target_q_network.variables):
         a.assign(c)
         b_.assign(c)
+    loss_before = twin.loss(theirs).loss.numpy()  # TFAgent.loss takes the Trajectory too (no update)
     loss_theirs = twin.train(theirs).loss.numpy()
+    assert loss_before == pytest.approx(loss_theirs, rel=1e-6)
     loss_ours = single.train(tf.nest.map_structure(tf.constant, ours)).loss.numpy()
     assert loss_theirs == pytest.approx(loss_ours, rel=1e-6)
     # TF-Agents' pipeline as a user writes it: as_dataset(num_steps=T) -> agent.train, unchanged.
@@ -161,3 +163,47 @@ def test_a_trajectory_of_the_wrong_length_is_refused_with_the_length_to_sample()
     short = tf.nest.map_structure(lambda s: tf.zeros([SEGMENTS, 5] + s.shape.as_list(), s.dtype), spec)
     with pytest.raises(ValueError, match=f"sample num_steps={shape.record_length}"):
         agent.train(short)
+
+
+def test_tf_agents_reverb_replay_buffer_and_observer_train_rise_unchanged():
+    """The other TF-Agents pipeline: ReverbAddTrajectoryObserver(sequence_length=T) writes what the driver
+    collects, ReverbReplayBuffer.as_dataset(num_steps=T) samples it, agent.train takes it as it comes.
+    TF-Agents' observer writes only sequences inside one episode, so T must fit in an episode (~10 steps
+    on MemoryCorridor): here k = 4, m = 2, n = 1, T = 3 + 2 + 1 = 6."""
+    reverb = pytest.importorskip("reverb")
+    from tf_agents.replay_buffers import reverb_replay_buffer, reverb_utils
+    from tf_agents.specs import tensor_spec
+
+    config = _config(segment_length=2, n_step=1).replace(network={"window_length": 4})
+    env_probe = builder.make_env(config)
+    probe = builder.make_agent(config, env_probe.time_step_spec(), env_probe.action_spec())
+    env_probe.close()
+    length = builder.sequence_shape(config).record_length
+    signature = tensor_spec.add_outer_dim(tensor_spec.from_spec(probe.collect_data_spec))
+    table = reverb.Table("experience", max_size=10_000, sampler=reverb.selectors.Uniform(),
+                         remover=reverb.selectors.Fifo(), rate_limiter=reverb.rate_limiters.MinSize(1),
+                         signature=signature)
+    server = reverb.Server([table])
+    try:
+        buffer = reverb_replay_buffer.ReverbReplayBuffer(probe.collect_data_spec, "experience",
+                                                         sequence_length=length, local_server=server)
+        # One observer per lane: TF-Agents' observer writes unbatched trajectories.
+        observers = [reverb_utils.ReverbAddTrajectoryObserver(buffer.py_client, "experience", sequence_length=length,
+                                                              stride_length=1) for _ in range(config.env.num_envs)]
+
+        def write(trajectory):
+            for lane, observer in enumerate(observers):
+                observer(tf.nest.map_structure(lambda x, lane=lane: x[lane], trajectory))
+        agent, _, collector = _collected(config, 60, observers=[write])
+        collector.close()
+        for observer in observers:
+            observer.flush()
+        experience, _ = next(iter(buffer.as_dataset(sample_batch_size=SEGMENTS, num_steps=length)))
+        assert isinstance(experience, trajectories.Trajectory) and experience.step_type.shape == (SEGMENTS, length)
+        info = agent.train(experience)
+        assert np.isfinite(info.loss.numpy()) and info.extra.trainable.shape == (SEGMENTS, 2)
+        assert info.extra.trainable.numpy().all()  # inside one episode, and no LAST among the trained steps
+        for observer in observers:
+            observer.close()
+    finally:
+        server.stop()

@@ -261,7 +261,8 @@ def test_api_key_is_required_when_configured(policy):
 
 def test_session_store_caps_and_expires_idle_sessions():
     now = [0.0]
-    store = SessionStore(lambda: {"s": np.zeros((1, 2))}, max_sessions=2, idle_seconds=10, clock=lambda: now[0])
+    store = SessionStore(lambda: {"s": np.zeros((1, 2))}, max_sessions=2, idle_seconds=10, evict_idle_seconds=10,
+                         clock=lambda: now[0])
     first, second = store.create(), store.create()
     with pytest.raises(TooManySessions, match="--max-sessions"):
         store.create()
@@ -274,12 +275,37 @@ def test_session_store_caps_and_expires_idle_sessions():
     store.create()
 
 
-def test_session_cap_answers_429_on_the_wire(policy):
+def test_a_full_store_gives_the_place_of_a_session_idle_past_the_grace_never_of_one_in_play():
+    """One client that opened every session and left them cannot lock others out for the idle
+    timeout: after evict_idle_seconds of idleness the least recently used one gives way."""
+    now = [0.0]
+    store = SessionStore(lambda: {"s": np.zeros((1, 2))}, max_sessions=2, idle_seconds=600, evict_idle_seconds=5,
+                         clock=lambda: now[0])
+    hoarded, playing = store.create(), store.create()
+    now[0] = 3.0
+    store.get(playing.id)
+    with pytest.raises(TooManySessions) as refused:
+        store.create()  # the hoarded one has idled 3 s of 5
+    assert refused.value.retry_after == pytest.approx(2.0)
+    now[0] = 5.5
+    newcomer = store.create()  # the hoarded one (idle 5.5 s) gives way; the one in play (2.5 s) stays
+    assert store.find(hoarded.id) is None and store.find(playing.id) is playing and store.evicted == 1
+    assert store.find(newcomer.id) is newcomer and len(store) == 2
+    with pytest.raises(ValueError, match="evict_idle_seconds"):
+        SessionStore(lambda: {}, max_sessions=1, idle_seconds=5, evict_idle_seconds=10)
+
+
+def test_session_cap_answers_429_with_retry_after_on_the_wire(policy):
     running = start(policy, ServerSettings(port=0, max_sessions=2))
     try:
         new_session(running), new_session(running)
-        status, reply = request(running, "POST", "/sessions")
-        assert status == 429 and "max-sessions" in reply["error"]
+        connection = http.client.HTTPConnection(running.host, running.port, timeout=10)
+        connection.request("POST", "/sessions")
+        response = connection.getresponse()
+        reply = json.loads(response.read())
+        assert response.status == 429 and "max-sessions" in reply["error"]
+        assert 1 <= int(response.getheader("Retry-After")) <= 10
+        connection.close()
     finally:
         running.stop()
 
@@ -390,3 +416,179 @@ def test_cli_refuses_bad_ports_addresses_keys_and_models(pong_onnx, tmp_path, ca
         assert "in use" in capsys.readouterr().err
     finally:
         busy.close()
+
+
+def test_a_session_max_pools_as_the_contract_says_and_can_start_a_new_episode(policy, pong_onnx):
+    """Two screens in one request (2,H,W,3) are pooled; with action_repeat 1 a single screen is pooled
+    with the session's previous one. Every answer equals the runner's act(screen, previous) on the same
+    sequence; ?new_episode=true wipes the memory and the previous screen."""
+    import dataclasses
+
+    sequence = screens(6, seed=7)
+    running = start(policy, ServerSettings(port=0, batch_window_ms=0.0))
+    try:
+        session_id, runner = new_session(running), Policy.load(pong_onnx)  # Pong: action_repeat 4
+        for index in range(1, 4):
+            both = np.stack([sequence[index - 1], sequence[index]])
+            status, reply = request(running, "POST", f"/sessions/{session_id}/act", both.tobytes(),
+                                    {"Content-Type": "application/octet-stream", "X-Frame-Shape": "2,210,160,3"})
+            runner.act(sequence[index], sequence[index - 1])
+            assert status == 200, reply
+            np.testing.assert_allclose(reply["q_values"], runner.q_values[0], atol=1e-5)
+        status, reply = request(running, "POST", f"/sessions/{session_id}/act?new_episode=maybe",
+                                sequence[0].tobytes(), {"Content-Type": "application/octet-stream",
+                                                        "X-Frame-Shape": "210,160,3"})
+        assert status == 400 and "not a boolean" in reply["error"]
+    finally:
+        running.stop()
+
+    repeat_one = Policy.load(pong_onnx)
+    repeat_one.preprocessing = dataclasses.replace(repeat_one.preprocessing, action_repeat=1)
+    running = start(repeat_one, ServerSettings(port=0, batch_window_ms=0.0))
+    try:
+        session_id = new_session(running)
+        runner = Policy.load(pong_onnx)
+        runner.preprocessing = repeat_one.preprocessing
+        previous = None
+        for index, screen in enumerate(sequence):
+            new_episode = index == 4
+            if new_episode:
+                runner.reset(1)
+                previous = None
+            path = f"/sessions/{session_id}/act" + ("?new_episode=true" if new_episode else "")
+            status, reply = post_raw(running, session_id, screen) if not new_episode else request(
+                running, "POST", path, screen.tobytes(), {"Content-Type": "application/octet-stream",
+                                                          "X-Frame-Shape": "210,160,3"})
+            runner.act(screen, previous)
+            previous = screen
+            assert status == 200, reply
+            np.testing.assert_allclose(reply["q_values"], runner.q_values[0], atol=1e-5)
+        # and the pooling mattered: without the previous screen the last answer differs
+        alone = Policy.load(pong_onnx)
+        alone.preprocessing = repeat_one.preprocessing
+        alone.act(sequence[4])
+        alone.act(sequence[5])
+        assert not np.allclose(reply["q_values"], alone.q_values[0], atol=1e-6)
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("head", [
+    b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+    b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+    b"Content-Length: 2\r\nContent-Length: 2\r\n",
+    b"Content-Length: 2\r\nX-Folded: a\r\n b\r\n",
+], ids=["cl-te", "te-cl", "two-equal-cl", "obs-fold"])
+def test_ambiguous_framing_is_refused_and_the_connection_closed(server, head):
+    """RFC 9112: request-smuggling vectors get a 400 and the connection closes, so the bytes after them
+    are never read as a second request."""
+    smuggled = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    data = b"POST /sessions HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n{}" + b"0\r\n\r\n" + smuggled
+    reply = _raw_exchange(server, data)
+    assert reply.startswith(b"HTTP/1.1 400") and b"connection: close" in reply.lower(), reply[:300]
+    assert reply.count(b"HTTP/1.1 ") == 1 and b"rise_requests_total" not in reply
+
+
+def test_a_client_that_leaves_mid_body_is_not_logged_as_an_error(server, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    for _ in range(3):
+        sock = socket.create_connection((server.host, server.port), timeout=5)
+        sock.sendall(b"POST /sessions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\"")
+        sock.shutdown(socket.SHUT_WR)
+        sock.recv(1000)
+        sock.close()
+    time.sleep(0.3)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], \
+        [r.getMessage() for r in caplog.records]
+    assert request(server, "GET", "/healthz")[0] == 200
+
+
+def test_openapi_names_every_error_and_help_shows_defaults(server, capsys):
+    schema = request(server, "GET", "/openapi.json")[1]
+    act = schema["paths"]["/sessions/{session_id}/act"]["post"]["responses"]
+    assert {"400", "401", "404", "413", "415", "500", "503"} <= set(act)
+    assert len({response["description"] for code, response in act.items() if code != "200"}) == len(act) - 1
+    assert "new_episode" in {p["name"] for p in schema["paths"]["/sessions/{session_id}/act"]["post"]["parameters"]}
+    with pytest.raises(SystemExit):
+        serve_main(["--help"])
+    out = capsys.readouterr().out
+    assert "(default: 8000)" in out and "(default: 2.0)" in out and "(default: 5.0)" in out
+
+
+def test_ctrl_c_stops_the_cli_server_without_a_traceback(pong_onnx):
+    import signal
+    import subprocess
+    import sys
+
+    server = subprocess.Popen([sys.executable, "-m", "rise_runtime.server", pong_onnx, "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = server.stdout.readline()
+        assert "Ctrl-C stops" in banner, server.stderr.read()[-2000:]
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert server.returncode == 130 and "[rise-serve] stopped" in out
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+
+
+def test_https_with_uvicorns_certificate_options(policy, tmp_path):
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+    running = start(policy, ServerSettings(port=0, ssl_certfile=cert, ssl_keyfile=key))
+    try:
+        assert running.url.startswith("https://")
+        context = ssl.create_default_context(cafile=cert)
+        context.check_hostname = False  # the test certificate names an IP as CN only
+        connection = http.client.HTTPSConnection(running.host, running.port, context=context, timeout=10)
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["status"] == "ok"
+        connection.close()
+        with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):  # plain HTTP is not served
+            request(running, "GET", "/healthz", timeout=5)
+    finally:
+        running.stop()
+    with pytest.raises(ValueError, match="both --ssl-certfile and --ssl-keyfile"):
+        ServerSettings(ssl_certfile=cert)
+    (tmp_path / "bad.pem").write_text("not a key")
+    with pytest.raises(ValueError, match="cannot use --ssl-certfile/--ssl-keyfile"):
+        start(policy, ServerSettings(port=0, ssl_certfile=cert, ssl_keyfile=str(tmp_path / "bad.pem")))
+
+
+def test_the_batcher_waits_for_company_only_while_more_requests_are_in_the_server():
+    from rise_runtime.batcher import Batcher
+    from rise_runtime.sessions import Session
+
+    class Model:
+        def run_step(self, frames, reset, state):
+            return np.zeros(len(frames), np.int64), np.zeros((len(frames), 2)), state
+
+    def session(name):
+        return Session(name, {"s": np.zeros((1, 2))}, 0.0)
+
+    sizes, in_server = [], [1]
+    batcher = Batcher(Model(), window_seconds=30.0, max_batch=8, on_batch=sizes.append, expected=lambda: in_server[0])
+    try:
+        alone = batcher.submit(session("a"), np.zeros((4, 4), np.uint8))
+        alone.result(timeout=10)  # a 30 s window, yet answered: nobody else was in the server
+        in_server[0] = 2
+        first = batcher.submit(session("b"), np.zeros((4, 4), np.uint8))
+        time.sleep(0.3)
+        assert not first.done()  # a second request is in the server: the first waits for it
+        second = batcher.submit(session("c"), np.zeros((4, 4), np.uint8))
+        first.result(timeout=10), second.result(timeout=10)
+        assert sizes == [1, 2]
+    finally:
+        batcher.stop()

@@ -191,3 +191,27 @@ def test_the_gpu_build_stays_on_the_cuda_12_wheels_its_docs_name_and_cuda_errors
     with pytest.raises(ValueError, match=r"RISE_RUNTIME_GPU=1 pip install \./serving") as error:
         Policy.load(pong_onnx, device="cuda")
     assert "extra" not in str(error.value)
+
+
+@pytest.mark.parametrize("layout", ["bgr", "rgba", "bgra"])
+@pytest.mark.parametrize("bottom_up", [False, True])
+def test_engine_screen_layouts_give_the_rgb_paths_frame_bit_for_bit(pong_onnx, layout, bottom_up):
+    rng = np.random.default_rng(11)
+    last, previous = (rng.integers(0, 256, (210, 160, 3), dtype=np.uint8) for _ in range(2))
+    runner = Policy.load(pong_onnx)
+    expected = runner.preprocess(last, previous)
+
+    def as_layout(rgb):
+        out = rgb[..., ::-1] if layout.startswith("bgr") else rgb
+        if layout.endswith("a"):
+            out = np.concatenate([out, rng.integers(0, 256, rgb.shape[:2] + (1,), dtype=np.uint8)], axis=-1)
+        return np.ascontiguousarray(out[::-1] if bottom_up else out)
+
+    np.testing.assert_array_equal(runner.preprocess(as_layout(last), as_layout(previous), layout=layout,
+                                                    bottom_up=bottom_up), expected)
+    with pytest.raises(ValueError, match=f"a {layout} screen is"):
+        runner.act(last[..., :2].copy(), layout=layout)
+    with pytest.raises(ValueError, match="unknown screen layout"):
+        runner.act(last, layout="argb")
+    gray = last.max(axis=2)
+    np.testing.assert_array_equal(runner.preprocess(gray[..., None], layout="gray"), runner.preprocess(gray))

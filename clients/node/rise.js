@@ -174,6 +174,35 @@ function resize(gray, height, width, size, interpolation) {
 }
 
 // last, previous: Uint8Array H*W*channels (previous may be null); returns the S*S frame.
+// Screen layouts engines hand over (docs/model-contract.md, "Screen layouts"): channel count and the
+// positions of R, G, B. Only rows are reordered and channels picked, so every layout gives the RGB
+// path's frame bit for bit.
+const LAYOUTS = { rgb: [3, [0, 1, 2]], bgr: [3, [2, 1, 0]], rgba: [4, [0, 1, 2]], bgra: [4, [2, 1, 0]], gray: [1, null] };
+
+// screen: Uint8Array H*W*c in `layout` (bottomUp: the last row first) -> { data, channels } as RGB
+// (channels 3) or gray (channels 1), top row first.
+function standardScreen(screen, height, width, layout = 'rgb', bottomUp = false) {
+  if (!(layout in LAYOUTS)) throw new Error(`unknown screen layout ${layout}; choose one of ${Object.keys(LAYOUTS)}`);
+  const [channels, order] = LAYOUTS[layout];
+  if (screen.length !== height * width * channels) {
+    throw new Error(`a ${layout} screen of ${height}x${width} has ${height * width * channels} bytes, got ${screen.length}`);
+  }
+  if (layout === 'rgb' && !bottomUp) return { data: screen, channels: 3 };
+  if (layout === 'gray' && !bottomUp) return { data: screen, channels: 1 };
+  const outChannels = channels === 1 ? 1 : 3;
+  const out = new Uint8Array(height * width * outChannels);
+  for (let r = 0; r < height; r++) {
+    const source = bottomUp ? height - 1 - r : r;
+    for (let c = 0; c < width; c++) {
+      const from = (source * width + c) * channels;
+      const to = (r * width + c) * outChannels;
+      if (outChannels === 1) out[to] = screen[from];
+      else for (let k = 0; k < 3; k++) out[to + k] = screen[from + order[k]];
+    }
+  }
+  return { data: out, channels: outChannels };
+}
+
 function preprocess(last, previous, height, width, channels, config) {
   let screen = last;
   if (config.max_pool_last_two && previous) {
@@ -237,10 +266,13 @@ class RisePolicy {
     return Number(outputs.action.data[0]);
   }
 
-  // Raw screens (Uint8Array H*W*3 RGB, or H*W gray with channels = 1) -> greedy action.
-  async act(screen, previousScreen, height, width, channels = 3) {
-    return this.stepFrame(preprocess(screen, previousScreen, height, width, channels, this.preprocessing));
+  // Raw screens (Uint8Array H*W*c in `layout`: rgb, bgr, rgba, bgra or gray; bottomUp for OpenGL
+  // read-backs) -> greedy action.
+  async act(screen, previousScreen, height, width, layout = 'rgb', bottomUp = false) {
+    const last = standardScreen(screen, height, width, layout, bottomUp);
+    const previous = previousScreen ? standardScreen(previousScreen, height, width, layout, bottomUp).data : null;
+    return this.stepFrame(preprocess(last.data, previous, height, width, last.channels, this.preprocessing));
   }
 }
 
-module.exports = { RisePolicy, preprocess, readMetadata, roundHalfEven };
+module.exports = { RisePolicy, LAYOUTS, preprocess, readMetadata, roundHalfEven, standardScreen };

@@ -223,6 +223,15 @@ class RiseAgent(tf_agent.TFAgent):
 
     def _segment_loss_and_gradients(self, record, weights):
         """One update's loss over B segments of m positions (the module docstring's shared passes)."""
+        online_loss = self._segment_loss(record, weights)  # the bootstrap passes run here, outside the tape
+        with tf.GradientTape() as tape:
+            loss, info = online_loss(training=True)
+            scaled = self._checked_and_scaled(loss)
+        return loss, info, self._unscaled(tape.gradient(scaled, self._q_network.trainable_variables))
+
+    def _segment_loss(self, record, weights):
+        """Builds the positions' inputs and the bootstrap side of B segments; returns online_loss(training)
+        -> (loss, RiseLossInfo), the part to run under a gradient tape."""
         shape = self._sequence_shape
         m = shape.segment_length
         inputs = sequences.segment_inputs(record, shape)
@@ -235,6 +244,8 @@ class RiseAgent(tf_agent.TFAgent):
         # Each position weighs its segment's weight, untrainable ones 0; the loss is the mean over all B·m
         # positions (a fixed divisor: replicas that split the segments then average to the same loss).
         mask = tf.cast(inputs["trainable"], tf.float32)  # [B, m]
+        if weights is None:
+            weights = tf.ones_like(mask[:, 0])
         position_weights = tf.reshape(tf.cast(weights, tf.float32)[:, None] * mask, [-1])
         reuse = self._double_dqn and not self._munchausen and self._q_network.training_is_deterministic
         bootstrap = self._bootstrap(batch, chooser=not reuse)
@@ -247,13 +258,13 @@ class RiseAgent(tf_agent.TFAgent):
                 every = tf.concat([tf.reshape(q_values, [-1, m, q_values.shape[-1]]),
                                    tf.reshape(after_q, [-1, shape.layout.n_step, after_q.shape[-1]])], axis=1)
                 return merge_batch_and_time(tf.gather(every, index, batch_dims=1))
-        with tf.GradientTape() as tape:
-            loss, errors, q_mean = self._online_loss(batch, bootstrap, position_weights, training=True,
+
+        def online_loss(training):
+            loss, errors, q_mean = self._online_loss(batch, bootstrap, position_weights, training=training,
                                                      chooser_from_online=chooser_from_online,
                                                      position_mask=tf.reshape(mask, [-1]))
-            scaled = self._checked_and_scaled(loss)
-        gradients = self._unscaled(tape.gradient(scaled, self._q_network.trainable_variables))
-        return loss, RiseLossInfo(tf.reshape(errors, tf.shape(mask)), q_mean, inputs["trainable"]), gradients
+            return loss, RiseLossInfo(tf.reshape(errors, tf.shape(mask)), q_mean, inputs["trainable"])
+        return online_loss
 
     def apply_gradients(self, gradients, aggregated: bool = False):
         """Clips and applies; `aggregated`: the replicas' gradients were already averaged."""
@@ -335,6 +346,9 @@ class RiseAgent(tf_agent.TFAgent):
         return loss, tf.abs(td_errors), mean_q(q_values)
 
     def _loss(self, experience, weights=None, training=False):
+        experience = self.as_training_data(experience)
+        if is_record(experience):
+            return tf_agent.LossInfo(*self._segment_loss(experience, weights)(training))
         loss, errors, q_mean = self._online_loss(experience, self._bootstrap(experience), weights, training)
         return tf_agent.LossInfo(loss, RiseLossInfo(errors, q_mean))
 

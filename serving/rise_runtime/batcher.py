@@ -1,8 +1,10 @@
 """Cross-session batching: one thread owns the model and steps every waiting session in one call.
 
-A request's frame waits at most `window_seconds` for company (up to `max_batch` sessions), then the
-frames and states of all waiting sessions are stacked into one step-model call and each session's
-state is written back. No HTTP here; callers get a concurrent.futures.Future per step. The caller
+A request's frame waits at most `window_seconds` for company (up to `max_batch` sessions), and only
+while more requests are on their way than have arrived (`expected()`: the server counts the act
+requests it is handling): a lone client never waits for company that is not coming. Then the frames
+and states of all waiting sessions are stacked into one step-model call and each session's state is
+written back. No HTTP here; callers get a concurrent.futures.Future per step. The caller
 keeps each session's steps in order (one in flight per session): the batcher does not reorder, but
 it also does not serialise two steps of one session.
 """
@@ -40,8 +42,9 @@ _STOP = object()
 
 class Batcher:
     def __init__(self, policy, window_seconds: float, max_batch: int,
-                 on_batch: Optional[Callable[[int], None]] = None):
-        """on_batch(size) is called from the inference thread after each model call (metrics)."""
+                 on_batch: Optional[Callable[[int], None]] = None, expected: Callable[[], int] = lambda: 1 << 30):
+        """on_batch(size) is called from the inference thread after each model call (metrics);
+        expected() is how many steps are on their way now, this one included (default: always wait)."""
         if window_seconds < 0:
             raise ValueError(f"the batch window must be >= 0 ms, got {window_seconds * 1000:g}")
         if max_batch < 1:
@@ -49,6 +52,7 @@ class Batcher:
         self.policy, self.window_seconds, self.max_batch = policy, window_seconds, max_batch
         self._jobs: "queue.Queue" = queue.Queue()
         self._on_batch = on_batch
+        self._expected = expected
         self._thread = threading.Thread(target=self._loop, daemon=True, name="rise-inference")
         self._thread.start()
 
@@ -69,6 +73,8 @@ class Batcher:
         jobs, stop = [first], False
         deadline = time.perf_counter() + self.window_seconds
         while len(jobs) < self.max_batch:
+            if len(jobs) >= self._expected() and self._jobs.empty():
+                break  # every request in the server is in this batch: nobody to wait for
             remaining = deadline - time.perf_counter()
             try:
                 job = self._jobs.get(timeout=remaining) if remaining > 0 else self._jobs.get_nowait()

@@ -46,20 +46,25 @@ def decode_png(body: bytes, max_pixels: int) -> np.ndarray:
 
 
 def decode_raw(body: bytes, shape_header: Optional[str], max_pixels: int) -> np.ndarray:
-    """Raw uint8 RGB bytes, row-major, with header X-Frame-Shape: H,W,3."""
+    """Raw uint8 RGB bytes, row-major, with header X-Frame-Shape: H,W,3 (one screen) or 2,H,W,3 (the
+    step's last two screens, the earlier first: what the contract max-pools)."""
     if not shape_header:
-        raise FrameError(400, "raw frames need a header X-Frame-Shape: H,W,3 (e.g. 210,160,3)")
+        raise FrameError(400, "raw frames need a header X-Frame-Shape: H,W,3 (e.g. 210,160,3), or 2,H,W,3 for "
+                              "the step's last two screens")
     try:
         shape = tuple(int(part) for part in shape_header.split(","))
     except ValueError:
-        raise FrameError(400, f"X-Frame-Shape {shape_header[:40]!r} is not H,W,3") from None
-    if len(shape) != 3 or shape[2] != 3 or min(shape) < 1:
-        raise FrameError(400, f"X-Frame-Shape must be H,W,3 with H, W >= 1 (RGB uint8), got {shape_header[:40]!r}")
-    if shape[0] * shape[1] > max_pixels:
-        raise FrameError(413, f"a {shape[0]}x{shape[1]} frame exceeds the server's limit of {max_pixels:,} pixels")
-    expected = shape[0] * shape[1] * 3
+        raise FrameError(400, f"X-Frame-Shape {shape_header[:40]!r} is not H,W,3 or 2,H,W,3") from None
+    screens = shape[0] if len(shape) == 4 else 1
+    if len(shape) not in (3, 4) or shape[-1] != 3 or min(shape) < 1 or screens not in (1, 2):
+        raise FrameError(400, f"X-Frame-Shape must be H,W,3 (one screen) or 2,H,W,3 (two) with H, W >= 1 (RGB "
+                              f"uint8), got {shape_header[:40]!r}")
+    height, width = shape[-3], shape[-2]
+    if height * width > max_pixels:
+        raise FrameError(413, f"a {height}x{width} frame exceeds the server's limit of {max_pixels:,} pixels")
+    expected = screens * height * width * 3
     if len(body) != expected:
-        raise FrameError(400, f"the body has {len(body)} bytes; X-Frame-Shape {shape[0]},{shape[1]},3 needs {expected}")
+        raise FrameError(400, f"the body has {len(body)} bytes; X-Frame-Shape {shape_header[:40]} needs {expected}")
     return np.frombuffer(body, np.uint8).reshape(shape)
 
 

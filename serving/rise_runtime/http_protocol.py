@@ -8,6 +8,12 @@ connection opens and when the first byte of each later request arrives. It disar
 the whole request has been received. If the deadline passes first, it closes the connection.
 Responses are not limited: a slow model call is the server's time, not the client's.
 
+It also refuses obs-fold (a header line continued on the next one, RFC 9112 section 5.2): h11 joins
+the lines with a space, so the app could not tell, and a proxy in front may read the header
+differently (request smuggling). The request gets a 400 and the connection closes. (Ambiguous body
+lengths, Transfer-Encoding with Content-Length or two Content-Lengths, are refused by the app's
+guard, which sees every header.)
+
 This relies on uvicorn internals (H11Protocol's `conn`, `transport`, `handle_events`, and
 `on_response_complete`), so serving/setup.py bounds the uvicorn version. tests/test_server.py
 checks the behaviour.
@@ -15,10 +21,18 @@ checks the behaviour.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Optional
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+_OBS_FOLD = re.compile(rb"\r\n[ \t]")
+_HEAD_END = b"\r\n\r\n"
+_OBS_FOLD_BODY = b'{"error": "a header line continued on the next (obs-fold) is not allowed: RFC 9112 section 5.2"}'
+_OBS_FOLD_RESPONSE = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: "
+                      + str(len(_OBS_FOLD_BODY)).encode() + b"\r\nconnection: close\r\n\r\n" + _OBS_FOLD_BODY)
 
 
 class DeadlineH11Protocol(H11Protocol):
@@ -27,11 +41,30 @@ class DeadlineH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
         self._request_deadline: Optional[asyncio.TimerHandle] = None
+        self._head_tail: Optional[bytes] = None  # while a request head arrives: its last bytes (a fold may straddle)
         self._arm()  # a connection that never sends a byte is closed too
 
     def data_received(self, data: bytes) -> None:
+        if self._folds_a_header(data):
+            self._disarm()
+            self.transport.write(_OBS_FOLD_RESPONSE)
+            self.transport.close()
+            return
         super().data_received(data)
         self._update()
+
+    def _folds_a_header(self, data: bytes) -> bool:
+        """Whether the request head arriving in `data` (and before) continues a header line."""
+        if self._head_tail is None:
+            if self.conn.their_state is not h11.IDLE:
+                return False  # a body, or a request being answered: not a head
+            self._head_tail = b""
+        head = self._head_tail + data
+        end = head.find(_HEAD_END)
+        if _OBS_FOLD.search(head if end < 0 else head[:end + 2]):
+            return True
+        self._head_tail = head[-3:] if end < 0 else None
+        return False
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

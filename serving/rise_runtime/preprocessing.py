@@ -74,6 +74,34 @@ def _check_screen(screen: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} is empty (shape {screen.shape})")
 
 
+# Screen layouts engines hand over: channel count and where R, G, B sit (gray: one channel or none).
+# OpenGL/Unity read-backs are RGBA and bottom-up; Direct3D/Unreal give BGRA.
+SCREEN_LAYOUTS = {"rgb": (3, (0, 1, 2)), "bgr": (3, (2, 1, 0)), "rgba": (4, (0, 1, 2)), "bgra": (4, (2, 1, 0)),
+                  "gray": (1, None)}
+
+
+def standard_screen(screen: np.ndarray, layout: str = "rgb", bottom_up: bool = False) -> np.ndarray:
+    """A screen in a declared layout as the pipeline's input: RGB [H, W, 3] or gray [H, W], top row
+    first. Only rows are reordered and channels picked (alpha dropped): nothing is computed, so every
+    layout gives the RGB path's frame bit for bit (docs/model-contract.md, "Screen layouts")."""
+    if layout not in SCREEN_LAYOUTS:
+        raise ValueError(f"unknown screen layout {layout!r}; choose one of {', '.join(SCREEN_LAYOUTS)}")
+    if not isinstance(screen, np.ndarray) or screen.dtype != np.uint8:
+        raise TypeError(f"the screen must be a uint8 numpy array, got {type(screen).__name__} "
+                        f"{getattr(screen, 'dtype', '')}")
+    channels, order = SCREEN_LAYOUTS[layout]
+    if channels == 1:
+        if not (screen.ndim == 2 or (screen.ndim == 3 and screen.shape[2] == 1)):
+            raise ValueError(f"a gray screen is [H, W] or [H, W, 1], got shape {screen.shape}")
+        screen = screen.reshape(screen.shape[:2])
+    else:
+        if screen.ndim != 3 or screen.shape[2] != channels:
+            raise ValueError(f"a {layout} screen is [H, W, {channels}], got shape {screen.shape}")
+        if layout != "rgb":
+            screen = screen[:, :, list(order)]
+    return screen[::-1] if bottom_up else screen
+
+
 def to_gray(screen: np.ndarray) -> np.ndarray:
     """uint8 RGB [H, W, 3] -> uint8 luma [H, W] (gray input is returned as [H, W])."""
     if screen.ndim == 2 or screen.shape[2] == 1:

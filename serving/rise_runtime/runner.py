@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens
+from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens, standard_screen
 from rise_runtime import contract
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -123,23 +123,34 @@ class Policy:
         self._state = self.zero_state(batch_size)
         self._first = np.ones(batch_size, bool)
 
-    def preprocess(self, screen: np.ndarray, previous_screen: Optional[np.ndarray] = None) -> np.ndarray:
+    def preprocess(self, screen: np.ndarray, previous_screen: Optional[np.ndarray] = None, *, layout: str = "rgb",
+                   bottom_up: bool = False) -> np.ndarray:
+        """Raw screen(s) in `layout` (rgb, bgr, rgba, bgra, gray; `bottom_up`: the last row first, as
+        OpenGL reads back) -> the model's frame [S, S]."""
+        screen = standard_screen(screen, layout, bottom_up)
+        if previous_screen is not None:
+            previous_screen = standard_screen(previous_screen, layout, bottom_up)
         return preprocess_screens(screen, previous_screen, self.preprocessing)
 
-    def act(self, screen: np.ndarray, previous_screen: Optional[np.ndarray] = None) -> int:
-        """One game: raw screen(s) (RGB [H, W, 3] or gray [H, W]) uint8 -> greedy action index."""
+    def act(self, screen: np.ndarray, previous_screen: Optional[np.ndarray] = None, *, layout: str = "rgb",
+            bottom_up: bool = False) -> int:
+        """One game: raw screen(s) uint8 in `layout` (RGB [H, W, 3] by default; see `preprocess`) ->
+        greedy action index."""
         if self.batch_size != 1:
             self.reset(1)
-        return int(self.step_frames(self.preprocess(screen, previous_screen)[None])[0])
+        frame = self.preprocess(screen, previous_screen, layout=layout, bottom_up=bottom_up)
+        return int(self.step_frames(frame[None])[0])
 
     def act_batch(self, screens: Sequence[np.ndarray], previous_screens: Optional[Sequence[np.ndarray]] = None,
-                  new_episode: Optional[Sequence[bool]] = None) -> np.ndarray:
+                  new_episode: Optional[Sequence[bool]] = None, *, layout: str = "rgb",
+                  bottom_up: bool = False) -> np.ndarray:
         """Many games at once: one screen per game -> actions [B]. The batch size is fixed by the
         first call (or reset(batch_size)); `new_episode[i]` wipes game i's memory first."""
         previous_screens = previous_screens if previous_screens is not None else [None] * len(screens)
         if len(previous_screens) != len(screens):
             raise ValueError("screens and previous_screens differ in length")
-        frames = np.stack([self.preprocess(s, p) for s, p in zip(screens, previous_screens)])
+        frames = np.stack([self.preprocess(s, p, layout=layout, bottom_up=bottom_up)
+                           for s, p in zip(screens, previous_screens)])
         return self.step_frames(frames, new_episode)
 
     def step_frames(self, frames: np.ndarray, new_episode: Optional[Sequence[bool]] = None) -> np.ndarray:

@@ -2,10 +2,13 @@
 
     rise-serve pong.onnx --port 8000                          # binds 127.0.0.1 unless --host says otherwise
     rise-serve pong.onnx --host 0.0.0.0 --api-key-file key.txt  # beyond this machine: a key is required
+    rise-serve pong.onnx --ssl-certfile cert.pem --ssl-keyfile key.pem  # HTTPS (uvicorn's TLS)
 
     POST   /sessions              -> 201 {"session_id", "game", "action_meanings"}
     POST   /sessions/{id}/act     body: a PNG (Content-Type: image/png), or raw RGB bytes
-                                  (application/octet-stream) with header X-Frame-Shape: 210,160,3
+                                  (application/octet-stream) with header X-Frame-Shape: 210,160,3,
+                                  or 2,210,160,3 for the step's last two screens (earlier first);
+                                  ?new_episode=true: this screen starts a new episode (memory wiped)
                                   -> 200 {"action", "action_meaning", "q_values", "step"}
     DELETE /sessions/{id}         -> 200 {"deleted": id}
     GET    /healthz               -> 200 {"status": "ok", "sessions", "game"} (no key needed)
@@ -25,8 +28,11 @@ This module is only the HTTP layer. Limits:
 Bad input gets a 4xx with a JSON {"error": ...}. The server answers 5xx only when the model itself
 fails. A Ctrl-C or SIGTERM stops it gracefully: it finishes the requests in flight, then stops the
 inference thread.
-Deviation to note: one screen per request, so no max over the last two screens (send the
-max-pooled screen yourself for exact training parity).
+Max-pooling as docs/model-contract.md says: a request with the step's last two screens (raw,
+2,H,W,3) is pooled over them. A request with one screen is pooled with the session's previous screen
+when the model repeats no action (action_repeat 1: the previous step's screen is the emulator's
+previous screen); with action_repeat > 1 the screen before the last is inside the client's repeat,
+so one screen is taken alone: send two for exact training parity.
 """
 from __future__ import annotations
 
@@ -37,6 +43,8 @@ import dataclasses
 import hmac
 import ipaddress
 import json
+import math
+import os
 import socket
 import sys
 import threading
@@ -63,12 +71,15 @@ class ServerSettings:
     max_batch: int = 64
     max_sessions: int = 1024
     session_idle_seconds: float = 600.0
+    session_evict_seconds: float = 10.0  # at the cap, a session idle this long gives its place to a new one
     max_body_bytes: int = 4 * 1024 * 1024
     max_frame_pixels: int = 4096 * 4096
     request_timeout: float = 10.0  # seconds to receive a whole request (headers and body)
     keep_alive_timeout: float = 5.0  # seconds an idle keep-alive connection stays open
     inference_timeout: float = 30.0
     api_key: Optional[str] = None  # required when binding beyond loopback
+    ssl_certfile: Optional[str] = None  # HTTPS: the certificate chain (PEM); with ssl_keyfile
+    ssl_keyfile: Optional[str] = None
 
     def __post_init__(self):
         if not 0 <= self.port <= 65535:
@@ -76,14 +87,24 @@ class ServerSettings:
         for name in ("max_batch", "max_sessions", "max_body_bytes", "max_frame_pixels", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("session_idle_seconds", "request_timeout", "keep_alive_timeout", "inference_timeout"):
+        for name in ("session_idle_seconds", "session_evict_seconds", "request_timeout", "keep_alive_timeout",
+                     "inference_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.session_evict_seconds > self.session_idle_seconds:
+            raise ValueError(f"session_evict_seconds {self.session_evict_seconds:g} exceeds session_idle_seconds "
+                             f"{self.session_idle_seconds:g}: sessions would expire before they could give way")
         if self.batch_window_ms < 0:
             raise ValueError(f"batch_window_ms must be >= 0, got {self.batch_window_ms}")
         if self.api_key is None and not is_loopback(self.host):
             raise ValueError(f"binding {self.host} exposes the server beyond this machine: give an API key "
                              f"(--api-key-file FILE), or bind {LOOPBACK}")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("HTTPS needs both --ssl-certfile and --ssl-keyfile")
+        for name in ("ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise ValueError(f"--{name.replace('_', '-')} {path} is not a file")
         if self.api_key is not None and len(self.api_key) < 16:
             raise ValueError("the API key is shorter than 16 characters; use a long random one "
                              "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
@@ -111,28 +132,44 @@ ROUTES = (
 
 
 def _operations(action_meanings) -> dict:
-    """The OpenAPI operation of each route handler."""
-    error = {"description": "bad request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    """The OpenAPI operation of each route handler; every error says what it means."""
+    def error(description: str) -> dict:
+        return {"description": description,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+    unauthorized = error("missing or wrong API key (servers started with --api-key-file)")
     session_id = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
     return {
         "create_session": {"summary": "start a game session", "responses": {
             "201": {"description": "created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Session"}}}},
-            "429": error}},
+            "400": error("the body is not JSON"), "401": unauthorized,
+            "429": error("--max-sessions are open and all were used within --session-evict-seconds; see Retry-After")}},
         "act": {
             "summary": "one agent step: a raw screen in, the greedy action out",
-            "parameters": [session_id, {"name": "X-Frame-Shape", "in": "header", "required": False,
-                                        "schema": {"type": "string", "example": "210,160,3"},
-                                        "description": "H,W,3; required with application/octet-stream"}],
+            "parameters": [session_id,
+                           {"name": "X-Frame-Shape", "in": "header", "required": False,
+                            "schema": {"type": "string", "example": "210,160,3"},
+                            "description": "H,W,3, or 2,H,W,3 for the step's last two screens (earlier first); "
+                                           "required with application/octet-stream"},
+                           {"name": "new_episode", "in": "query", "required": False, "schema": {"type": "boolean"},
+                            "description": "this screen starts a new episode: the session's memory is wiped"}],
             "requestBody": {"required": True, "content": {
                 "image/png": {"schema": {"type": "string", "format": "binary"}},
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
             "responses": {"200": {"description": "the step", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Step"}}}},
-                          "400": error, "404": error, "413": error, "415": error}},
+                          "400": error("the screen, its shape header or new_episode is malformed"),
+                          "401": unauthorized, "404": error("unknown session (never created, deleted or expired)"),
+                          "413": error("the body or the screen exceeds the server's limits"),
+                          "415": error("the Content-Type is neither image/png nor application/octet-stream"),
+                          "500": error("the model failed"), "503": error("the model did not answer in time")}},
         "delete_session": {"summary": "end a session", "parameters": [session_id],
-                           "responses": {"200": {"description": "deleted"}, "404": error}},
+                           "responses": {"200": {"description": "deleted"}, "401": unauthorized,
+                                         "404": error("unknown session")}},
         "healthz": {"summary": "liveness (no key needed)", "security": [{}], "responses": {"200": {"description": "ok"}}},
-        "prometheus": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"}}},
-        "openapi": {"summary": "this API as OpenAPI 3.1", "responses": {"200": {"description": "the document"}}},
+        "prometheus": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text format"},
+                                                                     "401": unauthorized}},
+        "openapi": {"summary": "this API as OpenAPI 3.1", "responses": {"200": {"description": "the document"},
+                                                                        "401": unauthorized}},
     }
 
 
@@ -184,6 +221,9 @@ class _Metrics:
         sessions.set_function(lambda: len(store))
         expired = prometheus.Gauge("rise_sessions_expired", "sessions removed after idling", registry=self.registry)
         expired.set_function(lambda: store.expired)
+        evicted = prometheus.Gauge("rise_sessions_evicted", "idle sessions whose place a new session took at the cap",
+                                   registry=self.registry)
+        evicted.set_function(lambda: store.evicted)
         self.render = lambda: prometheus.generate_latest(self.registry)
         self.content_type = prometheus.CONTENT_TYPE_LATEST
 
@@ -201,10 +241,12 @@ class RiseService:
         from starlette.routing import Route
 
         self.policy, self.settings, self._on_stop = policy, settings, on_stop
-        self.store = SessionStore(lambda: policy.zero_state(1), settings.max_sessions, settings.session_idle_seconds)
+        self.store = SessionStore(lambda: policy.zero_state(1), settings.max_sessions, settings.session_idle_seconds,
+                                  settings.session_evict_seconds)
         self.metrics = _Metrics(self.store)
+        self._acting = 0  # act requests inside the server (the event loop alone changes it)
         self.batcher = Batcher(policy, settings.batch_window_ms / 1000.0, settings.max_batch,
-                               on_batch=self.metrics.batch_size.observe)
+                               on_batch=self.metrics.batch_size.observe, expected=lambda: self._acting)
         self.schema = openapi_schema(policy.game, policy.action_meanings)
         routes = [Route(path, getattr(self, handler), methods=[method]) for path, method, handler in ROUTES]
         self._route_paths = {route.endpoint: route.path for route in routes}
@@ -252,8 +294,9 @@ class RiseService:
                 status_holder["status"] = message["status"]
             await send(message)
 
+        names = [key.decode("latin-1").lower() for key, _ in scope["headers"]]
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
-        rejection = self._reject(scope, headers)
+        rejection = self._reject_framing(names) or self._reject(scope, headers)
         if rejection is not None:
             await rejection(scope, receive, send_counting)
         else:
@@ -262,6 +305,18 @@ class RiseService:
         self.metrics.requests.labels(route, str(status_holder.get("status", 0))).inc()
         if route == "/sessions/{session_id}/act" and status_holder.get("status") == 200:
             self.metrics.act_seconds.observe(time.perf_counter() - started)
+
+    def _reject_framing(self, names):
+        """RFC 9112 section 6.3: a request whose body length is ambiguous (Transfer-Encoding with
+        Content-Length, or Content-Length twice, even with equal values) is a request-smuggling vector
+        behind a proxy that reads it differently: refused, and the connection closed."""
+        if "transfer-encoding" in names and "content-length" in names:
+            return self._json({"error": "the request has both Transfer-Encoding and Content-Length; send one"}, 400,
+                              close=True)
+        if names.count("content-length") > 1:
+            return self._json({"error": "the request has more than one Content-Length header; send one"}, 400,
+                              close=True)
+        return None
 
     def _reject(self, scope, headers):
         key = self.settings.api_key
@@ -309,11 +364,15 @@ class RiseService:
         return "unmatched"
 
     async def _body(self, request) -> bytes:
+        from starlette.requests import ClientDisconnect
+
         try:
             return await request.body()
         except _BodyTooLarge:
             raise _Reply(413, f"the body exceeds the server's limit of {self.settings.max_body_bytes:,} bytes",
                          close=True) from None
+        except ClientDisconnect:  # it left before its body was complete: nobody reads an answer, nothing to log
+            raise _Reply(400, "the client disconnected before its body was complete", close=True) from None
 
     # -- routes
     async def create_session(self, request):
@@ -334,9 +393,18 @@ class RiseService:
                            "action_meanings": self.policy.action_meanings}, 201)
 
     def _session_error(self, error: SessionError):
-        return self._json({"error": str(error)}, error.status)
+        retry_after = getattr(error, "retry_after", None)
+        headers = {"retry-after": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
+        return self._json({"error": str(error)}, error.status, headers=headers)
 
     async def act(self, request):
+        self._acting += 1  # the batcher waits for company only while other act requests are in
+        try:
+            return await self._act(request)
+        finally:
+            self._acting -= 1
+
+    async def _act(self, request):
         from starlette.concurrency import run_in_threadpool
 
         try:
@@ -344,21 +412,28 @@ class RiseService:
         except SessionError as error:
             return self._session_error(error)
         try:
+            new_episode = self._flag(request, "new_episode")
             body = await self._body(request)
             headers = request.headers
             content_type = headers.get("content-type")
-            arguments = (body, content_type, headers.get("x-frame-shape"))
+            arguments = (body, content_type, headers.get("x-frame-shape"), self.settings.max_frame_pixels)
             # A PNG takes milliseconds to decode: a worker thread does it. A raw frame costs a fraction
             # of a millisecond of numpy, less than the trip to a worker, so the event loop does it.
             if media_type(content_type) == RAW:
-                frame = self._frame(*arguments)
+                screens = decode_frame(*arguments)
             else:
-                frame = await run_in_threadpool(self._frame, *arguments)
+                screens = await run_in_threadpool(decode_frame, *arguments)
         except _Reply as reply:
             return reply.response(self)
         except FrameError as error:
             return self._json({"error": str(error)}, error.status)
-        async with session.lock:
+        async with session.lock:  # the session's previous screen and step order: one request at a time
+            if new_episode:
+                session.first, session.previous_screen = True, None
+            try:
+                frame = self._frame(session, screens)
+            except _Reply as reply:
+                return reply.response(self)
             future = self.batcher.submit(session, frame)
             try:
                 result = await asyncio.wait_for(asyncio.wrap_future(future), self.settings.inference_timeout)
@@ -370,12 +445,37 @@ class RiseService:
         return self._json({"action": result.action, "action_meaning": self.policy.action_meanings[result.action],
                            "q_values": result.q_values, "step": result.step}, 200)
 
-    def _frame(self, body: bytes, content_type: Optional[str], shape_header: Optional[str]):
-        screen = decode_frame(body, content_type, shape_header, self.settings.max_frame_pixels)
+    def _frame(self, session, screens):
+        """The model's frame from this request's screen(s) and, when the contract pools across agent
+        steps (action_repeat 1), the session's previous screen."""
+        if screens.ndim == 4:  # the step's last two screens
+            previous, last = screens[0], screens[1]
+        else:
+            last, previous = screens, session.previous_screen
+            if not self._pools_previous_step or session.first or previous is None or previous.shape != last.shape:
+                previous = None
         try:
-            return self.policy.preprocess(screen)
+            frame = self.policy.preprocess(last, previous)
         except (TypeError, ValueError) as error:
             raise _Reply(400, f"the frame cannot be preprocessed: {error}") from None
+        session.previous_screen = last
+        return frame
+
+    @property
+    def _pools_previous_step(self) -> bool:
+        config = self.policy.preprocessing
+        return config.max_pool_last_two and config.action_repeat == 1
+
+    @staticmethod
+    def _flag(request, name: str) -> bool:
+        value = request.query_params.get(name)
+        if value is None:
+            return False
+        if value.lower() in ("1", "true", "yes"):
+            return True
+        if value.lower() in ("0", "false", "no"):
+            return False
+        raise _Reply(400, f"?{name}={value[:20]!r} is not a boolean: use true or false")
 
     async def delete_session(self, request):
         session_id = request.path_params["session_id"]
@@ -408,6 +508,10 @@ class _Reply(Exception):
         return service._json({"error": str(self)}, self.status, close=self.close)
 
 
+def scheme(settings: ServerSettings) -> str:
+    return "https" if settings.ssl_certfile else "http"
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """The listening socket, bound here so that errors are clear and port 0 reports the chosen port."""
     try:
@@ -434,7 +538,7 @@ class RunningServer:
     def __init__(self, service: RiseService, sock: socket.socket, uvicorn_server):
         self.service, self._socket, self._server = service, sock, uvicorn_server
         self.host, self.port = sock.getsockname()[:2]
-        self.url = f"http://{self.host}:{self.port}"
+        self.url = f"{scheme(service.settings)}://{self.host}:{self.port}"
         self._thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True,
                                         name="rise-serve")
         self._thread.start()
@@ -457,7 +561,12 @@ def _uvicorn_server(service: RiseService, settings: ServerSettings):
     protocol = type("RiseH11Protocol", (DeadlineH11Protocol,), {"request_timeout": settings.request_timeout})
     config = uvicorn.Config(service, http=protocol, lifespan="on", log_level="warning", access_log=False,
                             timeout_keep_alive=settings.keep_alive_timeout, timeout_graceful_shutdown=10,
-                            server_header=False)
+                            server_header=False, ssl_certfile=settings.ssl_certfile, ssl_keyfile=settings.ssl_keyfile)
+    if settings.ssl_certfile:
+        try:
+            config.load()  # reads the certificate now: a bad one is a startup error with its cause
+        except Exception as error:  # ssl.SSLError, OSError, ValueError from the ssl module
+            raise ValueError(f"cannot use --ssl-certfile/--ssl-keyfile: {type(error).__name__}: {error}") from None
     return uvicorn.Server(config)
 
 
@@ -479,7 +588,8 @@ def _port(text: str) -> int:
 
 def main(argv=None) -> int:
     defaults = ServerSettings()
-    parser = argparse.ArgumentParser(prog="rise-serve", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="rise-serve", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("model", help="an exported .onnx step model (rise-export)")
     parser.add_argument("--host", default=defaults.host, help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=_port, default=defaults.port, help="TCP port (0 picks a free one)")
@@ -493,11 +603,18 @@ def main(argv=None) -> int:
     parser.add_argument("--max-sessions", type=int, default=defaults.max_sessions, help="open sessions at most")
     parser.add_argument("--session-idle-seconds", type=float, default=defaults.session_idle_seconds,
                         help="a session unused this long expires")
+    parser.add_argument("--session-evict-seconds", type=float, default=defaults.session_evict_seconds,
+                        help="when --max-sessions are open, a new session takes the place of the least recently "
+                             "used one if it has been idle this long (else 429 with Retry-After)")
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes, help="largest request body")
     parser.add_argument("--request-timeout", type=float, default=defaults.request_timeout,
                         help="seconds a client has to send a whole request")
     parser.add_argument("--keep-alive-timeout", type=float, default=defaults.keep_alive_timeout,
                         help="seconds an idle keep-alive connection stays open")
+    parser.add_argument("--ssl-certfile", default=None, metavar="PEM",
+                        help="serve HTTPS with this certificate chain (with --ssl-keyfile); or put a TLS proxy in "
+                             "front (README)")
+    parser.add_argument("--ssl-keyfile", default=None, metavar="PEM", help="the certificate's private key")
     args = parser.parse_args(argv)
     try:
         for module in ("starlette", "uvicorn", "prometheus_client"):
@@ -514,26 +631,32 @@ def main(argv=None) -> int:
         settings = ServerSettings(host=args.host, port=args.port, threads=args.threads, device=args.device,
                                   batch_window_ms=args.batch_window_ms, max_batch=args.max_batch,
                                   max_sessions=args.max_sessions, session_idle_seconds=args.session_idle_seconds,
+                                  session_evict_seconds=args.session_evict_seconds,
                                   max_body_bytes=args.max_body_bytes, request_timeout=args.request_timeout,
-                                  keep_alive_timeout=args.keep_alive_timeout, api_key=api_key)
+                                  keep_alive_timeout=args.keep_alive_timeout, api_key=api_key,
+                                  ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
         from rise_runtime.runner import ModelError, Policy
 
         try:
             policy = Policy.load(args.model, threads=settings.threads, device=settings.device)
         except ModelError as error:
             raise ValueError(str(error)) from None
+        service = RiseService(policy, settings, on_stop=lambda: print("[rise-serve] stopped", flush=True))
+        server = _uvicorn_server(service, settings)
         sock = bind_socket(settings.host, settings.port)
     except (MissingExtraError, FileNotFoundError, ValueError, OSError) as error:
         print(f"rise-serve: error: {error}", file=sys.stderr)
         return 2
-    service = RiseService(policy, settings, on_stop=lambda: print("[rise-serve] stopped", flush=True))
-    server = _uvicorn_server(service, settings)
     host, port = sock.getsockname()[:2]
-    print(f"[rise-serve] {policy.game} model {args.model} on http://{host}:{port} ({', '.join(policy.providers)}"
+    print(f"[rise-serve] {policy.game} model {args.model} on {scheme(settings)}://{host}:{port} ({', '.join(policy.providers)}"
           f"{'; API key required' if api_key else ''}); Ctrl-C stops", flush=True)
     # uvicorn handles SIGINT/SIGTERM: it finishes the requests in flight, then (since 0.29) re-raises the
-    # signal, so the exit status says which signal stopped the server.
-    server.run(sockets=[sock])
+    # signal. A Ctrl-C then surfaces here as KeyboardInterrupt: the server has stopped cleanly, so no
+    # traceback, and the exit status of an interrupted program (130).
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 
