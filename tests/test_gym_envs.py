@@ -198,7 +198,7 @@ def test_tiny_run_on_a_third_party_env_through_env_id(tmp_path):
     assert config["env"]["action_repeat"] == 1  # gymnasium envs: one env step per agent step by default
     assert config["env"]["env_kind"] == "gym"
     with open(os.path.join(run_dir, "env.json")) as f:
-        assert json.load(f) == {"name": "ThirdParty/Colours-v0", "action_meanings": ["ACTION_0", "ACTION_1", "ACTION_2"],
+        assert json.load(f) == {"name": "ThirdParty/Colours-v0", "action_meanings": ["red", "green", "blue"],
                                 "env": {"kind": "gym", "name": "ThirdParty/Colours-v0", "env_id": "ThirdParty/Colours-v0",
                                         "env_module": "third_party_env", "image_key": None, "flicker": 0.0}}
     with open(os.path.join(run_dir, "summary.json")) as f:

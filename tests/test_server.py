@@ -527,6 +527,17 @@ def test_ctrl_c_stops_the_cli_server_without_a_traceback(pong_onnx):
     try:
         banner = server.stdout.readline()
         assert "Ctrl-C stops" in banner, server.stderr.read()[-2000:]
+        port = int(banner.split("http://127.0.0.1:")[1].split()[0])
+        deadline = time.time() + 30
+        while True:  # serving (uvicorn's signal handlers are in place) before the Ctrl-C
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", "/healthz")
+                if connection.getresponse().status == 200:
+                    break
+            except OSError:
+                assert time.time() < deadline, "the server did not come up"
+                time.sleep(0.1)
         server.send_signal(signal.SIGINT)
         out, err = server.communicate(timeout=60)
     finally:

@@ -8,11 +8,12 @@ connection opens and when the first byte of each later request arrives. It disar
 the whole request has been received. If the deadline passes first, it closes the connection.
 Responses are not limited: a slow model call is the server's time, not the client's.
 
-It also refuses obs-fold (a header line continued on the next one, RFC 9112 section 5.2): h11 joins
-the lines with a space, so the app could not tell, and a proxy in front may read the header
-differently (request smuggling). The request gets a 400 and the connection closes. (Ambiguous body
-lengths, Transfer-Encoding with Content-Length or two Content-Lengths, are refused by the app's
-guard, which sees every header.)
+It also refuses request heads that a proxy in front might frame differently (request smuggling),
+which h11 would accept and tidy so that the app could not tell: obs-fold (a header line continued
+on the next one, RFC 9112 section 5.2; h11 joins the lines with a space) and Content-Length given
+twice (h11 keeps one when the values agree; RFC 9112 section 6.3 says reject). The request gets a 400
+and the connection closes. (Transfer-Encoding with Content-Length reaches the app, whose guard refuses
+it.)
 
 This relies on uvicorn internals (H11Protocol's `conn`, `transport`, `handle_events`, and
 `on_response_complete`), so serving/setup.py bounds the uvicorn version. tests/test_server.py
@@ -29,10 +30,24 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
 _OBS_FOLD = re.compile(rb"\r\n[ \t]")
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:", re.IGNORECASE)
 _HEAD_END = b"\r\n\r\n"
-_OBS_FOLD_BODY = b'{"error": "a header line continued on the next (obs-fold) is not allowed: RFC 9112 section 5.2"}'
-_OBS_FOLD_RESPONSE = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: "
-                      + str(len(_OBS_FOLD_BODY)).encode() + b"\r\nconnection: close\r\n\r\n" + _OBS_FOLD_BODY)
+_MAX_TRACKED_HEAD = 1 << 16  # h11 refuses heads over 16 KiB itself; past this we stop looking
+
+
+def _refusal(message: str) -> bytes:
+    body = ('{"error": "' + message + '"}').encode()
+    return (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: " + str(len(body)).encode()
+            + b"\r\nconnection: close\r\n\r\n" + body)
+
+
+def head_problem(head: bytes) -> Optional[str]:
+    """Why a complete request head (request line and headers, up to its blank line) is refused, or None."""
+    if _OBS_FOLD.search(head):
+        return "a header line continued on the next (obs-fold) is not allowed: RFC 9112 section 5.2"
+    if len(_CONTENT_LENGTH.findall(head)) > 1:
+        return "Content-Length is given more than once; send it once: RFC 9112 section 6.3"
+    return None
 
 
 class DeadlineH11Protocol(H11Protocol):
@@ -41,30 +56,33 @@ class DeadlineH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
         self._request_deadline: Optional[asyncio.TimerHandle] = None
-        self._head_tail: Optional[bytes] = None  # while a request head arrives: its last bytes (a fold may straddle)
+        self._head: Optional[bytes] = None  # the request head received so far, while it arrives
         self._arm()  # a connection that never sends a byte is closed too
 
     def data_received(self, data: bytes) -> None:
-        if self._folds_a_header(data):
+        problem = self._head_problem(data)
+        if problem is not None:
             self._disarm()
-            self.transport.write(_OBS_FOLD_RESPONSE)
+            self.transport.write(_refusal(problem))
             self.transport.close()
             return
         super().data_received(data)
         self._update()
 
-    def _folds_a_header(self, data: bytes) -> bool:
-        """Whether the request head arriving in `data` (and before) continues a header line."""
-        if self._head_tail is None:
+    def _head_problem(self, data: bytes) -> Optional[str]:
+        """Collects the request head as it arrives; once it is complete, why it is refused (or None).
+        Bytes before the head is complete go on to h11, which emits nothing until it is."""
+        if self._head is None:
             if self.conn.their_state is not h11.IDLE:
-                return False  # a body, or a request being answered: not a head
-            self._head_tail = b""
-        head = self._head_tail + data
+                return None  # a body, or a request being answered: not a head
+            self._head = b""
+        head = self._head + data
         end = head.find(_HEAD_END)
-        if _OBS_FOLD.search(head if end < 0 else head[:end + 2]):
-            return True
-        self._head_tail = head[-3:] if end < 0 else None
-        return False
+        if end < 0:
+            self._head = head if len(head) <= _MAX_TRACKED_HEAD else None
+            return None
+        self._head = None
+        return head_problem(head[:end + 2])
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

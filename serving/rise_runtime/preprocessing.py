@@ -80,10 +80,13 @@ SCREEN_LAYOUTS = {"rgb": (3, (0, 1, 2)), "bgr": (3, (2, 1, 0)), "rgba": (4, (0, 
                   "gray": (1, None)}
 
 
-def standard_screen(screen: np.ndarray, layout: str = "rgb", bottom_up: bool = False) -> np.ndarray:
+def standard_screen(screen: np.ndarray, layout: Optional[str] = None, bottom_up: bool = False) -> np.ndarray:
     """A screen in a declared layout as the pipeline's input: RGB [H, W, 3] or gray [H, W], top row
     first. Only rows are reordered and channels picked (alpha dropped): nothing is computed, so every
-    layout gives the RGB path's frame bit for bit (docs/model-contract.md, "Screen layouts")."""
+    layout gives the RGB path's frame bit for bit (docs/model-contract.md, "Screen layouts").
+    layout None: RGB [H, W, 3] or gray [H, W] / [H, W, 1], told apart by the shape."""
+    if layout is None:
+        return screen[::-1] if bottom_up else screen
     if layout not in SCREEN_LAYOUTS:
         raise ValueError(f"unknown screen layout {layout!r}; choose one of {', '.join(SCREEN_LAYOUTS)}")
     if not isinstance(screen, np.ndarray) or screen.dtype != np.uint8:

@@ -123,26 +123,26 @@ class Policy:
         self._state = self.zero_state(batch_size)
         self._first = np.ones(batch_size, bool)
 
-    def preprocess(self, screen: np.ndarray, previous_screen: Optional[np.ndarray] = None, *, layout: str = "rgb",
+    def preprocess(self, screen: np.ndarray, previous_screen: Optional[np.ndarray] = None, *, layout: Optional[str] = None,
                    bottom_up: bool = False) -> np.ndarray:
-        """Raw screen(s) in `layout` (rgb, bgr, rgba, bgra, gray; `bottom_up`: the last row first, as
-        OpenGL reads back) -> the model's frame [S, S]."""
+        """Raw screen(s) in `layout` (rgb, bgr, rgba, bgra, gray; None: RGB [H, W, 3] or gray [H, W] by
+        shape; `bottom_up`: the last row first, as OpenGL reads back) -> the model's frame [S, S]."""
         screen = standard_screen(screen, layout, bottom_up)
         if previous_screen is not None:
             previous_screen = standard_screen(previous_screen, layout, bottom_up)
         return preprocess_screens(screen, previous_screen, self.preprocessing)
 
-    def act(self, screen: np.ndarray, previous_screen: Optional[np.ndarray] = None, *, layout: str = "rgb",
+    def act(self, screen: np.ndarray, previous_screen: Optional[np.ndarray] = None, *, layout: Optional[str] = None,
             bottom_up: bool = False) -> int:
-        """One game: raw screen(s) uint8 in `layout` (RGB [H, W, 3] by default; see `preprocess`) ->
-        greedy action index."""
+        """One game: raw screen(s) uint8 in `layout` (RGB [H, W, 3] or gray [H, W] by default; see
+        `preprocess`) -> greedy action index."""
         if self.batch_size != 1:
             self.reset(1)
         frame = self.preprocess(screen, previous_screen, layout=layout, bottom_up=bottom_up)
         return int(self.step_frames(frame[None])[0])
 
     def act_batch(self, screens: Sequence[np.ndarray], previous_screens: Optional[Sequence[np.ndarray]] = None,
-                  new_episode: Optional[Sequence[bool]] = None, *, layout: str = "rgb",
+                  new_episode: Optional[Sequence[bool]] = None, *, layout: Optional[str] = None,
                   bottom_up: bool = False) -> np.ndarray:
         """Many games at once: one screen per game -> actions [B]. The batch size is fixed by the
         first call (or reset(batch_size)); `new_episode[i]` wipes game i's memory first."""
