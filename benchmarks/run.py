@@ -142,7 +142,7 @@ def _markdown(results: dict) -> str:
                       "(rise-train warns when it is asked for on a CPU); the project has no GPU to measure them on."]
     seg = results.get("learner_segments")
     if seg:
-        lines += ["", f"## Segments (issue 20): learner cost per TD target, Pong-sized random data", "",
+        lines += ["", "## Segments (issue 20): learner cost per TD target, Pong-sized random data", "",
                   f"rise-dqn and the full-recurrent model at {seg['targets_per_update']} targets per update, rise-btr "
                   f"at {seg.get('btr_targets_per_update', '-')}; TF-Agents' recurrent DQN (the peer) on "
                   f"{seg.get('peer_batch_size', '-')} sequences of {seg.get('peer_sequence_length', '-')} steps "
