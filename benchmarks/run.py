@@ -150,11 +150,11 @@ def _markdown(results: dict) -> str:
                   "| model | targets | ms per update | ms per target | vs its m=1 | vs the peer |",
                   "|---|---:|---:|---:|---:|---:|"]
         for name, row in seg["models"].items():
+            # the peer has no m = 1 of its own; older results have no peer column
+            versus_m1 = "-" if name == "tfa_rnn_dqn" else f"{row['over_rise_m1']:.2f}x"
+            versus_peer = f"{row['over_peer']:.2f}x" if "over_peer" in row else "-"
             lines.append(f"| {name} | {row.get('targets', seg['targets_per_update'])} | {row['update_ms']:.1f} | "
-                         f"{row['target_ms']:.3f} | {row['over_rise_m1']:.2f}x | "
-                         f"{row['over_peer']:.2f}x |" if "over_peer" in row else
-                         f"| {name} | {seg['targets_per_update']} | {row['update_ms']:.1f} | {row['target_ms']:.3f} | "
-                         f"{row['over_rise_m1']:.2f}x | - |")
+                         f"{row['target_ms']:.3f} | {versus_m1} | {versus_peer} |")
         lines += ["", "A segment shares its passes (online φ and ψ once per position with the gradient, the target "
                       "network at the bootstrap positions, double-DQN's argmax reused from the online pass). What stays "
                       "per target is one online forward and backward and one target forward, so the saving is the "
