@@ -95,3 +95,19 @@ def test_segment_cost_is_per_update_and_per_target_side_by_side():
         assert row["over_peer"] == row["target_ms"] / models["tfa_rnn_dqn"]["target_ms"]
     assert models["rise_btr_m4"]["targets"] == 8 and models["rise_m4"]["targets"] == 16
     assert models["rise_m1"]["over_rise_m1"] == 1.0
+
+def test_the_segments_table_renders_the_peer_without_an_m1_of_its_own():
+    import json
+    import os
+
+    from benchmarks.run import _markdown
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "results", "bench.json")) as f:
+        results = json.load(f)  # the other sections as measured; this one replaced
+    row = {"update_ms": 10.0, "targets": 16, "target_ms": 0.625, "over_rise_m1": 1.0, "over_peer": 1.25}
+    peer = dict(row, target_ms=0.5, over_rise_m1=0.8, over_peer=1.0)
+    results["learner_segments"] = {"targets_per_update": 16, "btr_targets_per_update": 8, "peer_batch_size": 1,
+                                   "peer_sequence_length": 17, "models": {"rise_m1": row, "tfa_rnn_dqn": peer}}
+    text = _markdown(results)
+    assert "| rise_m1 | 16 | 10.0 | 0.625 | 1.00x | 1.25x |" in text
+    assert "| tfa_rnn_dqn | 16 | 10.0 | 0.500 | - | 1.00x |" in text
