@@ -26,11 +26,11 @@ from typing import Dict, Sequence
 
 import tensorflow as tf
 
-from rise_tf.replay.layout import FIRST, LAST, ReplayLayout
-# PAD: the step type of the rows a writer puts before its first real row (after a start or a reconnect
-# to the server): the windows of the rows after them never reach past them. reach: rows an item holds
-# before and including its sampled step t.
-from rise_tf.replay.segments import PAD, reach
+from rise_tf.replay import sequences
+from rise_tf.replay.layout import ReplayLayout
+# reach: rows an item holds before and including its sampled step t. Writers pad with PAD rows
+# (segments.py) before their first real row; windows never reach past them.
+from rise_tf.replay.segments import SequenceShape, reach
 
 
 def item_length(layout: ReplayLayout, segment_length: int = 1) -> int:
@@ -62,54 +62,12 @@ def item_spec(layout: ReplayLayout, segment_length: int = 1) -> Dict[str, tf.Ten
 
 
 def learner_inputs(item: Dict[str, tf.Tensor], layout: ReplayLayout, input_keys: Sequence[str]) -> Dict[str, tf.Tensor]:
-    """The learner's sample for one item (no batch axis): what batches.assemble gives for one row."""
-    n, t = layout.n_step, reach(layout) - 1  # t: the sampled step's position in the item
-    positions = tf.range(item_length(layout))
-    step_types = tf.cast(item["step_type"], tf.int32)
-    # The episode's first row at or before t (or the row after the writer's padding); -1 when the
-    # episode began before the item.
-    starts = tf.where((step_types == FIRST) & (positions <= t), positions, -1)
-    after_padding = tf.where((step_types == PAD) & (positions <= t), positions + 1, -1)
-    episode_start = tf.maximum(tf.reduce_max(starts), tf.reduce_max(after_padding))
-    # m: steps to the first LAST among t+1 .. t+n, else n.
-    is_last = tf.equal(step_types[t + 1:t + n + 1], LAST)
-    m = tf.where(tf.reduce_any(is_last), tf.argmax(tf.cast(is_last, tf.int32), output_type=tf.int32) + 1, n)
-    rewards = tf.cast(item["reward"][t:t + n], tf.float64)
-    if layout.reward_clip > 0:
-        rewards = tf.clip_by_value(rewards, -layout.reward_clip, layout.reward_clip)
-    discounts = tf.cast(item["discount"][t:t + n], tf.float64)
-    returns, running = tf.constant(0.0, tf.float64), tf.constant(1.0, tf.float64)
-    for i in range(n):  # the loop of targets.n_step_targets, one row
-        inside = i < m
-        returns += tf.where(inside, running * rewards[i], 0.0)
-        running = tf.where(inside, running * layout.gamma * discounts[i], running)
-    return {
-        "observation": _inputs_at(item, layout, input_keys, t, episode_start),
-        "action": item["action"][t],
-        "n_step_return": tf.cast(returns, tf.float32),
-        "bootstrap_discount": tf.cast(running, tf.float32),
-        "next_observation": _inputs_at(item, layout, input_keys, t + m, episode_start),
-    }
-
-
-def _inputs_at(item, layout: ReplayLayout, input_keys, position, episode_start) -> Dict[str, tf.Tensor]:
-    """Network inputs ending at `position`; rows before the episode start read as zeros."""
-    out = {}
-
-    def window(length):
-        rows = position - tf.range(length - 1, -1, -1)  # oldest first
-        return rows, rows >= episode_start
-
-    if "frame_stack" in input_keys:
-        rows, valid = window(layout.frame_stack)
-        stack = tf.gather(item["frame"], rows) * tf.cast(valid, tf.uint8)[:, None, None]
-        out["frame_stack"] = tf.transpose(stack, [1, 2, 0])  # [H, W, S]
-    if "embedding_window" in input_keys or "frame_window" in input_keys:
-        rows, valid = window(layout.window_length)
-        out["window_mask"] = tf.cast(valid, tf.float32)
-        if "embedding_window" in input_keys:
-            embedded = tf.cast(tf.gather(item["embedding"], rows), tf.float32)
-            out["embedding_window"] = embedded * tf.cast(valid, tf.float32)[:, None]
-        if "frame_window" in input_keys:
-            out["frame_window"] = tf.gather(item["frame"], rows) * tf.cast(valid, tf.uint8)[:, None, None]
-    return out
+    """The learner's sample for one item (no batch axis): what batches.assemble gives for one row. An
+    item of a single step is the record of a segment of one step (sequences.py builds its inputs)."""
+    shape = SequenceShape(layout, tuple(input_keys), 1)
+    record = sequences.cast_record({key: value[None] for key, value in item.items()}, shape)
+    inputs = sequences.segment_inputs(record, shape)
+    at = lambda index: {key: value[0, index] for key, value in inputs["observation"].items()}  # noqa: E731
+    return {"observation": at(0), "action": inputs["action"][0, 0], "n_step_return": inputs["n_step_return"][0, 0],
+            "bootstrap_discount": inputs["bootstrap_discount"][0, 0],
+            "next_observation": at(inputs["bootstrap_index"][0, 0])}
