@@ -58,15 +58,16 @@ def _markdown(results: dict) -> str:
               "", f"ONNX batch 32: {s['onnx_b32_steps_per_s']:.0f} steps/s.",
               "", f"ONNX execution providers: {', '.join(s['providers'])}; batch 1 uses one thread."]
     server = s.get("server")
-    if server:
+    if server and "runs" in server.get("new", {}):
+        local = server["in_process"]
         lines += ["", "## rise-serve on localhost (raw 210x160x3 frames, keep-alive; same workloads, one run)", "",
-                  "| server | 1 client p50 ms | p99 ms | req/s | 16 sessions p50 ms | p99 ms | req/s |",
-                  "|---|---:|---:|---:|---:|---:|---:|"]
+                  f"In-process `Policy.act` on the same screen: p50 {local['p50_ms']:.2f} ms, p99 {local['p99_ms']:.2f} ms. "
+                  f"One client over HTTP adds **{server['new_one_client_added_p50_ms']:.2f} ms** p50 (goal: <= 1 ms).", "",
+                  "| server | clients | p50 ms | p99 ms | req/s |", "|---|---:|---:|---:|---:|"]
         for name, label in (("new", "Starlette + uvicorn (today)"), ("old", "http.server, threads (before)")):
-            if name in server:
-                r = server[name]
-                lines.append(f"| {label} | {r['one_p50_ms']:.2f} | {r['one_p99_ms']:.2f} | {r['one_requests_per_s']:.0f} | "
-                             f"{r['sixteen_p50_ms']:.2f} | {r['sixteen_p99_ms']:.2f} | {r['sixteen_requests_per_s']:.0f} |")
+            for r in server.get(name, {}).get("runs", []):
+                lines.append(f"| {label} | {r['clients']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                             f"{r['requests_per_s']:.0f} |")
     b = results.get("learner_btr")
     if b:
         lines += ["", f"## Learner update cost on the Beyond The Rainbow body (batch {b['batch_size']}, median ms per update)",

@@ -1,5 +1,6 @@
-"""rise-serve on localhost: round trip p50/p99 and requests/s with 1 client and with 16 concurrent
-sessions (each its own keep-alive connection and thread), raw 210x160x3 frames.
+"""rise-serve on localhost: round trip p50/p99 and requests/s with 1, 8 and 16 concurrent sessions
+(each its own keep-alive connection and thread), raw 210x160x3 frames, beside in-process
+`Policy.act` on the same screen in the same run (issue 22's goal: one client adds <= 1 ms p50).
 
 `compare` runs the same workloads against today's server (Starlette on uvicorn) and the first
 server (http.server with threads, read from git history at LEGACY_COMMIT), one after the other,
@@ -47,23 +48,45 @@ def _client(host: str, port: int, requests: int, seed: int, barrier: Optional[th
     return times
 
 
-def workload(host: str, port: int, requests: int) -> dict:
-    """One client, then 16 concurrent sessions."""
-    one = _client(host, port, requests, 0)
-    sessions = 16
-    per_session = max(requests // 4, 20)
+CLIENT_COUNTS = (1, 8, 16)
+
+
+def in_process(model_path: str, requests: int) -> dict:
+    """`Policy.act` on the screen the clients send, with the server's default threads: what the
+    server adds is measured against this."""
+    from rise_runtime.runner import Policy
+
+    policy = Policy.load(model_path)
+    screen = np.random.default_rng(0).integers(0, 256, (210, 160, 3), dtype=np.uint8)
+    previous = screen
+    for _ in range(10):
+        policy.act(screen, previous)
+    times = []
+    for _ in range(requests):
+        start = time.perf_counter()
+        policy.act(screen, previous)
+        times.append(time.perf_counter() - start)
+    ms = 1000 * np.asarray(times)
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def _sessions(host: str, port: int, sessions: int, per_session: int) -> dict:
     barrier = threading.Barrier(sessions + 1)
     with ThreadPoolExecutor(sessions) as pool:
         futures = [pool.submit(_client, host, port, per_session, seed, barrier) for seed in range(sessions)]
         barrier.wait()
         started = time.perf_counter()
-        many = [future.result() for future in futures]
+        times = [future.result() for future in futures]
         elapsed = time.perf_counter() - started
-    one_ms, many_ms = 1000 * np.asarray(one), 1000 * np.concatenate(many)
-    return {"one_p50_ms": float(np.percentile(one_ms, 50)), "one_p99_ms": float(np.percentile(one_ms, 99)),
-            "one_requests_per_s": len(one) / (one_ms.sum() / 1000),
-            "sixteen_p50_ms": float(np.percentile(many_ms, 50)), "sixteen_p99_ms": float(np.percentile(many_ms, 99)),
-            "sixteen_requests_per_s": sessions * per_session / elapsed, "requests": requests}
+    ms = 1000 * np.concatenate(times)
+    return {"clients": sessions, "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "requests_per_s": sessions * per_session / elapsed, "requests": sessions * per_session}
+
+
+def workload(host: str, port: int, requests: int) -> dict:
+    """1, 8 and 16 concurrent sessions, one after the other."""
+    runs = [_sessions(host, port, n, requests if n == 1 else max(requests // 4, 20)) for n in CLIENT_COUNTS]
+    return {"runs": runs}
 
 
 # Each server runs in its own process, as deployed, so the benchmark's client threads do not share
@@ -115,7 +138,8 @@ def legacy_available() -> bool:
 
 
 def compare(model_path: str, requests: int = 300) -> dict:
-    result = {"new": measure(model_path, requests)}
+    result = {"in_process": in_process(model_path, requests), "new": measure(model_path, requests)}
+    result["new_one_client_added_p50_ms"] = result["new"]["runs"][0]["p50_ms"] - result["in_process"]["p50_ms"]
     if legacy_available():
         result["old"] = _serve_in_child(LEGACY_SERVER, model_path, f"{LEGACY_COMMIT}:{LEGACY_PATH}", ROOT)
     return result

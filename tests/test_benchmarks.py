@@ -111,3 +111,23 @@ def test_the_segments_table_renders_the_peer_without_an_m1_of_its_own():
     text = _markdown(results)
     assert "| rise_m1 | 16 | 10.0 | 0.625 | 1.00x | 1.25x |" in text
     assert "| tfa_rnn_dqn | 16 | 10.0 | 0.500 | - | 1.00x |" in text
+
+
+def test_server_latency_is_measured_beside_in_process_for_1_8_and_16_clients(pong_onnx):
+    from benchmarks import run, server_latency
+
+    result = server_latency.compare(pong_onnx, requests=20)
+    runs = result["new"]["runs"]
+    assert [r["clients"] for r in runs] == [1, 8, 16]
+    assert [r["requests"] for r in runs] == [20, 20 * 8, 20 * 16]
+    assert all(0 < r["p50_ms"] <= r["p99_ms"] and r["requests_per_s"] > 0 for r in runs)
+    assert result["new_one_client_added_p50_ms"] == runs[0]["p50_ms"] - result["in_process"]["p50_ms"]
+    import json
+    import os
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "results", "bench.json")) as f:
+        results = json.load(f)  # the other sections as measured; this one replaced
+    results["step_latency"]["server"] = result
+    table = run._markdown(results)
+    assert f"adds **{result['new_one_client_added_p50_ms']:.2f} ms** p50" in table
+    assert table.count("| Starlette + uvicorn (today) |") == 3
