@@ -3,7 +3,18 @@
 These dataclasses are the only place a default lives: the builder reads them and passes every
 value explicitly (constructors take keyword arguments without defaults). Every field carries a
 one-line help string, which becomes its `rise-train --flag` help. Units are in the names: `*_frames`
-count emulator frames (4 per agent step on Atari), `*_updates` count learner updates.
+count env frames: agent steps x action_repeat (4 per agent step on Atari; 1 on the memory tasks and,
+unless --action-repeat says otherwise, on --env-id envs); `*_updates` count learner updates.
+
+Scales (`--scale`): `paper` is the presets as published (BTR's 64 lanes, batch 256, 1M replay,
+200M frames); `cpu` is what fits a 2-core machine without a GPU, the settings the memory tasks are
+solved with (8 lanes, batch 32, 50k replay, the Nature CNN, schedules of tens of thousands of agent
+steps). Atari games default to `paper`, the memory tasks and --env-id envs to `cpu`. Both scales
+are written in agent steps and converted to each env's frames, so a schedule means the same number
+of decisions on every env kind.
+
+Only the env settings an env kind reads are listed in its config (`to_dict`, --print-config,
+config.json): a gymnasium env shows no sticky actions or no-ops, a memory task no action repeat.
 
 TensorFlow-free (choice lists come from `networks.choices` and `agents.choices`), so `rise-train
 --help` and config validation start in well under a second.
@@ -40,6 +51,31 @@ from rise_tf.replay.layout import ReplayLayout, min_lane_capacity
 
 EPSILON_SCHEDULES = ("linear", "exponential")
 ENGINES = ("auto", "serial", "concurrent")
+SCALES = ("cpu", "paper")
+# The scale a run gets without --scale: the paper's on Atari (the project reproduces it), the CPU's on
+# the memory tasks and on a user's env (a machine without a GPU can run it).
+DEFAULT_SCALE = {registry.ATARI: "paper", registry.MEMORY: "cpu", registry.GYM: "cpu"}
+
+# Env settings only some kinds of env read; every other env setting applies to all kinds.
+_ENV_KIND_FIELDS = {
+    **dict.fromkeys(("sticky_action_prob", "noop_max", "max_episode_frames", "terminal_on_life_loss"),
+                    (registry.ATARI,)),
+    **dict.fromkeys(("action_repeat", "flicker"), (registry.ATARI, registry.GYM)),
+    **dict.fromkeys(("env_id", "env_module", "image_key"), (registry.GYM,)),
+    **dict.fromkeys(("corridor_length", "num_cues", "cue_steps", "distractor_prob"), (registry.MEMORY,)),
+}
+KIND_NAMES = {registry.ATARI: "Atari games", registry.MEMORY: "the memory tasks",
+              registry.GYM: "gymnasium envs (--env-id)"}
+
+
+def applies_to(env_kind: str, env_field: str) -> bool:
+    """Whether an env of this kind reads this env setting."""
+    return env_kind in _ENV_KIND_FIELDS.get(env_field, registry.ENV_KINDS)
+
+
+def _unknown_scale(scale) -> str:
+    return (f"unknown scale {scale!r}; choose one of {', '.join(SCALES)} (cpu: sized for a machine without a GPU; "
+            f"paper: the presets as published)")
 
 
 def _field(default, help_text: str, parse=None):
@@ -88,8 +124,9 @@ class EnvConfig:
     noop_max: int = _field(atari.NOOP_MAX, "up to this many no-op actions after each reset")
     max_episode_frames: int = _field(atari.MAX_EPISODE_FRAMES, "episode truncation, in emulator frames")
     terminal_on_life_loss: bool = _field(False, "learner treats a life loss as terminal (discount 0)")
-    action_repeat: int = _field(PreprocessingConfig.action_repeat, "emulator frames per agent step (Atari)")
-    frame_size: int = _field(PreprocessingConfig.frame_size, "preprocessed frames are frame_size x frame_size (Atari and MemoryCorridor)")
+    action_repeat: int = _field(PreprocessingConfig.action_repeat, "env frames per agent step (Atari: 4; --env-id envs: "
+                                                                   "1 unless set; the memory tasks always step once)")
+    frame_size: int = _field(PreprocessingConfig.frame_size, "preprocessed frames are frame_size x frame_size (every env kind)")
     corridor_length: int = _field(_STANDARD_MEMORY_TASK.corridor_length,
                                   "MemoryCorridor: steps between the cue and the decision")
     num_cues: int = _field(_STANDARD_MEMORY_TASK.num_cues, "MemoryCorridor: number of cues (= actions)")
@@ -371,6 +408,7 @@ DEFAULT_ALGO = "rise-dqn"
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     algo: str = DEFAULT_ALGO
+    scale: Optional[str] = None  # make_config's scale (None: a config built by hand, or written before scales)
     env: EnvConfig = EnvConfig()
     network: NetworkConfig = NetworkConfig()
     replay: ReplayConfig = ReplayConfig()
@@ -380,6 +418,7 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         _require(self.algo in PRESETS, f"unknown algo {self.algo!r}; choose one of {sorted(PRESETS)}")
+        _require(self.scale is None or self.scale in SCALES, _unknown_scale(self.scale))
         for section, _ in SECTIONS:
             getattr(self, section).validate()
         net, agent = self.network, self.agent
@@ -448,7 +487,11 @@ class RunConfig:
         return 1 if self.is_memory_task else self.env.action_repeat
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"config_version": CONFIG_VERSION, **dataclasses.asdict(self)}
+        """Every setting, except the env settings this env kind does not read (from_dict restores
+        their defaults)."""
+        values = dataclasses.asdict(self)
+        values["env"] = {name: value for name, value in values["env"].items() if applies_to(self.env.env_kind, name)}
+        return {"config_version": CONFIG_VERSION, **values}
 
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "RunConfig":
@@ -465,9 +508,9 @@ class RunConfig:
             unknown = set(given) - known
             _require(not unknown, f"unknown {section} settings {sorted(unknown)}")
             sections[section] = kind(**given)
-        unknown = set(values) - {"algo"}
+        unknown = set(values) - {"algo", "scale"}
         _require(not unknown, f"unknown config keys {sorted(unknown)}")
-        return cls(algo=values.get("algo", DEFAULT_ALGO), **sections)
+        return cls(algo=values.get("algo", DEFAULT_ALGO), scale=values.get("scale"), **sections)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -481,8 +524,8 @@ class RunConfig:
         """replace(train={"frames": 10}) -> a copy with those fields changed."""
         changes = {}
         for section, updates in section_updates.items():
-            if section == "algo":
-                changes["algo"] = updates
+            if section in ("algo", "scale"):
+                changes[section] = updates
             else:
                 changes[section] = dataclasses.replace(getattr(self, section), **updates)
         return dataclasses.replace(self, **changes)
@@ -545,39 +588,54 @@ PRESETS = {name: _with(BASES[base], network={"memory": memory}) for name, (base,
 BASE_OF = {name: base for name, (base, _, _) in _PRESET_TABLE.items()}
 PRESET_DESCRIPTIONS = {name: description for name, (_, _, description) in _PRESET_TABLE.items()}
 
-# The memory task is small and fast: scale the Atari schedule down so it learns in minutes on a CPU.
-_MEMORY_TASK_DQN = {
+# The CPU scale, in agent steps (make_config converts the *_frames counts to the env's frames): what
+# the memory tasks are solved with on a 2-core machine, for any env. The Atari schedule scaled down.
+_CPU_DQN = {
     "env": {"num_envs": 8},
     "replay": {"capacity": 50_000},
-    "agent": {"target_update_period": 250, "gamma": 0.9, "n_step": 1, "learning_rate": 1e-3},
+    "agent": {"target_update_period": 250, "learning_rate": 1e-3},
     "train": {"frames": 30_000, "warmup_frames": 2_000, "replay_ratio": 0.25, "epsilon_decay_frames": 10_000,
               "epsilon_end": 0.05, "eval_every_frames": 10_000, "eval_episodes": 32,
               "checkpoint_every_frames": 20_000, "log_every_frames": 1_000},
 }
-MEMORY_TASK_SCALE = {
-    "dqn": _MEMORY_TASK_DQN,
+CPU_SCALE = {
+    "dqn": _CPU_DQN,
     # BTR's learner (IQN with noisy dueling streams, Munchausen targets, PER α 0.2) on a smaller body:
     # the Nature CNN that rise-dqn uses here instead of spectral-norm Impala x2 (which costs ~6-25x
     # more per frame: ~370 ms per update at x1 and batch 32 on a 2-core CPU), 128 hidden units
-    # instead of 512 and batch 32 instead of 256, so it learns the task in minutes on a CPU and its
-    # comparison with rise-dqn differs in the learner only. The schedule is the DQN memory one, with
-    # a linear ε that stops at half the budget (noisy nets explore after) and greedy evaluation.
-    "btr": _with(_MEMORY_TASK_DQN,
+    # instead of 512 and batch 32 instead of 256, so it learns the memory tasks in minutes on a CPU and
+    # its comparison with rise-dqn differs in the learner only. The schedule is the DQN one, with a
+    # linear ε that stops at half the budget (noisy nets explore after) and greedy evaluation.
+    "btr": _with(_CPU_DQN,
                  network={"learnable_encoder": "nature", "width_scale": 1, "spectral_norm": False,
                           "head_hidden_units": 128},
                  agent={"batch_size": 32, "adam_epsilon": _btr_adam_epsilon(32)},
                  train={"frames": 40_000, "epsilon_schedule": "linear", "epsilon_greedy_fraction": 0.5,
                         "eval_epsilon": 0.0}),
 }
+# The memory tasks' own horizon: a decision a dozen steps after the cue, one reward at the end.
+MEMORY_TASK_SETTINGS = {"agent": {"gamma": 0.9, "n_step": 1}}
+# The presets' counts are Atari frames, 4 per agent step.
+_PRESET_FRAMES_PER_STEP = PreprocessingConfig.action_repeat
 
 
 # Other gymnasium envs: one env step per agent step unless the user asks for a repeat.
 GYM_ENV_SETTINGS = {"env": {"action_repeat": 1}}
 
 
-def make_config(algo: str = DEFAULT_ALGO, game: Optional[str] = None, **section_updates) -> RunConfig:
-    """Preset for `algo` on `game` (default Pong), scaled for a memory task, or on the gymnasium
-    env named by env={"env_id": ...}; then the overrides."""
+def _counted_in_frames(values: Dict[str, Dict[str, Any]], factor: float) -> Dict[str, Dict[str, Any]]:
+    """The train section's frame counts multiplied by `factor` (agent steps -> frames, or frames of
+    one action repeat -> another's)."""
+    train = {key: (max(1, round(value * factor)) if key == "frames" or key.endswith("_frames") else value)
+             for key, value in values.get("train", {}).items()}
+    return dict(values, train=train)
+
+
+def make_config(algo: str = DEFAULT_ALGO, game: Optional[str] = None, scale: Optional[str] = None,
+                **section_updates) -> RunConfig:
+    """Preset for `algo` on `game` (default Pong) or on the gymnasium env named by env={"env_id": ...},
+    at `scale` (cpu | paper; default: DEFAULT_SCALE of the env's kind), the memory task's own settings;
+    then the overrides."""
     if algo not in PRESETS:
         raise ValueError(f"unknown algo {algo!r}; choose one of {sorted(PRESETS)}")
     env_id = section_updates.get("env", {}).get("env_id")
@@ -587,12 +645,21 @@ def make_config(algo: str = DEFAULT_ALGO, game: Optional[str] = None, **section_
     elif game is None:
         game = EnvConfig.game
     kind = registry.kind_of(game, env_id)
-    config = RunConfig(algo=algo).replace(**PRESETS[algo]).replace(env={"game": game, "env_kind": kind})
-    if kind == registry.MEMORY:
-        config = config.replace(**MEMORY_TASK_SCALE[BASE_OF[algo]]).replace(
-            env=dataclasses.asdict(MEMORY_TASKS[game]))
-    elif kind == registry.GYM:
+    scale = DEFAULT_SCALE[kind] if scale is None else scale
+    _require(scale in SCALES, _unknown_scale(scale))
+    config = RunConfig(algo=algo, scale=scale).replace(env={"game": game, "env_kind": kind})
+    if kind == registry.GYM:
         config = config.replace(**GYM_ENV_SETTINGS)
+    action_repeat = section_updates.get("env", {}).get("action_repeat", config.env.action_repeat)
+    frames_per_step = 1 if kind == registry.MEMORY else action_repeat
+    # The paper scale's counts are Atari frames, the dataclass defaults' included.
+    paper = _with({"train": {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                             if f.name == "frames" or f.name.endswith("_frames")}}, **PRESETS[algo])
+    config = config.replace(**_counted_in_frames(paper, frames_per_step / _PRESET_FRAMES_PER_STEP))
+    if scale == "cpu":
+        config = config.replace(**_counted_in_frames(CPU_SCALE[BASE_OF[algo]], frames_per_step))
+    if kind == registry.MEMORY:
+        config = config.replace(**MEMORY_TASK_SETTINGS).replace(env=dataclasses.asdict(MEMORY_TASKS[game]))
     if section_updates:
         config = config.replace(**section_updates)
     return config.validate()

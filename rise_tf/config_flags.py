@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 from typing import Dict, Iterable, Optional
 
-from rise_tf.config import DEFAULT_ALGO, PRESET_DESCRIPTIONS, PRESETS, SECTIONS, RunConfig, flag_table, make_config
+from rise_tf.config import (DEFAULT_ALGO, DEFAULT_SCALE, KIND_NAMES, PRESET_DESCRIPTIONS, PRESETS, SCALES, SECTIONS,
+                            RunConfig, applies_to, flag_table, make_config)
+from rise_runtime.envs import registry
 from rise_tf.counts import parse_count, parse_real
 
 
@@ -30,12 +32,26 @@ def add_field_flag(group, section: str, field, default_note: Optional[str] = Non
     group.add_argument(f"--{field.name.replace('_', '-')}", **kwargs)
 
 
-def add_config_flags(parser: argparse.ArgumentParser, sections: Optional[Iterable[str]] = None) -> None:
-    """--algo and one flag per field of `sections` (default: all), grouped by section."""
+def add_scale_flag(parser: argparse.ArgumentParser) -> None:
+    defaults = ", ".join(f"{scale} for {KIND_NAMES[kind]}" for kind, scale in DEFAULT_SCALE.items())
+    parser.add_argument("--scale", default=None, metavar="SCALE",
+                        help=f"{' | '.join(SCALES)}: cpu sizes a run for a machine without a GPU (8 lanes, batch 32, "
+                             f"50k replay, the Nature CNN, schedules of tens of thousands of agent steps: what the "
+                             f"memory tasks are solved with); paper is the preset as published (BTR: 64 lanes, batch "
+                             f"256, 1M replay, 200M frames). Both count agent steps, converted to the env's frames "
+                             f"[default: {defaults}]")
+
+
+def add_config_flags(parser: argparse.ArgumentParser, sections: Optional[Iterable[str]] = None,
+                     algo: bool = True) -> None:
+    """--algo (unless algo=False), --scale and one flag per field of `sections` (default: all), grouped
+    by section."""
     sections = [name for name, _ in SECTIONS] if sections is None else list(sections)
-    parser.add_argument("--algo", choices=sorted(PRESETS), default=None, metavar="ALGO",
-                        help="preset: " + "; ".join(f"{name}: {text}" for name, text in PRESET_DESCRIPTIONS.items())
-                             + f" [default: {DEFAULT_ALGO}]")
+    if algo:
+        parser.add_argument("--algo", choices=sorted(PRESETS), default=None, metavar="ALGO",
+                            help="preset: " + "; ".join(f"{name}: {text}" for name, text in PRESET_DESCRIPTIONS.items())
+                                 + f" [default: {DEFAULT_ALGO}]")
+    add_scale_flag(parser)
     for section in sections:
         group = parser.add_argument_group(f"{section} settings (defaults shown are the {DEFAULT_ALGO} Atari preset; "
                                           f"--print-config shows a preset's values)")
@@ -63,9 +79,23 @@ def given_settings(args) -> Dict[str, Dict[str, object]]:
     return updates
 
 
-def config_from_args(args) -> RunConfig:
+def check_env_kind_settings(env_updates: Dict[str, object]) -> None:
+    """A flag the chosen env kind does not read is an error, not silently ignored."""
+    kind = registry.kind_of(env_updates.get("game") or "", env_updates.get("env_id"))
+    ignored = [name for name in env_updates if not applies_to(kind, name)]
+    if ignored:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in ignored)
+        readers = " or ".join(sorted({KIND_NAMES[k] for name in ignored for k in registry.ENV_KINDS
+                                      if applies_to(k, name)}))
+        raise ValueError(f"{flags} applies to {readers}, not to {KIND_NAMES[kind]} "
+                         f"({env_updates.get('env_id') or env_updates.get('game')}): drop it")
+
+
+def config_from_args(args, algo: Optional[str] = None) -> RunConfig:
     updates = given_settings(args)
-    return make_config(args.algo or DEFAULT_ALGO, updates.get("env", {}).get("game"), **updates)
+    check_env_kind_settings(updates.get("env", {}))
+    return make_config(algo or args.algo or DEFAULT_ALGO, updates.get("env", {}).get("game"),
+                       scale=getattr(args, "scale", None), **updates)
 
 
 def check_given_settings(args) -> None:

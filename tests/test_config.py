@@ -1,3 +1,4 @@
+import json
 import argparse
 
 import numpy as np
@@ -20,6 +21,53 @@ def test_memory_task_is_scaled_down_and_counts_one_frame_per_step():
     config = make_config("rise-dqn", "MemoryCorridor")
     assert config.frames_per_agent_step == 1 and config.train.frames < 1_000_000
     assert make_config("rise-dqn", "Pong").frames_per_agent_step == 4
+
+
+def test_scales_size_every_env_kind_in_agent_steps_and_default_by_kind():
+    from rise_tf.config import CPU_SCALE
+
+    cpu_train = CPU_SCALE["btr"]["train"]
+    gym = make_config("rise-btr", env={"env_id": "ThirdParty/Colours-v0"})
+    memory = make_config("rise-btr", "MemoryCorridor")
+    pong_cpu = make_config("rise-btr", "Pong", scale="cpu")
+    assert (gym.scale, memory.scale, make_config("rise-btr", "Pong").scale) == ("cpu", "cpu", "paper")
+    for config, frames_per_step in ((gym, 1), (memory, 1), (pong_cpu, 4)):
+        assert config.frames_per_agent_step == frames_per_step
+        assert (config.env.num_envs, config.agent.batch_size, config.replay.capacity) == (8, 32, 50_000)
+        assert config.network.learnable_encoder == "nature" and not config.network.spectral_norm
+        # the same agent-step schedule on every kind, counted in that kind's frames
+        assert config.train.warmup_frames == cpu_train["warmup_frames"] * frames_per_step == 2_000 * frames_per_step
+        assert config.train.epsilon_decay_frames == 10_000 * frames_per_step
+        assert config.train.frames == 40_000 * frames_per_step
+    assert memory.agent.gamma == 0.9 and gym.agent.gamma == 0.997  # the memory task's horizon is its own
+    # paper: BTR as published; 200M Atari frames are 50M agent steps, so 50M frames at action repeat 1
+    paper_gym = make_config("rise-btr", env={"env_id": "ThirdParty/Colours-v0"}, scale="paper")
+    assert (paper_gym.env.num_envs, paper_gym.agent.batch_size, paper_gym.train.frames) == (64, 256, 50_000_000)
+    assert paper_gym.train.warmup_frames == 200_000 and make_config("rise-btr", "Pong").train.frames == 200_000_000
+    # the DQN base's schedule is the dataclass defaults: converted too
+    assert make_config("dqn", env={"env_id": "X-v0"}, scale="paper").train.warmup_frames == 80_000 // 4
+    with pytest.raises(ValueError, match="unknown scale 'gpu'; choose one of cpu, paper"):
+        make_config("rise-dqn", scale="gpu")
+
+
+def test_a_config_lists_only_the_env_settings_its_kind_reads():
+    gym = make_config("rise-dqn", env={"env_id": "ThirdParty/Colours-v0"}).to_dict()["env"]
+    memory = make_config("rise-dqn", "MemoryCorridor").to_dict()["env"]
+    atari = make_config("rise-dqn", "Pong").to_dict()["env"]
+    atari_only = {"sticky_action_prob", "noop_max", "max_episode_frames", "terminal_on_life_loss"}
+    assert not atari_only & set(gym) and not atari_only & set(memory) and atari_only <= set(atari)
+    assert "action_repeat" in gym and "action_repeat" not in memory and "corridor_length" not in gym
+    assert {"env_id", "env_module", "image_key"} & set(atari) == set()
+    for config in (make_config("rise-dqn", env={"env_id": "ThirdParty/Colours-v0"}), make_config("rise-dqn", "MemoryCorridor")):
+        assert RunConfig.from_dict(json.loads(config.to_json())) == config  # the hidden settings are defaults
+    parser = build_parser()
+    for argv, message in ((["--env-id", "ThirdParty/Colours-v0", "--noop-max", "3"],
+                           "--noop-max applies to Atari games, not to gymnasium envs"),
+                          (["--game", "MemoryCorridor", "--action-repeat", "2"],
+                           "--action-repeat applies to Atari games or gymnasium envs .*, not to the memory tasks"),
+                          (["--game", "Pong", "--num-cues", "3"], "--num-cues applies to the memory tasks")):
+        with pytest.raises(ValueError, match=message):
+            config_from_args(parser.parse_args(argv + ["--run-dir", "x"]))
 
 
 def test_json_round_trip_and_differences():

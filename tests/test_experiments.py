@@ -108,3 +108,49 @@ def test_peer_rejects_bad_input_before_tensorflow(capsys):
     assert "memory task MemoryCorridor" in capsys.readouterr().err
     assert peer_main(["--sequence-length", "1", "--run-dir", "/nonexistent/x"]) == 2
     assert "--sequence-length must be >= 2" in capsys.readouterr().err
+
+
+def test_outside_env_ids_are_games_for_every_variant_the_peer_included(capsys):
+    import third_party_env  # noqa: F401  (registers ThirdParty/*)
+    from rise_tf.experiments.cli import main as experiment_main
+    from rise_tf.experiments.plan import is_outside_env
+    from rise_tf.peers.tf_agents_rnn_dqn import build_parser as peer_parser, peer_settings
+
+    assert is_outside_env("ThirdParty/Colours-v0") and is_outside_env("MortarMayhem-Grid-v0")
+    assert not is_outside_env("Pong") and not is_outside_env("ALE/Pong-v5") and not is_outside_env("MemoryCorridor")
+    plan = build_plan("memory", seeds=1, frames=3000, games=["ThirdParty/Colours-v0,MemoryCorridor"],
+                      variants=["rise-btr", "tfa-rnn-dqn"], env_settings=(("env-module", "third_party_env"),))
+    outside = [spec for spec in plan if spec.env_id]
+    assert [spec.relative_dir for spec in outside] == ["rise-btr/ThirdParty_Colours-v0/seed0",
+                                                       "tfa-rnn-dqn/ThirdParty_Colours-v0/seed0"]
+    for spec in outside:
+        args = spec.train_args()
+        assert args[2:4] == ["--env-id", "ThirdParty/Colours-v0"] and "--game" not in args
+        assert args[args.index("--env-module") + 1] == "third_party_env"
+        assert args[args.index("--eval-every-frames") + 1] == "300"  # 10 evaluations per run
+    inside = [spec for spec in plan if not spec.env_id]
+    assert all("--env-module" not in spec.train_args() for spec in inside)
+    # the peer takes the outside env's arguments as rise-train does, at the same (CPU) scale
+    peer_args = next(spec for spec in outside if spec.variant.name == "tfa-rnn-dqn").train_args()
+    config = peer_settings(peer_parser().parse_args(peer_args[2:] + ["--run-dir", "x"]))["config"]
+    assert config.env.env_id == "ThirdParty/Colours-v0" and config.env.env_module == "third_party_env"
+    assert config.scale == "cpu" and config.agent.batch_size == 32 and config.train.frames == 3000
+    # an id nobody registered is refused before anything runs, with the closest ids
+    assert_exit = pytest.raises(SystemExit)
+    with assert_exit:
+        experiment_main(["memory", "--games", "ThirdParty/Colors-v0", "--env-module", "third_party_env", "--dry-run"])
+    assert "Closest registered ids: ThirdParty/Colours-v0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="go with gymnasium ids"):
+        build_plan("memory", seeds=1, frames=5, env_settings=(("env-module", "x"),))
+
+
+def test_the_peer_refuses_envs_it_cannot_take_before_tensorflow(capsys):
+    from rise_tf.peers.tf_agents_rnn_dqn import main as peer_main
+
+    base = ["--env-module", "third_party_env", "--run-dir", "/nonexistent/x"]
+    assert peer_main(["--env-id", "ThirdParty/ColoursVector-v0"] + base) == 2
+    assert "a vector, not an image" in capsys.readouterr().err
+    assert peer_main(["--env-id", "ThirdParty/Colours-v0", "--sticky-action-prob", "0.1"] + base) == 2
+    assert "--sticky-action-prob applies to Atari games" in capsys.readouterr().err
+    assert peer_main(["--env-id", "ThirdParty/Colours-v0", "--scale", "huge"] + base) == 2
+    assert "unknown scale 'huge'" in capsys.readouterr().err

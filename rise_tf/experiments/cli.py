@@ -3,6 +3,8 @@
     rise-experiment memory --seeds 3                  # base vs RISE vs full-recurrent, memory task
     rise-experiment ablations --seeds 2               # RISE implementation choices, memory task
     rise-experiment atari --games atari5 --frames 10M --seeds 3   # base vs RISE (a GPU machine)
+    rise-experiment memory --games MortarMayhem-Grid-v0 --env-module memory_gym \
+        --variants btr,rise-btr,tfa-rnn-dqn --frames 100k      # an outside env, at the CPU scale
 Every run is a normal rise-train run dir under --out; rerunning the same command skips finished runs
 and resumes interrupted ones. A report (tables + plots, see rise-report) is written at the end.
 """
@@ -38,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--games", action="append", default=[],
                         help="atari: atari5, atari100k or game names (comma list); ablations: run them "
                              "on these games instead of the standard memory task: Atari names, memory-task names "
-                             "(MemoryCorridorHard, ...; memory = all of them)")
+                             "(MemoryCorridorHard, ...; memory = all of them); any experiment: gymnasium ids of "
+                             "outside envs (MortarMayhem-Grid-v0, MyOrg/MyGame-v1), run with --env-id, evaluated "
+                             "10 times per run")
+    parser.add_argument("--env-module", default=None,
+                        help="the module that registers the outside envs' ids (memory_gym, vizdoom.gymnasium_wrapper)")
+    parser.add_argument("--image-key", default=None, help="outside envs with Dict observations: the image's key")
     parser.add_argument("--variants", action="append", default=[],
                         help="run only these variants (comma list), e.g. base,rise. Known: " + ", ".join(ALL_VARIANTS))
     parser.add_argument("--out", default=None, help="experiment directory [default: runs/experiments/<experiment>]")
@@ -143,7 +150,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     frames = args.frames or DEFAULT_FRAMES[args.experiment]
     try:
-        plan = build_plan(args.experiment, args.seeds, frames, args.games, args.variants, args.first_seed)
+        env_settings = tuple((flag, value) for flag, value in (("env-module", args.env_module),
+                                                                ("image-key", args.image_key)) if value)
+        plan = build_plan(args.experiment, args.seeds, frames, args.games, args.variants, args.first_seed,
+                          env_settings)
+        for game in dict.fromkeys(spec.game for spec in plan if spec.env_id):  # each outside env made once, now
+            from rise_runtime.envs.gym_image import probe_env
+
+            probe_env(game, env_module=args.env_module, image_key=args.image_key)
         extra = _extra_train_args(args.train_arg)
     except ValueError as error:
         parser.error(str(error))

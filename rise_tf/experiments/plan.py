@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 from typing import Dict, List, Sequence, Tuple
 
 from rise_runtime.envs.atari_scores import GAME_SUBSETS
@@ -47,20 +48,25 @@ class RunSpec:
     seed: int
     frames: int
     extra: Tuple[Tuple[str, object], ...] = ()  # experiment-wide settings (eval cadence, ...)
+    env_id: bool = False  # `game` is a gymnasium id (--env-id), not an Atari game or a memory task
+
+    @property
+    def game_dir(self) -> str:
+        return self.game.replace("/", "_")  # a gymnasium namespace is not a folder
 
     @property
     def relative_dir(self) -> str:
-        return f"{self.variant.name}/{self.game}/seed{self.seed}"
+        return f"{self.variant.name}/{self.game_dir}/seed{self.seed}"
 
     @property
     def source_relative_dir(self) -> str:
         """The run whose trained φ this one freezes ('' when it needs none)."""
-        return f"{self.variant.needs}/{self.game}/seed{self.seed}" if self.variant.needs else ""
+        return f"{self.variant.needs}/{self.game_dir}/seed{self.seed}" if self.variant.needs else ""
 
     def train_args(self, experiment_dir: str = ".") -> List[str]:
         """The rise-train flags of a fresh run (the run dir is added by the caller)."""
-        args = ["--algo", self.variant.algo, "--game", self.game, "--seed", str(self.seed),
-                "--frames", str(self.frames)]
+        args = ["--algo", self.variant.algo, "--env-id" if self.env_id else "--game", self.game,
+                "--seed", str(self.seed), "--frames", str(self.frames)]
         for flag, value in self.extra + self.variant.overrides:
             if isinstance(value, bool):
                 args.append(f"--{flag}" if value else f"--no-{flag}")
@@ -124,9 +130,28 @@ DEFAULT_FRAMES = {"memory": 20_000, "ablations": 20_000, "atari": 10_000_000}
 MEMORY_EVAL = (("eval-every-frames", 2_000), ("eval-episodes", 32), ("stop-at-success", SOLVED_SUCCESS))
 
 
+# A gymnasium id: an optional namespace, a name and a version (MortarMayhem-Grid-v0, MyOrg/MyGame-v1).
+_ENV_ID = re.compile(r"(?:[\w.-]+/)?[\w.-]+-v\d+")
+# Evaluations of an outside env's run: this many per budget (a learning curve of ~10 points).
+OUTSIDE_EVALS_PER_RUN = 10
+
+
+def is_outside_env(name: str) -> bool:
+    """A gymnasium id that is neither an Atari game nor a memory task (rise-train --env-id)."""
+    from rise_runtime.envs.atari import resolve_game
+
+    if is_memory_task(name) or not _ENV_ID.fullmatch(name):
+        return False
+    try:
+        resolve_game(name)
+    except ValueError:
+        return True
+    return False
+
+
 def resolve_games(tokens: Sequence[str]) -> List[str]:
-    """'atari5' / 'atari100k' / game names / memory task names ('memory' = all of them), comma lists
-    allowed -> game names, in order, unique."""
+    """'atari5' / 'atari100k' / game names / memory task names ('memory' = all of them) / gymnasium ids
+    of outside envs (MortarMayhem-Grid-v0), comma lists allowed -> game names, in order, unique."""
     from rise_runtime.envs.atari import resolve_game  # raises with the closest valid names
 
     games: List[str] = []
@@ -137,7 +162,7 @@ def resolve_games(tokens: Sequence[str]) -> List[str]:
             names = list(GAME_SUBSETS[token.lower()])
         elif token.lower() == "memory":  # every MemoryCorridor task
             names = list(MEMORY_TASKS)
-        elif is_memory_task(token):
+        elif is_memory_task(token) or is_outside_env(token):
             names = [token]
         else:
             if token.lower().startswith("atari") and token.lower() not in GAME_SUBSETS:
@@ -163,8 +188,10 @@ def resolve_variants(experiment: str, names: Sequence[str] = ()) -> List[Variant
 
 
 def build_plan(experiment: str, seeds: int, frames: int, games: Sequence[str] = (),
-               variants: Sequence[str] = (), first_seed: int = 0) -> List[RunSpec]:
-    """All runs of an experiment, seed-major so that a cut-short experiment has whole seeds."""
+               variants: Sequence[str] = (), first_seed: int = 0,
+               env_settings: Tuple[Tuple[str, object], ...] = ()) -> List[RunSpec]:
+    """All runs of an experiment, seed-major so that a cut-short experiment has whole seeds.
+    env_settings: rise-train flags of the outside envs' runs only (env-module, image-key)."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
     if seeds < 1:
@@ -175,8 +202,12 @@ def build_plan(experiment: str, seeds: int, frames: int, games: Sequence[str] = 
         raise ValueError("the atari experiment needs --games (atari5, atari100k, or names such as Pong,Breakout)")
     game_list = resolve_games(games) if games else [MEMORY_GAME]
     variant_list = _with_sources(resolve_variants(experiment, variants))
+    outside = {game for game in game_list if is_outside_env(game)}
+    if env_settings and not outside:
+        raise ValueError("--env-module and --image-key go with gymnasium ids in --games (MortarMayhem-Grid-v0)")
     extra = MEMORY_EVAL if all(is_memory_task(g) for g in game_list) else ()
-    return [RunSpec(variant, game, seed, frames, extra)
+    outside_extra = (("eval-every-frames", max(frames // OUTSIDE_EVALS_PER_RUN, 1)),) + tuple(env_settings)
+    return [RunSpec(variant, game, seed, frames, outside_extra if game in outside else extra, env_id=game in outside)
             for seed in range(first_seed, first_seed + seeds)
             for game in game_list
             for variant in variant_list]

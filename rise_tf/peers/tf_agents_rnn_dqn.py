@@ -1,6 +1,7 @@
 """The peer: TF-Agents' own recurrent DQN, set up as a TF-Agents user would today.
 
     python -m rise_tf.peers.tf_agents_rnn_dqn --game MemoryCorridor --seed 0 --frames 20000 --run-dir runs/peer
+    python -m rise_tf.peers.tf_agents_rnn_dqn --env-id MortarMayhem-Grid-v0 --env-module memory_gym --run-dir runs/p
     rise-experiment memory --variants tfa-rnn-dqn,rise-dqn          # side by side with RISE
 
 What it is (DRQN-style, Hausknecht & Stone 2015, with TF-Agents' parts only):
@@ -9,6 +10,8 @@ What it is (DRQN-style, Hausknecht & Stone 2015, with TF-Agents' parts only):
   the CNN re-encodes every frame of every sequence at every update, the LSTM starts from a zero
   state at the sequence's start, and the loss covers every step of the sequence (n-step 1);
 - a `DynamicStepDriver` collecting from the same batched env lanes rise-train uses.
+It runs on every env rise-train runs on (Atari, the memory tasks, --env-id with its module and image
+key, --flicker, --scale): the env settings are rise-train's own flags.
 Everything else comes from rise-tf's own config for the same game and the `dqn` preset (lanes,
 warm-up, replay ratio, ε schedule, γ, learning rate, Adam ε, batch, target period, gradient clip,
 evaluation), so the comparison differs in the learner only. Sequence length: rise-tf's window k
@@ -31,15 +34,16 @@ from rise_tf.startup import quiet_third_party_startup
 quiet_third_party_startup()
 
 PEER_ALGO = "tfa-rnn-dqn"
+DEFAULT_GAME = "MemoryCorridor"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rise_tf.config_flags import add_config_flags
     from rise_tf.counts import parse_count, parse_real
 
     parser = argparse.ArgumentParser(prog="python -m rise_tf.peers.tf_agents_rnn_dqn",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--algo", default=PEER_ALGO, choices=[PEER_ALGO], help="the peer's name (for experiments)")
-    parser.add_argument("--game", default="MemoryCorridor", help="a memory task or an Atari game")
     parser.add_argument("--seed", type=int, default=0, help="seed for TensorFlow, numpy and the env lanes")
     parser.add_argument("--frames", type=parse_count, default=None, help="budget [default: the game's preset]")
     parser.add_argument("--run-dir", required=True, help="where the run is written")
@@ -50,16 +54,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-at-success", type=parse_real, default=0.0,
                         help="stop once a greedy evaluation reaches this success rate (0 = never)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_flags(parser, sections=("env",), algo=False)  # --game, --env-id, --env-module, --scale, ...
+    parser.set_defaults(**{"env.game": None})
     return parser
 
 
 def peer_settings(args) -> dict:
     """The peer's settings: rise-tf's `dqn` preset for this game, plus the peer's own."""
-    from rise_tf.config import make_config
+    from rise_tf.config_flags import config_from_args, given_settings
 
     train = {key: value for key, value in (("frames", args.frames), ("eval_every_frames", args.eval_every_frames),
                                            ("eval_episodes", args.eval_episodes)) if value is not None}
-    config = make_config("dqn", args.game, train=dict(train, seed=args.seed, stop_at_success=args.stop_at_success))
+    env = given_settings(args).get("env", {})
+    if not env.get("game") and not env.get("env_id"):
+        setattr(args, "env.game", DEFAULT_GAME)
+    setattr(args, "train.seed", args.seed)
+    setattr(args, "train.stop_at_success", args.stop_at_success)
+    for key, value in train.items():
+        setattr(args, f"train.{key}", value)
+    config = config_from_args(args, algo="dqn")
     sequence_length = args.sequence_length or config.network.window_length + 1
     if sequence_length < 2:
         raise ValueError(f"--sequence-length must be >= 2 (one transition), got {sequence_length}")
@@ -110,7 +123,10 @@ def run(args) -> dict:
     if os.path.exists(args.run_dir):
         shutil.rmtree(args.run_dir)  # peer runs are short: an unfinished one starts over
     os.makedirs(args.run_dir)
-    record = {"algo": PEER_ALGO, "env": {"game": config.env_name, "num_envs": env_c.num_envs},
+    record = {"algo": PEER_ALGO, "scale": config.scale,
+              "env": {"game": config.env_name, "env_kind": env_c.env_kind, "env_id": env_c.env_id,
+                      "env_module": env_c.env_module, "image_key": env_c.image_key, "flicker": env_c.flicker,
+                      "num_envs": env_c.num_envs},
               "network": {"kind": "tf_agents.networks.QRnnNetwork", "conv": "nature", "input_fc": 512,
                           "lstm_size": net_c.core_units},
               "agent": {"kind": "tf_agents.agents.DqnAgent", "sequence_length": sequence_length, "n_step": 1,
@@ -208,7 +224,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        peer_settings(args)  # every input error before TensorFlow loads
+        config = peer_settings(args)["config"]  # every input error before TensorFlow loads
+        if config.env.env_id:
+            from rise_runtime.envs.gym_image import probe_env
+
+            probe_env(config.env.env_id, env_module=config.env.env_module, image_key=config.env.image_key)
     except ValueError as error:
         print(f"{PEER_ALGO}: error: {error}", file=sys.stderr)
         return 2
