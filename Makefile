@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS ?= test
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-slow bench bench-gpu bench-distributed demo clean node-client
+.PHONY: venv test test-slow bench bench-gpu bench-distributed demo clean node-client outside-envs
 
 venv: $(STAMP)
 
@@ -41,8 +41,20 @@ bench-gpu: $(STAMP)
 bench-distributed: $(STAMP)
 	$(PY) -m benchmarks.distributed --out results $(if $(QUICK),--quick)
 
+# Outside memory benchmarks (issue 21): Memory Gym and ViZDoom, without their dependencies (their pins of
+# gymnasium 0.29 and pygame 2.4 / pygame-ce clash with tf-agents' pygame 2.1.3; both run on ours) and
+# outside the venv, so `pip check` keeps checking the project's own set. Use: PYTHONPATH=$(OUTSIDE_ENVS).
+OUTSIDE_ENVS := .outside-envs
+OUTSIDE_ENV_PACKAGES := memory-gym==1.0.2 vizdoom==1.3.2
+outside-envs: $(OUTSIDE_ENVS)/.installed
+
+$(OUTSIDE_ENVS)/.installed: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --target $(OUTSIDE_ENVS) $(OUTSIDE_ENV_PACKAGES)
+	PYTHONPATH=$(OUTSIDE_ENVS) SDL_AUDIODRIVER=dummy $(PY) -m rise_tf.envs.outside --check
+	touch $@
+
 demo: $(STAMP)
 	$(PY) -m rise_tf.demo
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(OUTSIDE_ENVS) build *.egg-info

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import os
 from enum import Enum
 from typing import Any, List, Optional, Tuple
 
@@ -35,18 +36,27 @@ class EnvSpecError(ValueError):
     """The environment cannot be used as given; the message says what is wrong and what would work."""
 
 
+# Outside benchmarks whose packages rise-tf's `make outside-envs` installs (outside the venv, see BUILD.md).
+OUTSIDE_ENV_PACKAGES = {"memory_gym": "memory-gym==1.0.2", "vizdoom": "vizdoom==1.3.2"}
+
+
 def import_env_module(module: Optional[str]) -> None:
     """Imports the package that registers the env; its own error is shown, not hidden behind ours."""
     if not module:
         return
+    # Headless: an env that starts pygame's mixer (Memory Gym) must not probe for a sound card.
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     try:
         importlib.import_module(module)
     except Exception as error:  # any failure inside the user's module is theirs to see
         top = module.split(".")[0]
+        known = OUTSIDE_ENV_PACKAGES.get(top)
+        hint = (f" In a rise-tf checkout, `make outside-envs` installs {known} into .outside-envs/ (without the "
+                f"dependencies that clash with tf-agents'); then run with PYTHONPATH=.outside-envs." if known else "")
         raise EnvSpecError(
             f"--env-module {module!r} failed to import: {type(error).__name__}: {error}. Install the package that "
             f"provides it (pip install <its package>), or put the folder that holds {top}/ or {top}.py on the "
-            f"Python path (PYTHONPATH=/path/to/that/folder)") from error
+            f"Python path (PYTHONPATH=/path/to/that/folder).{hint}") from error
 
 
 def check_registered(env_id: str) -> None:
