@@ -138,7 +138,14 @@ def test_report_from_a_synthetic_memory_experiment(tmp_path):
     assert rise["iqm_change_vs_baseline"]["point"] == pytest.approx(1.0)  # IQM 0.5 -> 1.0
     # Every rise run beats every base run: P(rise > base) = 1 (Mann-Whitney U = 9 of 3 x 3 pairs).
     assert rise["p_improvement_vs_baseline"]["point"] == pytest.approx(1.0)
+    # best and final: base seed 1 fell from 0.5 to 0.4 (best 0.5); means over the 3 runs
+    assert base["best_mean"] == pytest.approx((0.5 + 0.5 + 0.6) / 3) and rise["best_mean"] == 1.0
+    first = next(r for r in summary["runs"] if r["label"] == "base" and r["seed"] == 1)
+    assert first["best_score"] == 0.5 and first["final_score"] == 0.4
+    # curves against agent steps (memory task: 1 frame per step) and wall-clock (logged frames / 100)
+    assert first["agent_step_curve"] == [[1000, 0.5], [2000, 0.4]] and first["wall_curve"] == [[10.0, 0.5], [20.0, 0.4]]
     text = (out / "memory.md").read_text()
+    assert "best eval (mean)" in text and "| base | 3 | 0.500 [0.400, 0.600] | 0.500 [0.400, 0.600] | 0.533 |" in text
     assert "| base | 3 |" in text and "| rise | 3 | 1.000 [1.000, 1.000]" in text and "rise note" in text
     with open(out / "memory_runs.csv") as f:
         rows = list(csv.DictReader(f))

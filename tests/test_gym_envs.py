@@ -1,5 +1,6 @@
 """Bring-your-own environment: any gymnasium image env through --env-id or a Python factory, flicker,
 the MemoryCorridor family, and every bad input the issue names (clear error, nothing written)."""
+import importlib.util
 import json
 import os
 import re
@@ -173,6 +174,12 @@ def test_bad_env_input_on_the_cli_writes_nothing(tmp_path, capsys):
         (["--game", "MemoryCorridor", "--flicker", "0.5"], "hide their cue by design"),
         (["--game", "Pong", "--env-id", "ThirdParty/Colours-v0"], "not both"),
         (["--game", "Pong", "--image-key", "pixels"], "go with --env-id"),
+        (["--env-id", "ThirdParty/Colours-v0", "--env-module", "third_party_env", "--scale", "gpu"],
+         "unknown scale 'gpu'; choose one of cpu, paper"),
+        (["--env-id", "ThirdParty/Colours-v0", "--env-module", "third_party_env", "--sticky-action-prob", "0.1"],
+         "--sticky-action-prob applies to Atari games, not to gymnasium envs"),
+        (["--env-id", "X-v0", "--env-module", "memory_gym"] if importlib.util.find_spec("memory_gym") is None else
+         ["--env-id", "X-v0", "--env-module", "no_such_package_here"], "failed to import"),
     ]
     for argv, message in cases:
         assert main(argv + ["--run-dir", str(run_dir)]) == 2, argv

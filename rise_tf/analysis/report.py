@@ -69,10 +69,12 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
     games = sorted({run.game for run in runs})
     score_of_game = {game: next(r.score_name() for r in runs if r.game == game) for game in games}
     scores: Dict[str, Dict[str, List[float]]] = defaultdict(lambda: defaultdict(list))
+    best: Dict[str, List[float]] = defaultdict(list)
     for run in runs:
         final = run.final_score(score_of_game[run.game])
         if final is not None:
             scores[run.label][run.game].append(final)
+            best[run.label].append(run.best_score(score_of_game[run.game]))
 
     variants = {}
     for label in labels:
@@ -83,6 +85,7 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
                  "sample_ms": _mean(r.summary.get("sample_ms") for r in mine),
                  "frames_per_run": _mean(r.summary.get("frames") or (r.evals[-1]["frames"] if r.evals else None)
                                          for r in mine),
+                 "best_mean": _mean(best[label]),
                  "per_game": {game: {"mean": _mean(values), "runs": values}
                               for game, values in sorted(scores[label].items())}}
         if scores[label]:
@@ -121,7 +124,11 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
             "bootstrap_reps": reps, "confidence": 0.95,
             "runs": [{"label": r.label, "game": r.game, "seed": r.seed, "path": r.path, "source": r.source,
                       "score_name": score_of_game[r.game], "final_score": r.final_score(score_of_game[r.game]),
-                      "curve": r.curve(score_of_game[r.game]), **{k: r.summary.get(k) for k in (
+                      "best_score": r.best_score(score_of_game[r.game]),
+                      "curve": r.curve(score_of_game[r.game]),
+                      "agent_step_curve": r.curve_against("agent_steps", score_of_game[r.game]),
+                      "wall_curve": r.curve_against("wall_seconds", score_of_game[r.game]),
+                      **{k: r.summary.get(k) for k in (
                           "frames", "wall_seconds", "update_ms", "sample_ms", "fps", "final_return")}}
                      for r in runs]}
 
@@ -147,10 +154,11 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
     score_title = " / ".join(SCORE_TITLES.get(s, s) for s in score_names)
     lines = [f"# {title}", "",
              f"Runs: {len(summary['runs'])}; games: {', '.join(games)}; score: final greedy evaluation "
-             f"({score_title}). Brackets: 95 % stratified bootstrap CI over runs ({summary['bootstrap_reps']} "
+             f"({score_title}); \"best eval\" is each run's best greedy evaluation (rise-train keeps its "
+             f"checkpoint as `checkpoints/best`), averaged over runs; every other figure uses the final one. Brackets: 95 % stratified bootstrap CI over runs ({summary['bootstrap_reps']} "
              f"resamples).", ""]
     memory = any(is_memory_task(g) for g in games)
-    header = ["variant", "runs", "score mean [95% CI]", "IQM [95% CI]"]
+    header = ["variant", "runs", "score mean [95% CI]", "IQM [95% CI]", "best eval (mean)"]
     if memory:
         header += [f"runs solved (≥{SOLVED_SUCCESS:.0%})", "frames to solve (mean of solved)",
                    "wall-clock to solve (s)"]
@@ -162,7 +170,8 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
                                                               for i in range(len(header))) + "|"]
     for label, entry in variants.items():
         agg = entry.get("aggregate", {})
-        row = [label, str(entry["runs"]), _estimate_text(agg.get("Mean")), _estimate_text(agg.get("IQM"))]
+        row = [label, str(entry["runs"]), _estimate_text(agg.get("Mean")), _estimate_text(agg.get("IQM")),
+               _fmt(entry.get("best_mean"), 3)]
         if memory:
             row += [f"{entry.get('solved_runs', 0)}/{entry['runs']}", _fmt(entry.get("frames_to_solve"), 0),
                     _fmt(entry.get("seconds_to_solve"), 0)]
@@ -214,7 +223,13 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+# The x axes of the learning curves: the key of each run's curve in the summary, and its axis title.
+CURVE_AXES = (("agent_step_curve", "agent steps"), ("wall_curve", "wall-clock (s)"))
+
+
 def plot_curves(summary: dict, path: str) -> None:
+    """Per game, the greedy evaluations against agent steps (top) and wall-clock (bottom): mean over
+    seeds with markers (a run evaluated once is a dot, not nothing), min–max band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -224,35 +239,42 @@ def plot_curves(summary: dict, path: str) -> None:
     columns = min(len(games), 3)
     rows = math.ceil(len(games) / columns)
     many = len(summary["variants"]) > 4
-    figure, axes = plt.subplots(rows, columns, figsize=(5.2 * columns + (2.6 if many else 0), 3.6 * rows),
+    figure, axes = plt.subplots(2 * rows, columns, figsize=(5.2 * columns + (2.6 if many else 0), 3.4 * 2 * rows),
                                 squeeze=False)
     styles = ("-", "--", ":", "-.")  # identical curves (e.g. chance before learning) stay distinguishable
+    markers = ("o", "s", "^", "D", "v", "P")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, game in enumerate(games):
-        axis = axes[index // columns][index % columns]
-        for number, label in enumerate(summary["variants"]):
-            curves = [r["curve"] for r in summary["runs"] if r["label"] == label and r["game"] == game and r["curve"]]
-            if not curves:
-                continue
-            grid = sorted({frames for curve in curves for frames, _ in curve})
-            # Each run's curve on the shared frame grid (step-wise: last evaluation so far).
-            values = np.array([[_value_at(curve, frames) for frames in grid] for curve in curves], dtype=float)
-            colour = colours[number % len(colours)]
-            axis.plot(grid, np.nanmean(values, axis=0), color=colour, linestyle=styles[number % len(styles)],
-                      linewidth=1.8, alpha=0.9, label=f"{label} ({len(curves)})")
-            if len(curves) > 1:
-                axis.fill_between(grid, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=colour, alpha=0.15)
-        axis.set_title(game)
-        axis.set_xlabel("frames")
-        axis.set_ylabel(SCORE_TITLES.get(summary["score"][game], "score"))
-        axis.grid(alpha=0.3)
-        if many:
-            axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="variant (runs)", title_fontsize=8)
-        else:
-            axis.legend(fontsize=8, title="variant (runs)", title_fontsize=8)
+        for row_offset, (key, x_title) in enumerate(CURVE_AXES):
+            axis = axes[2 * (index // columns) + row_offset][index % columns]
+            for number, label in enumerate(summary["variants"]):
+                curves = [r.get(key) for r in summary["runs"] if r["label"] == label and r["game"] == game and r.get(key)]
+                if not curves:
+                    continue
+                grid = sorted({x for curve in curves for x, _ in curve})
+                # Each run's curve on the shared grid (step-wise: its last evaluation so far).
+                values = np.array([[_value_at(curve, x) for x in grid] for curve in curves], dtype=float)
+                colour = colours[number % len(colours)]
+                axis.plot(grid, np.nanmean(values, axis=0), color=colour, linestyle=styles[number % len(styles)],
+                          marker=markers[number % len(markers)], markersize=4, linewidth=1.8, alpha=0.9,
+                          label=f"{label} ({len(curves)})")
+                if len(curves) > 1:
+                    axis.fill_between(grid, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=colour,
+                                      alpha=0.15)
+            axis.set_title(game)
+            axis.set_xlabel(x_title)
+            axis.set_ylabel(SCORE_TITLES.get(summary["score"][game], "score"))
+            axis.grid(alpha=0.3)
+            if many:
+                axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="variant (runs)",
+                            title_fontsize=8)
+            else:
+                axis.legend(fontsize=8, title="variant (runs)", title_fontsize=8)
     for index in range(len(games), rows * columns):
-        axes[index // columns][index % columns].axis("off")
-    figure.suptitle("Greedy evaluation during training (line: mean over seeds; band: min–max)", fontsize=10)
+        for row_offset in range(2):
+            axes[2 * (index // columns) + row_offset][index % columns].axis("off")
+    figure.suptitle("Greedy evaluations against agent steps and wall-clock\n(line: mean over seeds; band: min–max)",
+                    fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -33,6 +33,7 @@ class Run:
     summary: Dict[str, Any]
     source: str  # "metrics.jsonl" or "tensorboard"
     env_kind: Optional[str] = None  # the run config's env kind; None for plain TensorBoard runs
+    frames_per_agent_step: int = 1  # the env's action repeat (1 on the memory tasks)
 
     @property
     def is_memory_task(self) -> bool:
@@ -56,6 +57,32 @@ class Run:
     def final_score(self, score: Optional[str] = None) -> Optional[float]:
         points = self.curve(score)
         return float(points[-1][1]) if points else None
+
+    def best_score(self, score: Optional[str] = None) -> Optional[float]:
+        """The best greedy evaluation (what `checkpoints/best` holds for rise-train runs)."""
+        points = self.curve(score)
+        return float(max(value for _, value in points)) if points else None
+
+    def curve_against(self, x: str, score: Optional[str] = None):
+        """[(x, score)] with x = "agent_steps" or "wall_seconds" (evaluations that logged it)."""
+        score = score or self.score_name()
+        points = []
+        for e in sorted(self.evals, key=lambda e: e["frames"]):
+            if e.get(score) is None:
+                continue
+            if x == "agent_steps":
+                points.append((e["frames"] / self.frames_per_agent_step, e[score]))
+            elif e.get("wall_seconds") is not None:
+                points.append((e["wall_seconds"], e[score]))
+        return points
+
+
+def _frames_per_agent_step(env: Dict[str, Any], game: str) -> int:
+    """1 on the memory tasks; else the config's action repeat (configs that do not record it: Atari's 4
+    for a game, 1 for a gymnasium id)."""
+    if env.get("env_kind") == "memory" or (not env.get("env_kind") and is_memory_task(game)):
+        return 1
+    return int(env.get("action_repeat") or (1 if env.get("env_id") or env.get("env_kind") == "gym" else 4))
 
 
 def _read_json(path: str) -> Optional[dict]:
@@ -168,11 +195,12 @@ def find_runs(root: str) -> List[Run]:
         entry = labels.get(os.path.abspath(run_dir), {})
         configs.append(config)
         env = config.get("env", {})
+        game = env.get("env_id") or env.get("game", "?")
         runs.append(Run(path=run_dir, label=entry.get("variant") or "",
-                        game=env.get("env_id") or env.get("game", "?"), seed=config.get("train", {}).get("seed"),
+                        game=game, seed=config.get("train", {}).get("seed"),
                         algo=config.get("algo"), evals=evals,
                         summary=_read_json(os.path.join(run_dir, SUMMARY_FILE)) or {}, source=source,
-                        env_kind=env.get("env_kind")))
+                        env_kind=env.get("env_kind"), frames_per_agent_step=_frames_per_agent_step(env, game)))
         taken.append(run_dir + os.sep)
     for run, label in zip(runs, _config_labels(configs)):
         run.label = run.label or label

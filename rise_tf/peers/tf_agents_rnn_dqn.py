@@ -126,7 +126,7 @@ def run(args) -> dict:
     record = {"algo": PEER_ALGO, "scale": config.scale,
               "env": {"game": config.env_name, "env_kind": env_c.env_kind, "env_id": env_c.env_id,
                       "env_module": env_c.env_module, "image_key": env_c.image_key, "flicker": env_c.flicker,
-                      "num_envs": env_c.num_envs},
+                      "action_repeat": config.frames_per_agent_step, "num_envs": env_c.num_envs},
               "network": {"kind": "tf_agents.networks.QRnnNetwork", "conv": "nature", "input_fc": 512,
                           "lstm_size": net_c.core_units},
               "agent": {"kind": "tf_agents.agents.DqnAgent", "sequence_length": sequence_length, "n_step": 1,
