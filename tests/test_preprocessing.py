@@ -1,11 +1,11 @@
+import math
 import sys
 
 import numpy as np
 import pytest
 
 from rise_runtime.envs.atari import AtariEnv
-from rise_runtime.extras import MissingExtraError
-from rise_runtime.preprocessing import PreprocessingConfig, needs_opencv, preprocess_screens, to_gray
+from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens, to_gray
 
 from conftest import atari_settings  # noqa: E402
 
@@ -89,7 +89,7 @@ def _atari_screen_pairs(per_game=60):
         env.close()
 
 
-@pytest.mark.parametrize("interpolation", ["area", "nearest"])
+@pytest.mark.parametrize("interpolation", ["area", "nearest", "linear"])
 def test_numpy_preprocessing_equals_opencv_on_real_atari_screens(interpolation):
     config = PreprocessingConfig(interpolation=interpolation)
     count = 0
@@ -110,10 +110,10 @@ PARITY_SHAPES = [(210, 160, 3), (250, 160, 3), (96, 96, 3), (85, 200, 3), (168, 
 @pytest.mark.parametrize("frame_size", [84, 64])
 def test_numpy_preprocessing_equals_opencv_on_synthetic_screens(shape, frame_size):
     rng = np.random.default_rng(sum(shape) + frame_size)
-    for interpolation in ("area", "nearest"):
+    for interpolation in ("area", "nearest", "linear"):
         config = PreprocessingConfig(frame_size=frame_size, interpolation=interpolation)
-        if min(shape[:2]) < frame_size:
-            continue  # upscaling goes through OpenCV itself (tested below)
+        if min(shape[:2]) < frame_size and interpolation != "nearest":
+            continue  # enlarging: tested below
         for trial in range(12):
             screen = rng.integers(0, 256, shape, dtype=np.uint8)
             if trial % 2:
@@ -130,18 +130,64 @@ def test_luma_is_the_fixed_point_formula_of_the_contract():
     np.testing.assert_array_equal(to_gray(screen), expected)
 
 
-def test_cases_left_to_opencv_use_it_and_name_the_extra_without_it(monkeypatch):
-    small = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    upscale = PreprocessingConfig()
-    linear = PreprocessingConfig(interpolation="linear")
-    assert needs_opencv(small.shape, upscale) and needs_opencv((210, 160), linear)
-    assert not needs_opencv((210, 160, 3), upscale) and not needs_opencv((64, 64), PreprocessingConfig(
-        interpolation="nearest"))
-    np.testing.assert_array_equal(preprocess_screens(small, None, upscale), _opencv_frame(small, None, upscale))
-    monkeypatch.setitem(sys.modules, "cv2", None)  # as in the runtime's base install
-    with pytest.raises(MissingExtraError, match=r"rise-runtime\[opencv\]"):
-        preprocess_screens(small, None, upscale)
-    preprocess_screens(np.zeros((210, 160, 3), np.uint8))  # the default path needs no OpenCV
+def _bilinear_from_the_contract(gray, size, area_mode):
+    """docs/model-contract.md's fixed-point bilinear, pixel by pixel in plain Python integers."""
+    def axis(n):
+        table = []
+        for d in range(size):
+            if area_mode:
+                left = math.floor(d * (n / size))
+                f = np.float32((d + 1) - (left + 1) * (size / n))
+                f = np.float32(0) if f <= 0 else np.float32(f - math.floor(f))
+            else:
+                f = np.float32((d + 0.5) * (n / size) - 0.5)
+                left = math.floor(f)
+                f = np.float32(f - np.float32(left))
+            if left < 0:
+                left, f = 0, np.float32(0)
+            edge = left + 1 >= n
+            if left >= n - 1:
+                left, f = n - 1, np.float32(0)
+            w0 = int(np.rint(np.float32(1 - f) * np.float32(2048)))
+            w1 = int(np.rint(f * np.float32(2048)))
+            table.append((left, min(left + 1, n - 1), w0, w1, edge))
+        return table
+
+    height, width = gray.shape
+    columns, rows = axis(width), axis(height)
+    t = [[int(gray[y, a]) * 2048 if edge else int(gray[y, a]) * w0 + int(gray[y, b]) * w1
+          for a, b, w0, w1, edge in columns] for y in range(height)]
+    out = np.zeros((size, size), np.uint8)
+    for r, (a, b, w0, w1, _) in enumerate(rows):
+        for c in range(size):
+            value = ((t[a][c] >> 4) * w0 >> 16) + ((t[b][c] >> 4) * w1 >> 16)
+            out[r, c] = min(255, max(0, (value + 2) >> 2))
+    return out
+
+
+# Screens smaller than the frame on one or both axes, gray, RGB and [H, W, 1].
+SMALL_SHAPES = [(64, 64, 3), (60, 60), (42, 42, 1), (7, 9), (50, 120, 3), (120, 50), (83, 85, 3), (30, 40)]
+
+
+@pytest.mark.parametrize("shape", SMALL_SHAPES, ids=lambda shape: "x".join(map(str, shape)))
+def test_small_screens_resize_in_numpy_as_the_contract_writes_it(shape, monkeypatch):
+    """No OpenCV in the runtime's path: the contract's fixed-point bilinear, written out above from
+    the doc, is the runtime's bit for bit. OpenCV equals it for "area" when both axes enlarge; when
+    "linear" enlarges, OpenCV's SIMD kernel differs by at most 1 grey level on a few pixels."""
+    rng = np.random.default_rng(sum(shape))
+    screen = rng.integers(0, 256, shape, dtype=np.uint8)
+    gray = to_gray(screen) if screen.ndim == 3 and screen.shape[2] == 3 else screen.reshape(shape[:2])
+    for interpolation, area_mode in (("area", True), ("linear", False)):
+        config = PreprocessingConfig(interpolation=interpolation)
+        frame = preprocess_screens(screen, None, config)
+        np.testing.assert_array_equal(frame, _bilinear_from_the_contract(gray, 84, area_mode))
+        opencv = _opencv_frame(screen, None, config).astype(int)
+        if interpolation == "area" and max(shape[:2]) <= 84:
+            np.testing.assert_array_equal(frame, opencv)
+        else:
+            assert np.abs(frame - opencv).max() <= 1 and np.mean(frame != opencv) < 0.1
+    monkeypatch.setitem(sys.modules, "cv2", None)  # as in the runtime's base install: not needed
+    preprocess_screens(screen, None, PreprocessingConfig(interpolation="linear"))
 
 
 @pytest.mark.parametrize("height, width", [(87, 150), (108, 174), (144, 119), (183, 207), (210, 160)])

@@ -8,13 +8,18 @@ docs/model-contract.md restates each step with its integer constants.
 Pipeline for one agent step (Mnih et al. 2015, Machado et al. 2018):
     1. pixel-wise max of the last two raw screens of the action repeat (removes sprite flicker);
     2. grayscale, ITU-R 601 luma in 15-bit fixed point: (9798 R + 19235 G + 3735 B + 16384) >> 15;
-    3. resize to frame_size x frame_size with area averaging ("area", the default) or nearest neighbour.
+    3. resize to frame_size x frame_size with area averaging ("area", the default), nearest neighbour or
+       fixed-point bilinear ("linear", and "area" on screens smaller than the frame).
 Screens may be grayscale already ([H, W] or [H, W, 1], from other gymnasium envs): step 2 is skipped.
 Deviation: the DQN paper took the luminance channel via its own rescale; ALE's built-in grayscale
 palette differs by a grey level or two. We convert RGB ourselves so a runner that only has RGB
 screens reproduces training exactly.
-Two cases are not reimplemented and use OpenCV when it is installed (extra `opencv`): "linear"
-interpolation, and "area" when a screen is smaller than the frame (OpenCV then interpolates linearly).
+Deviation: the fixed-point bilinear path is OpenCV's resize in its integer form (11-bit weights, the
+vertical pass of its SIMD kernel), written out so that any language reproduces it. It equals OpenCV
+4.10 (x86-64) when shrinking and for "area" on screens smaller than the frame on both axes; OpenCV
+differs by 1 grey level on a few pixels when "linear" enlarges or "area" enlarges one axis and shrinks
+the other (its kernels vary with the CPU's SIMD width there). Earlier rise-tf called OpenCV for these
+cases, so a model trained then on such screens sees frames at most 1 level away.
 """
 from __future__ import annotations
 
@@ -24,8 +29,6 @@ import math
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
-
-from rise_runtime.extras import require
 
 RAW_SCREEN_SHAPE = (210, 160, 3)  # ALE's native RGB screen, [H, W, C]
 INTERPOLATIONS = ("area", "linear", "nearest")
@@ -176,18 +179,53 @@ def _nearest(gray: np.ndarray, size: int) -> np.ndarray:
     return gray[rows][:, cols]
 
 
-def needs_opencv(screen_shape: Tuple[int, ...], config: PreprocessingConfig) -> bool:
-    """True when this config on screens of this shape takes the OpenCV path (see the module docstring)."""
-    if config.interpolation == "linear":
-        return True
-    return config.interpolation == "area" and min(screen_shape[0], screen_shape[1]) < config.frame_size
+# Bilinear weights in fixed point, as OpenCV's resize for uint8: INTER_RESIZE_COEF_BITS.
+_COEF_BITS = 11
+_COEF_ONE = 1 << _COEF_BITS
 
 
-def _opencv_resize(gray: np.ndarray, config: PreprocessingConfig) -> np.ndarray:
-    cv2 = require("cv2", "opencv", f"resizing {gray.shape[0]}x{gray.shape[1]} screens to {config.frame_size}x"
-                                   f"{config.frame_size} with {config.interpolation!r} interpolation")
-    flags = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}[config.interpolation]
-    return cv2.resize(gray, (config.frame_size, config.frame_size), interpolation=flags)
+@functools.lru_cache(maxsize=64)
+def _bilinear_table(source: int, target: int, area_mode: bool) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output index along one axis: the left source index, the int32 weights of it and of
+    its right neighbour (summing to 2048 up to rounding), and whether it lies at the right edge
+    (then the left pixel alone, times 2048). area_mode: OpenCV's area coefficients for enlarging."""
+    scale, inverse = source / target, target / source  # double precision
+    lefts = np.zeros(target, np.int64)
+    weights = np.zeros((target, 2), np.int32)
+    edge = np.zeros(target, bool)
+    for out in range(target):
+        if area_mode:
+            left = math.floor(out * scale)
+            fraction = np.float32((out + 1) - (left + 1) * inverse)
+            fraction = np.float32(0.0) if fraction <= 0 else np.float32(fraction - math.floor(fraction))
+        else:
+            fraction = np.float32((out + 0.5) * scale - 0.5)
+            left = math.floor(fraction)
+            fraction = np.float32(fraction - np.float32(left))
+        if left < 0:
+            left, fraction = 0, np.float32(0.0)
+        if left + 1 >= source:
+            edge[out] = True
+            if left >= source - 1:
+                left, fraction = source - 1, np.float32(0.0)
+        lefts[out] = left
+        weights[out] = (np.rint(np.float32(np.float32(1.0) - fraction) * np.float32(_COEF_ONE)),
+                        np.rint(fraction * np.float32(_COEF_ONE)))
+    return lefts, weights, edge
+
+
+def _bilinear(gray: np.ndarray, size: int, area_mode: bool) -> np.ndarray:
+    """Fixed-point bilinear resize (docs/model-contract.md spells out each integer step)."""
+    height, width = gray.shape
+    x_left, x_weight, x_edge = _bilinear_table(width, size, area_mode)
+    y_top, y_weight, _ = _bilinear_table(height, size, area_mode)
+    source = gray.astype(np.int32)
+    rows = source[:, x_left] * x_weight[:, 0] + source[:, np.minimum(x_left + 1, width - 1)] * x_weight[:, 1]
+    rows[:, x_edge] = source[:, x_left[x_edge]] * _COEF_ONE
+    top = rows[y_top] >> 4  # at most 255 x 2048 >> 4 = 32640: fits int16, as in OpenCV's kernel
+    bottom = rows[np.minimum(y_top + 1, height - 1)] >> 4
+    value = ((top * y_weight[:, 0:1]) >> 16) + ((bottom * y_weight[:, 1:2]) >> 16)
+    return np.clip((value + 2) >> 2, 0, 255).astype(np.uint8)
 
 
 def resize(gray: np.ndarray, config: PreprocessingConfig) -> np.ndarray:
@@ -195,10 +233,12 @@ def resize(gray: np.ndarray, config: PreprocessingConfig) -> np.ndarray:
     size = config.frame_size
     if gray.shape == (size, size):
         return gray.copy()
-    if needs_opencv(gray.shape, config):
-        return _opencv_resize(gray, config)
     if config.interpolation == "nearest":
         return _nearest(gray, size)
+    if config.interpolation == "linear":
+        return _bilinear(gray, size, area_mode=False)
+    if min(gray.shape) < size:  # area on a screen smaller than the frame: OpenCV's area-mode bilinear
+        return _bilinear(gray, size, area_mode=True)
     return _area_shrink(gray, size)
 
 
