@@ -116,3 +116,44 @@ def test_node_client_takes_engine_layouts_and_episode_starts_bit_exact(node_clie
                                                                 else "rgb"))
         assert step["action"] == runner.act(pair[0], pair[1], layout="gray" if layout == "gray" else "rgb")
         np.testing.assert_allclose(step["q_values"], runner.q_values[0], atol=1e-5)
+
+
+def test_node_client_steps_many_games_in_one_call_like_act_batch(node_client, pong_onnx, tmp_path):
+    """--batch: B games per model call, each with its own memory and its own episode starts, equal to
+    Policy.act_batch on the same screens (actions exact, |dQ| <= 1e-5)."""
+    rng = np.random.default_rng(3)
+    screens = rng.integers(0, 256, (10, 3, 210, 160, 3), dtype=np.uint8)  # [T, B, H, W, C]
+    starts = np.zeros((10, 3), bool)
+    starts[4, 1] = starts[7, 2] = True  # games 1 and 2 start new episodes mid-way
+    screens_path, starts_path = str(tmp_path / "screens.npy"), str(tmp_path / "starts.npy")
+    np.save(screens_path, screens)
+    np.save(starts_path, starts)
+    steps = _run_node(node_client, pong_onnx, screens_path, "--batch", "--episode-starts", starts_path)
+    runner = Policy.load(pong_onnx)
+    for t, step in enumerate(steps):
+        actions = runner.act_batch(list(screens[t]), new_episode=starts[t])
+        assert step["actions"] == actions.tolist()
+        np.testing.assert_allclose(step["q_values"], runner.q_values, atol=1e-5)
+    assert len(steps) == 10
+
+
+@pytest.mark.parametrize("shape", [(60, 60), (7, 9), (50, 120), (83, 85), (100, 300), (210, 160)])
+def test_node_client_resizes_small_screens_and_linear_as_python_does(node_client, tmp_path, shape):
+    """The fixed-point bilinear of the contract (linear, and area on screens smaller than the frame)
+    in JavaScript equals the runtime's numpy, pixel for pixel."""
+    from rise_runtime.preprocessing import PreprocessingConfig, resize
+
+    gray = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    path = tmp_path / "gray.bin"
+    path.write_bytes(gray.tobytes())
+    script = ("const core = require(process.argv[1]); const fs = require('fs');"
+              "const gray = new Uint8Array(fs.readFileSync(process.argv[2]));"
+              "const [h, w] = [Number(process.argv[3]), Number(process.argv[4])];"
+              "for (const mode of ['area', 'linear', 'nearest']) "
+              "process.stdout.write(Buffer.from(core.resize(gray, h, w, 84, mode)).toString('base64') + '\\n');")
+    result = subprocess.run(["node", "-e", script, os.path.join(CLIENT, "rise-core.js"), str(path), str(shape[0]),
+                             str(shape[1])], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for line, mode in zip(result.stdout.split(), ("area", "linear", "nearest")):
+        frame = np.frombuffer(base64.b64decode(line), np.uint8).reshape(84, 84)
+        np.testing.assert_array_equal(frame, resize(gray, PreprocessingConfig(interpolation=mode)), err_msg=mode)
