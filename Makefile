@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 EXTRAS ?= test
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-slow bench bench-gpu bench-distributed demo clean node-client outside-envs
+.PHONY: venv test test-slow bench bench-gpu bench-distributed demo clean node-client web-client browser outside-envs
 
 venv: $(STAMP)
 
@@ -18,7 +18,7 @@ $(STAMP): setup.py serving/setup.py
 	$(PY) -m pip check
 	touch $(STAMP)
 
-test: $(STAMP) node-client
+test: $(STAMP) node-client web-client browser
 	$(PY) -m pytest -q -m "not slow" --durations=15 tests
 
 # The JavaScript client's packages, when node is present (its test is skipped otherwise).
@@ -27,7 +27,19 @@ node-client:
 	@if command -v node >/dev/null 2>&1 && [ ! -d clients/node/node_modules/onnxruntime-node ]; then \
 		cd clients/node && npm ci --ignore-scripts --no-audit --no-fund; fi
 
-test-slow: $(STAMP)
+# The browser client's packages (onnxruntime-web; playwright-core drives the browser in its tests).
+web-client:
+	@if command -v node >/dev/null 2>&1 && [ ! -d clients/web/node_modules/onnxruntime-web ]; then \
+		cd clients/web && npm ci --ignore-scripts --no-audit --no-fund; fi
+
+# Debian's Chromium for the browser client's tests (playwright-core never downloads a browser). Installed
+# when missing and apt-get can (root); otherwise those tests are skipped and say why.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null || \
+		echo "[make] could not install chromium: the browser tests will be skipped"; fi
+
+test-slow: $(STAMP) web-client browser
 	$(PY) -m pytest -q -s -m slow tests
 
 bench: $(STAMP)
