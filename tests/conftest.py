@@ -36,6 +36,17 @@ def pong_onnx(pong_run, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def memory_onnx(tmp_path_factory):
+    """A MemoryCorridor model from a tiny run (near chance: for plumbing, not for learning)."""
+    from rise_tf.export import step_model
+
+    run_dir = tiny_run(tmp_path_factory.mktemp("memory-run"), game="MemoryCorridor")
+    path = str(tmp_path_factory.mktemp("memory-onnx") / "memory.onnx")
+    step_model.export_onnx(step_model.load_policy(run_dir), path)
+    return path
+
+
 # ------------------------------------------------------------------ explicit small pieces
 # Constructors take every argument explicitly (the run config is the only place defaults live);
 # these helpers spell out small test sizes once, and each test overrides what it is about.

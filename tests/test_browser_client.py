@@ -90,13 +90,6 @@ def _train_memory_model(directory, frames, algo="rise-dqn", extra=()):
     return model
 
 
-@pytest.fixture(scope="module")
-def memory_onnx(tmp_path_factory):
-    """A briefly trained MemoryCorridor model (near chance: enough to check the page's plumbing)."""
-    return _train_memory_model(str(tmp_path_factory.mktemp("memory")), 600, extra=("--warmup-frames", "300",
-                                                                                    "--eval-every-frames", "0"))
-
-
 @pytest.mark.parametrize("task", ["MemoryCorridor", "MemoryCorridorHard", "MemoryCorridorCues4"])
 def test_the_pages_memory_task_draws_pythons_frames(web_client, task, tmp_path):
     settings = MEMORY_TASKS[task]
