@@ -154,3 +154,16 @@ def test_the_peer_refuses_envs_it_cannot_take_before_tensorflow(capsys):
     assert "--sticky-action-prob applies to Atari games" in capsys.readouterr().err
     assert peer_main(["--env-id", "ThirdParty/Colours-v0", "--scale", "huge"] + base) == 2
     assert "unknown scale 'huge'" in capsys.readouterr().err
+
+
+def test_a_variant_can_carry_settings_of_its_own():
+    plan = build_plan("memory", seeds=1, frames=100, variants=["rise-btr+window-length=96+core-units=128,rise-btr"])
+    own, plain = plan
+    assert own.relative_dir == "rise-btr+window-length=96+core-units=128/MemoryCorridor/seed0"
+    args = own.train_args()
+    assert args[args.index("--window-length") + 1] == "96" and args[args.index("--core-units") + 1] == "128"
+    assert "--window-length" not in plain.train_args() and own.variant.algo == plain.variant.algo == "rise-btr"
+    for bad, message in (("rise-btr+window-length", "not a rise-train setting written flag=value"),
+                         ("rise-bt+window-length=3", "unknown variant 'rise-bt'; did you mean")):
+        with pytest.raises(ValueError, match=message):
+            build_plan("memory", seeds=1, frames=5, variants=[bad])

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the module that registers the outside envs' ids (memory_gym, vizdoom.gymnasium_wrapper)")
     parser.add_argument("--image-key", default=None, help="outside envs with Dict observations: the image's key")
     parser.add_argument("--variants", action="append", default=[],
-                        help="run only these variants (comma list), e.g. base,rise. Known: " + ", ".join(ALL_VARIANTS))
+                        help="run only these variants (comma list), e.g. base,rise; a variant with settings of its "
+                             "own: rise-btr+window-length=96 (+flag=value, repeatable). Known: " + ", ".join(ALL_VARIANTS))
     parser.add_argument("--out", default=None, help="experiment directory [default: runs/experiments/<experiment>]")
     parser.add_argument("--report-dir", default=None, help="where the report goes [default: <out>/report]")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")

@@ -174,16 +174,37 @@ def resolve_games(tokens: Sequence[str]) -> List[str]:
     return games
 
 
+# A variant with settings of its own: the known variant's name, then "+flag=value" for each
+# (rise-btr+window-length=96): its runs go under that full name.
+_SETTING = re.compile(r"[a-z][a-z0-9-]*=[^+=,\s]+")
+
+
+def _with_settings(token: str) -> Variant:
+    name, *settings = token.split("+")
+    base = _known_variant(name)
+    for setting in settings:
+        if not _SETTING.fullmatch(setting):
+            raise ValueError(f"variant {token!r}: {setting!r} is not a rise-train setting written flag=value "
+                             f"(e.g. rise-btr+window-length=96)")
+    overrides = tuple(tuple(setting.split("=", 1)) for setting in settings)
+    note = f"{base.note}; " + ", ".join(f"--{flag} {value}" for flag, value in overrides)
+    return dataclasses.replace(base, name=token, overrides=base.overrides + overrides, note=note)
+
+
+def _known_variant(name: str) -> Variant:
+    if name not in ALL_VARIANTS:
+        close = difflib.get_close_matches(name, ALL_VARIANTS, n=3) or [v for v in ALL_VARIANTS if name in v]
+        raise ValueError(f"unknown variant {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+                         + f" Known: {', '.join(ALL_VARIANTS)}")
+    return ALL_VARIANTS[name]
+
+
 def resolve_variants(experiment: str, names: Sequence[str] = ()) -> List[Variant]:
     if not names:
         return list(EXPERIMENTS[experiment])
     chosen = []
     for name in (n.strip() for item in names for n in item.split(",") if n.strip()):
-        if name not in ALL_VARIANTS:
-            close = difflib.get_close_matches(name, ALL_VARIANTS, n=3) or [v for v in ALL_VARIANTS if name in v]
-            raise ValueError(f"unknown variant {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
-                             + f" Known: {', '.join(ALL_VARIANTS)}")
-        chosen.append(ALL_VARIANTS[name])
+        chosen.append(_with_settings(name) if "+" in name else _known_variant(name))
     return chosen
 
 
