@@ -18,12 +18,14 @@ import os
 from setuptools import setup
 
 GPU = os.environ.get("RISE_RUNTIME_GPU", "").strip().lower() in ("1", "true", "yes")
-# numpy 1.x and 2.x both work (the runtime is tested on both); onnxruntime >= 1.17 reads opset 17.
+# numpy 1.x and 2.x both work (the runtime is tested on both).
 # The GPU build stays on CUDA 12 / cuDNN 9 (what BUILD.md documents): onnxruntime-gpu 1.20-1.26 with
 # its [cuda,cudnn] extras pulls nvidia-cuda-runtime-cu12 and nvidia-cudnn-cu12 9; from 1.27 on it
-# pulls the CUDA 13 wheels (resolved with pip --dry-run, 2026-12-05).
-GPU_ONNXRUNTIME = "onnxruntime-gpu[cuda,cudnn]>=1.20,<1.27"
-ONNXRUNTIME = GPU_ONNXRUNTIME if GPU else "onnxruntime>=1.17"
+# pulls the CUDA 13 wheels (resolved with pip --dry-run, 2026-12-05). The CPU build takes the same
+# range, so both builds run the same onnxruntime release (1.26 today).
+ONNXRUNTIME_VERSIONS = ">=1.20,<1.27"
+GPU_ONNXRUNTIME = f"onnxruntime-gpu[cuda,cudnn]{ONNXRUNTIME_VERSIONS}"
+ONNXRUNTIME = GPU_ONNXRUNTIME if GPU else f"onnxruntime{ONNXRUNTIME_VERSIONS}"
 
 EXTRAS = {
     # rise-play: the model's own env (ALE or a gymnasium id) and GIF recording.

@@ -186,8 +186,13 @@ def test_the_gpu_build_stays_on_the_cuda_12_wheels_its_docs_name_and_cuda_errors
 
     with open(os.path.join(os.path.dirname(__file__), "..", "serving", "setup.py")) as f:
         source = f.read()
-    requirement = re.search(r'GPU_ONNXRUNTIME = "([^"]+)"', source).group(1)
-    assert requirement == "onnxruntime-gpu[cuda,cudnn]>=1.20,<1.27"
+    versions = re.search(r'ONNXRUNTIME_VERSIONS = "([^"]+)"', source).group(1)
+    assert versions == ">=1.20,<1.27"
+    assert 'GPU_ONNXRUNTIME = f"onnxruntime-gpu[cuda,cudnn]{ONNXRUNTIME_VERSIONS}"' in source
+    assert 'f"onnxruntime{ONNXRUNTIME_VERSIONS}"' in source  # the CPU build: the same releases
+    import onnxruntime
+
+    assert (1, 20) <= tuple(int(p) for p in onnxruntime.__version__.split(".")[:2]) < (1, 27)
     with pytest.raises(ValueError, match=r"RISE_RUNTIME_GPU=1 pip install \./serving") as error:
         Policy.load(pong_onnx, device="cuda")
     assert "extra" not in str(error.value)
