@@ -221,3 +221,17 @@ def test_cue_separation_measures_the_cue_gap_against_the_corridor_spread():
     result = separation(flat, config)
     assert result["cue_gap"] == pytest.approx(np.linalg.norm(flat(first[:1]) - flat(second[:1])))
     assert 0 < result["corridor_spread"] and result["ratio"] == pytest.approx(result["cue_gap"] / result["corridor_spread"])
+
+
+def test_outside_cue_reach_and_separation_by_hand():
+    from rise_tf.experiments.outside_cues import reach, separation
+
+    # Memory Gym's MortarMayhem-Grid defaults: command i is last shown at 4i + 2, the cue phase ends at
+    # 40, command i is checked at 40 + 8i + 6: gaps 44 (first) .. 80 (last).
+    params = {"command_count": [10], "command_show_duration": [3], "command_show_delay": [1],
+              "explosion_delay": [6], "explosion_duration": [2]}
+    assert reach(params) == {"commands": 10, "first_gap": 44, "last_gap": 80, "min_gap": 44, "max_gap": 80}
+    # two commands at distance 2 apart, each frame 1 from its centroid; blank frames spread 0.5
+    embeddings = np.array([[0, 1], [0, -1], [2, 1], [2, -1], [5, 0.5], [5, -0.5]], float)
+    s = separation(embeddings, ["a", "a", "b", "b", "", ""])
+    assert (s["commands"], s["between"], s["within"], s["ratio"], s["blank_spread"]) == (2, 2.0, 1.0, 2.0, 0.5)

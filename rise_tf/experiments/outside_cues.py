@@ -1,0 +1,126 @@
+"""Does the cue of an outside memory task reach RISE, and is it in reach when it matters?
+(issue 21's investigation, on Memory Gym's MortarMayhem-Grid-v0.)
+
+    PYTHONPATH=.outside-envs python -m rise_tf.experiments.outside_cues [--episodes 40] [--window-length 16]
+
+MortarMayhem-Grid shows a sequence of commands (move up, down, left, right, stay: a white symbol on
+the arena), each for a few steps, then the agent must carry them out in order, one per few steps.
+Two questions, each answered from the env itself:
+1. Separation: do the command frames, preprocessed as training does (gray, frame_size) and embedded by
+   the frozen encoder ϑ, differ between commands more than frames of one command differ among
+   themselves? (The MemoryCorridor diagnostic, cue_separation.py, asks the same of its cue.)
+2. Reach: how many agent steps lie between a command's last showing and the step it must be carried
+   out, against RISE's window k? ψ reads the last k embeddings only: a cue further back is not in
+   its input at all, whatever ϑ makes of it.
+It reads the command sequence from the env's own attributes (Memory Gym 1.0.2's
+`_command_visualization_clone`, `_commands`, `reset_params`), so it is tied to that release.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from rise_tf.startup import quiet_third_party_startup
+
+quiet_third_party_startup()
+
+ENV_ID = "MortarMayhem-Grid-v0"
+
+
+def command_frames(episodes: int, seed: int, frame_size: int):
+    """(frames [N, S, S] uint8 as training preprocesses them, command of each frame ('' between
+    commands), the env's reset parameters)."""
+    from rise_runtime.envs.gym_image import make_registered
+    from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens
+
+    env = make_registered(ENV_ID, "memory_gym")
+    config = PreprocessingConfig(frame_size=frame_size, action_repeat=1)
+    frames, labels = [], []
+    for episode in range(episodes):
+        observation, _ = env.reset(seed=seed + episode)
+        shown = list(env.unwrapped._command_visualization_clone)  # the command drawn at each early step
+        for step, command in enumerate(shown):
+            frames.append(preprocess_screens(observation, None, config))
+            labels.append(command)
+            if step < len(shown) - 1:
+                observation, *_ = env.step(0)  # standing still while the commands are shown
+    params = env.unwrapped.reset_params
+    env.close()
+    return np.stack(frames), labels, params
+
+
+def separation(embeddings: np.ndarray, labels: List[str]) -> Dict[str, float]:
+    """Mean distance between the commands' centroids, mean distance of a command's frames to their
+    centroid, and of the frames between commands ('' labels) to theirs."""
+    classes = sorted({label for label in labels if label})
+    labels_array = np.asarray(labels)
+    centroids = {c: embeddings[labels_array == c].mean(axis=0) for c in classes}
+    between = float(np.mean([np.linalg.norm(centroids[a] - centroids[b]) for a, b in itertools.combinations(classes, 2)]))
+    within = float(np.mean([np.linalg.norm(e - centroids[label]) for e, label in zip(embeddings, labels) if label]))
+    blank = embeddings[labels_array == ""]
+    blank_spread = float(np.mean(np.linalg.norm(blank - blank.mean(axis=0), axis=1))) if len(blank) else float("nan")
+    return {"commands": len(classes), "between": between, "within": within, "ratio": between / max(within, 1e-12),
+            "blank_spread": blank_spread}
+
+
+def reach(params: dict) -> Dict[str, int]:
+    """Agent steps from a command's last showing to the step its tile is checked, for the first and the
+    last command (Memory Gym 1.0.2's schedule: each command shown `command_show_duration` steps then
+    `command_show_delay` blank steps; then each one has `explosion_delay` steps to reach its tile and
+    is checked over `explosion_duration` steps)."""
+    count = max(params["command_count"])
+    show, delay = max(params["command_show_duration"]), max(params["command_show_delay"])
+    move, check = max(params["explosion_delay"]), max(params["explosion_duration"])
+    shown_until = [i * (show + delay) + show - 1 for i in range(count)]
+    cue_phase = count * (show + delay)
+    checked_at = [cue_phase + i * (move + check) + move for i in range(count)]
+    gaps = [checked - shown for checked, shown in zip(checked_at, shown_until)]
+    return {"commands": count, "first_gap": gaps[0], "last_gap": gaps[-1], "min_gap": min(gaps), "max_gap": max(gaps)}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rise_tf.experiments.outside_cues",
+                                     description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=40, help="episodes whose command phase is embedded")
+    parser.add_argument("--seed", type=int, default=0, help="ϑ's seed and the first episode's")
+    parser.add_argument("--embedding-size", type=int, default=64, help="ϑ's embedding size (the presets': 64)")
+    parser.add_argument("--window-length", type=int, action="append", default=None,
+                        help="k to compare with the reach (repeatable) [default: 16 and 96]")
+    args = parser.parse_args(argv)
+    from rise_runtime.envs.gym_image import EnvSpecError
+
+    try:
+        frames, labels, params = command_frames(args.episodes, args.seed, 84)
+    except EnvSpecError as error:
+        print(f"outside_cues: error: {error}", file=sys.stderr)
+        return 2
+    import tensorflow as tf
+
+    from rise_tf.networks.encoders import make_frozen_encoder
+
+    rows = {"pixels (gray 84x84)": frames.reshape(len(frames), -1).astype(np.float32) / 255.0}
+    for name in ("random_projection", "random_cnn"):
+        encoder = make_frozen_encoder(name, embedding_size=args.embedding_size, seed=args.seed)
+        rows[f"ϑ = {name}"] = encoder(tf.constant(frames)).numpy().astype(np.float32)
+    print(f"{ENV_ID}: {len(frames)} frames of the command phase over {args.episodes} episodes\n")
+    print("| space | commands | between-command distance | within-command spread | ratio | blank-frame spread |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, embeddings in rows.items():
+        s = separation(embeddings, labels)
+        print(f"| {name} | {s['commands']} | {s['between']:.3f} | {s['within']:.3f} | {s['ratio']:.1f} | "
+              f"{s['blank_spread']:.3f} |")
+    r = reach(params)
+    print(f"\nReach: {r['commands']} commands; steps from a command's last showing to its check: first "
+          f"{r['first_gap']}, last {r['last_gap']} (min {r['min_gap']}, max {r['max_gap']}).")
+    for k in args.window_length or [16, 96]:
+        inside = "all" if k > r["max_gap"] else ("none" if k <= r["min_gap"] else "some")
+        print(f"k = {k}: the command is in ψ's window at its check for {inside} of the commands")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
