@@ -45,6 +45,7 @@ import ipaddress
 import json
 import math
 import os
+import signal
 import socket
 import sys
 import threading
@@ -657,7 +658,10 @@ def main(argv=None) -> int:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         return 130
-    return 0
+    # asyncio's runner turns the re-raised Ctrl-C into a cancellation of its main task; when that task
+    # has already finished (a race, seen on a loaded machine) no KeyboardInterrupt comes out. uvicorn
+    # records the signals it handled: the exit status still says the program was interrupted.
+    return 130 if signal.SIGINT in getattr(server, "_captured_signals", ()) else 0
 
 
 if __name__ == "__main__":
