@@ -174,7 +174,7 @@ def test_bad_env_input_on_the_cli_writes_nothing(tmp_path, capsys):
         (["--game", "MemoryCorridor", "--flicker", "0.5"],
          "--flicker applies to Atari games or gymnasium envs .*, not to the memory tasks"),
         (["--game", "Pong", "--env-id", "ThirdParty/Colours-v0"], "not both"),
-        (["--game", "Pong", "--image-key", "pixels"], "go with --env-id"),
+        (["--game", "Pong", "--image-key", "pixels"], "--image-key applies to gymnasium envs \(--env-id\), not to Atari"),
         (["--env-id", "ThirdParty/Colours-v0", "--env-module", "third_party_env", "--scale", "gpu"],
          "unknown scale 'gpu'; choose one of cpu, paper"),
         (["--env-id", "ThirdParty/Colours-v0", "--env-module", "third_party_env", "--sticky-action-prob", "0.1"],
