@@ -235,3 +235,16 @@ def test_outside_cue_reach_and_separation_by_hand():
     embeddings = np.array([[0, 1], [0, -1], [2, 1], [2, -1], [5, 0.5], [5, -0.5]], float)
     s = separation(embeddings, ["a", "a", "b", "b", "", ""])
     assert (s["commands"], s["between"], s["within"], s["ratio"], s["blank_spread"]) == (2, 2.0, 1.0, 2.0, 0.5)
+
+
+def test_report_says_why_a_probability_of_improvement_is_missing(tmp_path):
+    root = tmp_path / "uneven"
+    for variant, algo, score in (("base", "dqn", 0.5), ("rise", "rise-dqn", 1.0)):
+        for game, seeds in (("MemoryCorridor", 2), ("MemoryCorridorLong", 1)):  # 2 runs on one task, 1 on the other
+            for seed in range(seeds):
+                _fake_run(root / variant / game / f"seed{seed}", algo, game, seed, [(1000, score)], update_ms=10.0,
+                          variant=variant)
+    out = tmp_path / "results"
+    assert report_main([str(root), "--out", str(out), "--name", "uneven", "--reps", "200", "--baseline", "dqn"]) == 0
+    text = (out / "uneven.md").read_text()
+    assert "Probability of improvement over dqn not computed for rise-dqn: rliable needs the same number of runs" in text

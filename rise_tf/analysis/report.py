@@ -198,6 +198,12 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
         lines += ["", f"Probability of improvement over {baseline} (rliable; P(X > Y) per task, averaged): " + "; ".join(
             f"{label} {_estimate_text(e['p_improvement_vs_baseline'], 2)}"
             for label, e in variants.items() if "p_improvement_vs_baseline" in e)]
+    missing = [label for label, e in variants.items()
+               if baseline and label != baseline and "p_improvement_vs_baseline" not in e and e.get("per_game")]
+    if missing and baseline in variants:
+        lines += ["", f"Probability of improvement over {baseline} not computed for {', '.join(missing)}: rliable "
+                  "needs the same number of runs on every task they share (rerun the missing seeds, or report the "
+                  "tasks separately)."]
     if len(games) > 1:
         lines += ["", "## Per game (mean final score over seeds)", "",
                   "| game | " + " | ".join(variants) + " |", "|---|" + "---:|" * len(variants)]
