@@ -580,7 +580,8 @@ _PRESET_TABLE = {
     "dqn": ("dqn", "none", "DQN base (4-frame stack, no memory)"),
     "rise-dqn": ("dqn", "rise", "RISE on the DQN base"),
     "r2d2-lite": ("dqn", "full_recurrent", "full-recurrent model on the DQN base (φ re-encodes all k frames)"),
-    "btr": ("btr", "none", "Beyond The Rainbow base (Impala x2 + spectral norm, noisy dueling IQN, Munchausen)"),
+    "btr": ("btr", "none", "Beyond The Rainbow base (noisy dueling IQN, Munchausen; Impala x2 + spectral norm at "
+                           "--scale paper, the Nature CNN at --scale cpu)"),
     "rise-btr": ("btr", "rise", "RISE on the BTR base (the paper's setting)"),
     "r2d2-btr": ("btr", "full_recurrent", "full-recurrent model on the BTR body (the cost RISE avoids)"),
 }
