@@ -3,6 +3,7 @@ tiny synthetic run directories (metrics.jsonl and TensorBoard-only)."""
 import csv
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -145,7 +146,8 @@ def test_report_from_a_synthetic_memory_experiment(tmp_path):
     # curves against agent steps (memory task: 1 frame per step) and wall-clock (logged frames / 100)
     assert first["agent_step_curve"] == [[1000, 0.5], [2000, 0.4]] and first["wall_curve"] == [[10.0, 0.5], [20.0, 0.4]]
     text = (out / "memory.md").read_text()
-    assert "best eval (mean)" in text and "| base | 3 | 0.500 [0.400, 0.600] | 0.500 [0.400, 0.600] | 0.533 |" in text
+    # the best-eval column follows the two bootstrap columns (whose CIs vary with the resampling)
+    assert "best eval (mean)" in text and re.search(r"\| base \| 3 \| 0\.500 \[[^]]+\] \| 0\.500 \[[^]]+\] \| 0\.533 \|", text)
     assert "| base | 3 |" in text and "| rise | 3 | 1.000 [1.000, 1.000]" in text and "rise note" in text
     with open(out / "memory_runs.csv") as f:
         rows = list(csv.DictReader(f))
