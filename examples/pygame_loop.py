@@ -7,7 +7,8 @@ runtime (rise_runtime: numpy + onnxruntime) and pygame.
 The "engine" here is pygame drawing a memory task (rise_runtime's MemoryCorridor, the task the model
 names in its metadata) scaled up 4x into a window surface. Each game frame the loop:
 1. reads the window back as an engine would: `pygame.surfarray.pixels3d` is column-major [W, H, 3],
-   so it is transposed to the [H, W, 3] rows the contract wants (a view, no copy);
+   so it is transposed to the [H, W, 3] rows the contract wants (a view, copied once because the next
+   frame is drawn over it);
 2. every `action_repeat` frames (the model's metadata: 1 for the memory tasks, 4 for Atari) asks the
    policy for an action from the last two screens, and holds that action in between;
 3. ticks the clock at --fps, and reports the step latency against the frame budget.
@@ -37,7 +38,7 @@ def screen_rows(surface) -> np.ndarray:
 def run(model_path: str, episodes: int, fps: float, check: bool, seed: int = 0) -> dict:
     import pygame
 
-    from rise_runtime.envs.memory_task import MemoryCorridorEnv
+    from rise_runtime.envs.registry import make_env
     from rise_runtime.runner import Policy
 
     policy = Policy.load(model_path)
@@ -46,9 +47,7 @@ def run(model_path: str, episodes: int, fps: float, check: bool, seed: int = 0) 
         raise SystemExit(f"this example draws the memory tasks; {model_path} was trained on "
                          f"{env_info.get('kind', '?')} {env_info.get('name', policy.game)}")
     size = policy.preprocessing.frame_size
-    env = MemoryCorridorEnv(corridor_length=env_info["corridor_length"], num_cues=env_info["num_cues"],
-                            cue_steps=env_info["cue_steps"], distractor_prob=env_info["distractor_prob"],
-                            frame_size=size, seed=seed)
+    env = make_env(env_info, preprocessing=policy.preprocessing, seed=seed)  # the task the model names
     pygame.display.init()
     window = pygame.display.set_mode((size * SCALE, size * SCALE))
     pygame.display.set_caption(f"RISE: {policy.game}")

@@ -91,11 +91,15 @@ def check_env_kind_settings(env_updates: Dict[str, object]) -> None:
                          f"({env_updates.get('env_id') or env_updates.get('game')}): drop it")
 
 
-def config_from_args(args, algo: Optional[str] = None) -> RunConfig:
-    updates = given_settings(args)
+def config_from_settings(algo: str, scale: Optional[str], updates: Dict[str, Dict[str, object]]) -> RunConfig:
+    """make_config from command-line settings ({section: {field: value}}), refusing env flags of
+    another env kind."""
     check_env_kind_settings(updates.get("env", {}))
-    return make_config(algo or args.algo or DEFAULT_ALGO, updates.get("env", {}).get("game"),
-                       scale=getattr(args, "scale", None), **updates)
+    return make_config(algo, updates.get("env", {}).get("game"), scale=scale, **updates)
+
+
+def config_from_args(args) -> RunConfig:
+    return config_from_settings(args.algo or DEFAULT_ALGO, args.scale, given_settings(args))
 
 
 def check_given_settings(args) -> None:

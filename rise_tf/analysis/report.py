@@ -69,12 +69,10 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
     games = sorted({run.game for run in runs})
     score_of_game = {game: next(r.score_name() for r in runs if r.game == game) for game in games}
     scores: Dict[str, Dict[str, List[float]]] = defaultdict(lambda: defaultdict(list))
-    best: Dict[str, List[float]] = defaultdict(list)
     for run in runs:
         final = run.final_score(score_of_game[run.game])
         if final is not None:
             scores[run.label][run.game].append(final)
-            best[run.label].append(run.best_score(score_of_game[run.game]))
 
     variants = {}
     for label in labels:
@@ -85,7 +83,7 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
                  "sample_ms": _mean(r.summary.get("sample_ms") for r in mine),
                  "frames_per_run": _mean(r.summary.get("frames") or (r.evals[-1]["frames"] if r.evals else None)
                                          for r in mine),
-                 "best_mean": _mean(best[label]),
+                 "best_mean": _mean(r.best_score(score_of_game[r.game]) for r in mine),
                  "per_game": {game: {"mean": _mean(values), "runs": values}
                               for game, values in sorted(scores[label].items())}}
         if scores[label]:

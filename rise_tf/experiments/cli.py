@@ -19,6 +19,7 @@ import time
 from typing import List, Optional
 
 from rise_tf.counts import parse_count
+from rise_runtime.envs.gym_image import probe_env
 from rise_runtime.envs.memory_task import is_memory_task
 from rise_tf.run_dir import EXPERIMENT_FILE, has_run_config, read_summary, write_json_atomic
 from rise_tf.experiments.plan import (ALL_VARIANTS, DEFAULT_FRAMES, EXPERIMENTS, RunSpec, build_plan,
@@ -156,8 +157,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         plan = build_plan(args.experiment, args.seeds, frames, args.games, args.variants, args.first_seed,
                           env_settings)
         for game in dict.fromkeys(spec.game for spec in plan if spec.env_id):  # each outside env made once, now
-            from rise_runtime.envs.gym_image import probe_env
-
             probe_env(game, env_module=args.env_module, image_key=args.image_key)
         extra = _extra_train_args(args.train_arg)
     except ValueError as error:

@@ -55,24 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop once a greedy evaluation reaches this success rate (0 = never)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_flags(parser, sections=("env",), algo=False)  # --game, --env-id, --env-module, --scale, ...
-    parser.set_defaults(**{"env.game": None})
     return parser
 
 
 def peer_settings(args) -> dict:
     """The peer's settings: rise-tf's `dqn` preset for this game, plus the peer's own."""
-    from rise_tf.config_flags import config_from_args, given_settings
+    from rise_tf.config_flags import config_from_settings, given_settings
 
     train = {key: value for key, value in (("frames", args.frames), ("eval_every_frames", args.eval_every_frames),
                                            ("eval_episodes", args.eval_episodes)) if value is not None}
-    env = given_settings(args).get("env", {})
+    updates = given_settings(args)
+    env = updates.setdefault("env", {})
     if not env.get("game") and not env.get("env_id"):
-        setattr(args, "env.game", DEFAULT_GAME)
-    setattr(args, "train.seed", args.seed)
-    setattr(args, "train.stop_at_success", args.stop_at_success)
-    for key, value in train.items():
-        setattr(args, f"train.{key}", value)
-    config = config_from_args(args, algo="dqn")
+        env["game"] = DEFAULT_GAME
+    updates["train"] = dict(train, seed=args.seed, stop_at_success=args.stop_at_success)
+    config = config_from_settings("dqn", args.scale, updates)
     sequence_length = args.sequence_length or config.network.window_length + 1
     if sequence_length < 2:
         raise ValueError(f"--sequence-length must be >= 2 (one transition), got {sequence_length}")
