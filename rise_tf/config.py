@@ -41,6 +41,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from rise_tf.agents.choices import DISTRIBUTIONAL_LOSSES, LOSSES
 from rise_tf.envs.choices import PARALLEL_MODES
 from rise_runtime.envs import atari, memory_task, registry
+from rise_runtime.envs.gym_image import parse_reset_options, probe_env, task_name
 from rise_runtime.preprocessing import PreprocessingConfig
 from rise_runtime.envs.memory_task import MEMORY_TASKS
 from rise_runtime.envs.screens import check_flicker
@@ -61,7 +62,7 @@ _ENV_KIND_FIELDS = {
     **dict.fromkeys(("sticky_action_prob", "noop_max", "max_episode_frames", "terminal_on_life_loss"),
                     (registry.ATARI,)),
     **dict.fromkeys(("action_repeat", "flicker"), (registry.ATARI, registry.GYM)),
-    **dict.fromkeys(("env_id", "env_module", "image_key"), (registry.GYM,)),
+    **dict.fromkeys(("env_id", "env_module", "image_key", "reset_options"), (registry.GYM,)),
     **dict.fromkeys(("corridor_length", "num_cues", "cue_steps", "distractor_prob"), (registry.MEMORY,)),
 }
 KIND_NAMES = {registry.ATARI: "Atari games", registry.MEMORY: "the memory tasks",
@@ -115,6 +116,10 @@ class EnvConfig:
                                              "it) [default: none]", parse=str)
     image_key: Optional[str] = _field(None, "--env-id with Dict observations: the key holding the image "
                                             "[default: none]", parse=str)
+    reset_options: Optional[str] = _field(None, "--env-id: a JSON object passed to every env.reset(options=...), "
+                                                "how parameterised benchmarks take their task settings (Memory "
+                                                "Gym: '{\"command_count\": [2]}'); the run's env name carries "
+                                                "them [default: none]", parse=str)
     flicker: float = _field(0.0, "each observed screen is blanked with this probability (DRQN's flickering "
                                  "Atari: 0.5); training, evaluation and rise-play alike")
     num_envs: int = _field(8, "parallel game lanes collected in lock-step")
@@ -134,6 +139,17 @@ class EnvConfig:
     distractor_prob: float = _field(_STANDARD_MEMORY_TASK.distractor_prob,
                                     "MemoryCorridor: chance a corridor frame shows a cue-like band")
 
+    @property
+    def reset_options_dict(self) -> Optional[Dict[str, Any]]:
+        return parse_reset_options(self.reset_options)
+
+    def probe(self) -> None:
+        """An --env-id env is made once, its spaces and reset options checked (before TensorFlow loads);
+        raises EnvSpecError (a ValueError) saying what is wrong. Other kinds need no probe."""
+        if self.env_id:
+            probe_env(self.env_id, env_module=self.env_module, image_key=self.image_key,
+                      reset_options=self.reset_options_dict)
+
     def validate(self):
         _require_finite(self)
         _require(bool(self.game) != bool(self.env_id),
@@ -149,8 +165,10 @@ class EnvConfig:
             _require(not close_tasks, f"unknown game {self.game!r}; did you mean the memory task "
                                       f"{' or '.join(close_tasks)}? (memory tasks: {', '.join(MEMORY_TASKS)})")
             atari.resolve_game(self.game)  # raises with the closest Atari names
-        _require(self.env_id is not None or (self.env_module is None and self.image_key is None),
-                 "--env-module and --image-key go with --env-id")
+        _require(self.env_id is not None or (self.env_module is None and self.image_key is None
+                                             and self.reset_options is None),
+                 "--env-module, --image-key and --reset-options go with --env-id")
+        parse_reset_options(self.reset_options)  # raises EnvSpecError (a ValueError) naming the problem
         check_flicker(self.flicker)
         _require(not (self.flicker and self.env_kind == registry.MEMORY),
                  "--flicker applies to Atari and --env-id envs; the memory tasks hide their cue by design")
@@ -480,7 +498,7 @@ class RunConfig:
     @property
     def env_name(self) -> str:
         """The game, memory task or gymnasium id this run plays (run-dir names, reports, exports)."""
-        return self.env.env_id or self.env.game
+        return task_name(self.env.env_id, self.env.reset_options_dict) if self.env.env_id else self.env.game
 
     @property
     def frames_per_agent_step(self) -> int:
@@ -692,8 +710,8 @@ def env_description(config: RunConfig) -> Dict[str, Any]:
     """What a runtime needs to rebuild the run's environment (exported with the model)."""
     env = config.env
     if env.env_kind == registry.GYM:
-        return {"kind": registry.GYM, "name": env.env_id, "env_id": env.env_id, "env_module": env.env_module,
-                "image_key": env.image_key, "flicker": env.flicker}
+        return {"kind": registry.GYM, "name": config.env_name, "env_id": env.env_id, "env_module": env.env_module,
+                "image_key": env.image_key, "reset_options": env.reset_options_dict, "flicker": env.flicker}
     if env.env_kind == registry.MEMORY:
         # flicker: every kind carries it (the contract); the memory tasks refuse --flicker, so it is 0.
         return {"kind": registry.MEMORY, "name": env.game, "corridor_length": env.corridor_length, "num_cues": env.num_cues,

@@ -96,9 +96,9 @@ def test_human_normalized_score_matches_the_reference_table():
     assert len(GAME_SUBSETS["atari5"]) == 5 and len(GAME_SUBSETS["atari100k"]) == 26
 
 
-def _fake_run(directory, algo, game, seed, evals, update_ms, network=None, variant=None):
+def _fake_run(directory, algo, game, seed, evals, update_ms, network=None, variant=None, env=None):
     os.makedirs(directory)
-    config = {"config_version": 1, "algo": algo, "env": {"game": game}, "network": network or {"core": "lstm"},
+    config = {"config_version": 1, "algo": algo, "env": env or {"game": game}, "network": network or {"core": "lstm"},
               "agent": {}, "replay": {}, "train": {"seed": seed}}
     with open(os.path.join(directory, "config.json"), "w") as f:
         json.dump(config, f)
@@ -250,3 +250,12 @@ def test_report_says_why_a_probability_of_improvement_is_missing(tmp_path):
     assert report_main([str(root), "--out", str(out), "--name", "uneven", "--reps", "200", "--baseline", "dqn"]) == 0
     text = (out / "uneven.md").read_text()
     assert "Probability of improvement over dqn not computed for rise-dqn: rliable needs the same number of runs" in text
+
+
+def test_a_task_set_by_reset_options_is_its_own_game(tmp_path):
+    """Two settings of one outside env are two tasks in a report, never averaged together."""
+    for name, options in (("plain", None), ("one", '{"colours": [1]}'), ("two", '{"colours": 2, "b": true}')):
+        env = {"env_id": "ThirdParty/Colours-v0", "env_kind": "gym", "reset_options": options}
+        _fake_run(tmp_path / name, "rise-btr", "", 0, [(10, 1.0)], 20.0, env=env)
+    assert sorted(run.game for run in find_runs(str(tmp_path))) == [
+        "ThirdParty/Colours-v0", "ThirdParty/Colours-v0[b=true,colours=2]", "ThirdParty/Colours-v0[colours=1]"]

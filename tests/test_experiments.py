@@ -144,6 +144,31 @@ def test_outside_env_ids_are_games_for_every_variant_the_peer_included(capsys):
         build_plan("memory", seeds=1, frames=5, env_settings=(("env-module", "x"),))
 
 
+def test_reset_options_name_the_task_in_run_dirs_and_reach_every_variant(capsys):
+    import third_party_env  # noqa: F401  (registers ThirdParty/*)
+    from rise_tf.experiments.cli import main as experiment_main
+    from rise_tf.peers.tf_agents_rnn_dqn import build_parser as peer_parser, peer_settings
+
+    settings = (("env-module", "third_party_env"), ("reset-options", '{"colours": [2]}'))
+    plan = build_plan("memory", seeds=1, frames=3000, games=["ThirdParty/Colours-v0"],
+                      variants=["btr", "tfa-rnn-dqn"], env_settings=settings)
+    assert [spec.relative_dir for spec in plan] == ["btr/ThirdParty_Colours-v0[colours=2]/seed0",
+                                                    "tfa-rnn-dqn/ThirdParty_Colours-v0[colours=2]/seed0"]
+    peer_args = plan[1].train_args()
+    assert peer_args[peer_args.index("--reset-options") + 1] == '{"colours": [2]}'
+    config = peer_settings(peer_parser().parse_args(peer_args[2:] + ["--run-dir", "x"]))["config"]
+    assert config.env.reset_options_dict == {"colours": [2]}
+    assert config.env_name == "ThirdParty/Colours-v0[colours=2]"
+    # options the env rejects stop the experiment before any run, with the env's own complaint
+    with pytest.raises(SystemExit):
+        experiment_main(["memory", "--games", "ThirdParty/Colours-v0", "--env-module", "third_party_env",
+                         "--reset-options", '{"colors": 2}', "--dry-run"])
+    assert "unknown reset options ['colors']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        experiment_main(["memory", "--reset-options", '{"colours": 2}', "--dry-run"])
+    assert "--reset-options go with gymnasium ids" in capsys.readouterr().err
+
+
 def test_the_peer_refuses_envs_it_cannot_take_before_tensorflow(capsys):
     from rise_tf.peers.tf_agents_rnn_dqn import main as peer_main
 

@@ -179,6 +179,13 @@ def test_bad_env_input_on_the_cli_writes_nothing(tmp_path, capsys):
          "unknown scale 'gpu'; choose one of cpu, paper"),
         (["--env-id", "ThirdParty/Colours-v0", "--env-module", "third_party_env", "--sticky-action-prob", "0.1"],
          "--sticky-action-prob applies to Atari games, not to gymnasium envs"),
+        (["--env-id", "ThirdParty/Colours-v0", "--env-module", "third_party_env", "--reset-options", "{colours: 1}"],
+         r"--reset-options must be a JSON object .*is not JSON: Expecting property name"),
+        (["--env-id", "ThirdParty/Colours-v0", "--env-module", "third_party_env", "--reset-options", "[1]"],
+         "--reset-options must be a non-empty JSON object"),
+        (["--env-id", "ThirdParty/Colours-v0", "--env-module", "third_party_env", "--reset-options", '{"colors": 1}'],
+         r"the env rejected --reset-options \{\"colors\": 1\}: AssertionError: unknown reset options \['colors'\]"),
+        (["--game", "Pong", "--reset-options", '{"colours": 1}'], "--reset-options applies to gymnasium envs"),
         (["--env-id", "X-v0", "--env-module", "memory_gym"] if importlib.util.find_spec("memory_gym") is None else
          ["--env-id", "X-v0", "--env-module", "no_such_package_here"], "failed to import"),
     ]
@@ -208,7 +215,8 @@ def test_tiny_run_on_a_third_party_env_through_env_id(tmp_path):
     with open(os.path.join(run_dir, "env.json")) as f:
         assert json.load(f) == {"name": "ThirdParty/Colours-v0", "action_meanings": ["red", "green", "blue"],
                                 "env": {"kind": "gym", "name": "ThirdParty/Colours-v0", "env_id": "ThirdParty/Colours-v0",
-                                        "env_module": "third_party_env", "image_key": None, "flicker": 0.0}}
+                                        "env_module": "third_party_env", "image_key": None, "reset_options": None,
+                                        "flicker": 0.0}}
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
     assert summary["game"] == "ThirdParty/Colours-v0" and summary["frames"] == 240 and summary["updates"] > 0
@@ -265,22 +273,35 @@ class _GymnasiumAsPy(py_environment.PyEnvironment):
 
 def test_an_env_id_run_exports_with_its_env_and_plays_in_the_runtime(tmp_path):
     from export.cli import main as export_main
+    from rise_runtime.envs import registry
     from rise_runtime.play import play
     from rise_runtime.runner import Policy
 
     run_dir = str(tmp_path / "colours")
     assert main(TINY + ["--env-id", "ThirdParty/ColoursGray-v0", "--env-module", "third_party_env", "--frames", "120",
-                        "--flicker", "0.25", "--run-dir", run_dir]) == 0
+                        "--flicker", "0.25", "--reset-options", '{"colours": 1}', "--run-dir", run_dir]) == 0
     onnx_path = str(tmp_path / "colours.onnx")
     assert export_main([run_dir, "--out", onnx_path, "--parity-steps", "16"]) == 0
     policy = Policy.load(onnx_path)
-    assert policy.game == "ThirdParty/ColoursGray-v0"
-    assert policy.env_description == {"kind": "gym", "name": "ThirdParty/ColoursGray-v0",
-                                      "env_id": "ThirdParty/ColoursGray-v0", "env_module": "third_party_env",
-                                      "image_key": None, "flicker": 0.25}
+    name = "ThirdParty/ColoursGray-v0[colours=1]"  # the task is the env id with its reset options
+    assert policy.game == name
+    assert policy.env_description == {"kind": "gym", "name": name, "env_id": "ThirdParty/ColoursGray-v0",
+                                      "env_module": "third_party_env", "image_key": None,
+                                      "reset_options": {"colours": 1}, "flicker": 0.25}
     result = play(policy, None, 2, realtime=False, record=None, seed=0, max_episode_frames=1000,
                   sticky_action_prob=0.0, flicker=0.25)
-    assert result["game"] == "ThirdParty/ColoursGray-v0" and result["episode_steps"] == [6, 6]
+    assert result["game"] == name and result["episode_steps"] == [6, 6]
+    # the runtime's env resets with the options every episode: one colour (red) only, ever
+    env = registry.make_env(policy.env_description, preprocessing=policy.preprocessing, seed=3)
+    colours = set()
+    for _ in range(5):
+        env.reset()
+        for action in range(6):
+            colours.add(env.env.unwrapped._colour)
+            env.step(action % 3)
+    assert colours == {0}
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        assert json.load(f)["game"] == name
 
 
 def test_actions_are_named_as_the_env_names_them():

@@ -2,7 +2,8 @@
 own package would (rise-train --env-id ThirdParty/Colours-v0 --env-module third_party_env).
 
 Colours: an odd-sized RGB screen shows one of three colours; the action that names the colour earns
-+1, any other 0; episodes last 6 steps. Variants with the spaces rise-tf must accept or refuse.
++1, any other 0; episodes last 6 steps. Variants with the spaces rise-tf must accept or refuse. Reset
+options set the task as parameterised benchmarks do: {"colours": 1} shows red only.
 """
 import enum
 
@@ -35,7 +36,7 @@ class Colours(gym.Env):
             self.observation_space = image[layout]
         self.action_space = (gym.spaces.Discrete(3) if actions == "discrete"
                              else gym.spaces.Box(-1, 1, (2,), np.float32))
-        self._colour, self._t = 0, 0
+        self._colour, self._t, self._colours = 0, 0, len(COLOURS)
 
     def _observation(self):
         rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
@@ -52,13 +53,16 @@ class Colours(gym.Env):
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        self._colour, self._t = int(self.np_random.integers(3)), 0
+        unknown = set(options or {}) - {"colours"}
+        assert not unknown, f"unknown reset options {sorted(unknown)}"  # Memory Gym's style of check
+        self._colours = int((options or {}).get("colours", len(COLOURS)))
+        self._colour, self._t = int(self.np_random.integers(self._colours)), 0
         return self._observation(), {}
 
     def step(self, action):
         reward = 1.0 if np.ndim(action) == 0 and int(action) == self._colour else 0.0
         self._t += 1
-        self._colour = int(self.np_random.integers(3))
+        self._colour = int(self.np_random.integers(self._colours))
         return self._observation(), reward, self._t >= 6, False, {}
 
 

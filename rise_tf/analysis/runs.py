@@ -16,6 +16,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 from rise_runtime.envs.atari_scores import human_normalized_score
+from rise_runtime.envs.gym_image import parse_reset_options, task_name
 from rise_runtime.envs.memory_task import is_memory_task
 from rise_tf.run_dir import CONFIG_FILE, EXPERIMENT_FILE, METRICS_FILE, SUMMARY_FILE, TENSORBOARD_DIR
 
@@ -195,7 +196,8 @@ def find_runs(root: str) -> List[Run]:
         entry = labels.get(os.path.abspath(run_dir), {})
         configs.append(config)
         env = config.get("env", {})
-        game = env.get("env_id") or env.get("game", "?")
+        game = (task_name(env["env_id"], parse_reset_options(env.get("reset_options"))) if env.get("env_id")
+                else env.get("game", "?"))
         runs.append(Run(path=run_dir, label=entry.get("variant") or "",
                         game=game, seed=config.get("train", {}).get("seed"),
                         algo=config.get("algo"), evals=evals,

@@ -19,7 +19,7 @@ import time
 from typing import List, Optional
 
 from rise_tf.counts import parse_count
-from rise_runtime.envs.gym_image import probe_env
+from rise_runtime.envs.gym_image import parse_reset_options, probe_env
 from rise_runtime.envs.memory_task import is_memory_task
 from rise_tf.run_dir import EXPERIMENT_FILE, has_run_config, read_summary, write_json_atomic
 from rise_tf.experiments.plan import (ALL_VARIANTS, DEFAULT_FRAMES, EXPERIMENTS, RunSpec, build_plan,
@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-module", default=None,
                         help="the module that registers the outside envs' ids (memory_gym, vizdoom.gymnasium_wrapper)")
     parser.add_argument("--image-key", default=None, help="outside envs with Dict observations: the image's key")
+    parser.add_argument("--reset-options", default=None,
+                        help="outside envs: a JSON object passed to every env.reset(options=...), the task's settings "
+                             "(Memory Gym: '{\"command_count\": [2]}'); run dirs and reports name the task with them "
+                             "(MortarMayhem-Grid-v0[command_count=2])")
     parser.add_argument("--variants", action="append", default=[],
                         help="run only these variants (comma list), e.g. base,rise; a variant with settings of its "
                              "own: rise-btr+window-length=96 (+flag=value, repeatable). Known: " + ", ".join(ALL_VARIANTS))
@@ -153,11 +157,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     frames = args.frames or DEFAULT_FRAMES[args.experiment]
     try:
         env_settings = tuple((flag, value) for flag, value in (("env-module", args.env_module),
-                                                                ("image-key", args.image_key)) if value)
+                                                                ("image-key", args.image_key),
+                                                                ("reset-options", args.reset_options)) if value)
+        reset_options = parse_reset_options(args.reset_options)
         plan = build_plan(args.experiment, args.seeds, frames, args.games, args.variants, args.first_seed,
                           env_settings)
         for game in dict.fromkeys(spec.game for spec in plan if spec.env_id):  # each outside env made once, now
-            probe_env(game, env_module=args.env_module, image_key=args.image_key)
+            probe_env(game, env_module=args.env_module, image_key=args.image_key, reset_options=reset_options)
         extra = _extra_train_args(args.train_arg)
     except ValueError as error:
         parser.error(str(error))

@@ -13,6 +13,7 @@ import re
 from typing import Dict, List, Sequence, Tuple
 
 from rise_runtime.envs.atari_scores import GAME_SUBSETS
+from rise_runtime.envs.gym_image import parse_reset_options, task_name
 from rise_runtime.envs.memory_task import GAME_NAME as MEMORY_GAME, MEMORY_TASKS, SOLVED_SUCCESS, is_memory_task
 from rise_tf.networks.choices import KERAS_PREFIX, SNAPSHOT_PREFIX, keras_weights_path
 from rise_tf.config import PRESET_DESCRIPTIONS
@@ -51,8 +52,14 @@ class RunSpec:
     env_id: bool = False  # `game` is a gymnasium id (--env-id), not an Atari game or a memory task
 
     @property
+    def task(self) -> str:
+        """The game; an outside env with reset options carries them (MortarMayhem-Grid-v0[command_count=2])."""
+        options = dict(self.extra).get("reset-options")
+        return task_name(self.game, parse_reset_options(options)) if self.env_id and options else self.game
+
+    @property
     def game_dir(self) -> str:
-        return self.game.replace("/", "_")  # a gymnasium namespace is not a folder
+        return self.task.replace("/", "_")  # a gymnasium namespace is not a folder
 
     @property
     def relative_dir(self) -> str:
@@ -212,7 +219,7 @@ def build_plan(experiment: str, seeds: int, frames: int, games: Sequence[str] = 
                variants: Sequence[str] = (), first_seed: int = 0,
                env_settings: Tuple[Tuple[str, object], ...] = ()) -> List[RunSpec]:
     """All runs of an experiment, seed-major so that a cut-short experiment has whole seeds.
-    env_settings: rise-train flags of the outside envs' runs only (env-module, image-key)."""
+    env_settings: rise-train flags of the outside envs' runs only (env-module, image-key, reset-options)."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
     if seeds < 1:
@@ -225,7 +232,8 @@ def build_plan(experiment: str, seeds: int, frames: int, games: Sequence[str] = 
     variant_list = _with_sources(resolve_variants(experiment, variants))
     outside = {game for game in game_list if is_outside_env(game)}
     if env_settings and not outside:
-        raise ValueError("--env-module and --image-key go with gymnasium ids in --games (MortarMayhem-Grid-v0)")
+        raise ValueError("--env-module, --image-key and --reset-options go with gymnasium ids in --games "
+                         "(MortarMayhem-Grid-v0)")
     extra = MEMORY_EVAL if all(is_memory_task(g) for g in game_list) else ()
     outside_extra = (("eval-every-frames", max(frames // OUTSIDE_EVALS_PER_RUN, 1)),) + tuple(env_settings)
     return [RunSpec(variant, game, seed, frames, outside_extra if game in outside else extra, env_id=game in outside)

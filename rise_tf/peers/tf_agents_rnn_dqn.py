@@ -122,7 +122,8 @@ def run(args) -> dict:
     os.makedirs(args.run_dir)
     record = {"algo": PEER_ALGO, "scale": config.scale,
               "env": {"game": config.env_name, "env_kind": env_c.env_kind, "env_id": env_c.env_id,
-                      "env_module": env_c.env_module, "image_key": env_c.image_key, "flicker": env_c.flicker,
+                      "env_module": env_c.env_module, "image_key": env_c.image_key,
+                      "reset_options": env_c.reset_options, "flicker": env_c.flicker,
                       "action_repeat": config.frames_per_agent_step, "num_envs": env_c.num_envs},
               "network": {"kind": "tf_agents.networks.QRnnNetwork", "conv": "nature", "input_fc": 512,
                           "lstm_size": net_c.core_units},
@@ -222,10 +223,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = peer_settings(args)["config"]  # every input error before TensorFlow loads
-        if config.env.env_id:
-            from rise_runtime.envs.gym_image import probe_env
-
-            probe_env(config.env.env_id, env_module=config.env.env_module, image_key=config.env.image_key)
+        config.env.probe()
     except ValueError as error:
         print(f"{PEER_ALGO}: error: {error}", file=sys.stderr)
         return 2

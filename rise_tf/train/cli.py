@@ -21,7 +21,6 @@ from rise_tf.startup import quiet_third_party_startup
 quiet_third_party_startup()  # before anything below imports TensorFlow
 
 from rise_tf.counts import parse_count, parse_real  # noqa: E402,F401  (re-exported: demo and tests use it here)
-from rise_runtime.envs.gym_image import probe_env  # noqa: E402
 from rise_tf.run_dir import (RunDirError, check_replay_fits, check_writable_run_dir, load_run_config,  # noqa: E402
                              resolve_frozen_encoder)
 from rise_tf.config import RESUMABLE_FIELDS, RESUMABLE_SECTIONS, RunConfig  # noqa: E402
@@ -86,8 +85,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
         if not args.resume:
             config = resolve_frozen_encoder(config)
-        if config.env.env_id:
-            probe_env(config.env.env_id, env_module=config.env.env_module, image_key=config.env.image_key)
+        config.env.probe()
         check_replay_fits(config)
         check_writable_run_dir(run_dir)
         if args.distributed:

@@ -2,7 +2,7 @@
 
     env = GymImageEnv.from_id("MyOrg/MyGame-v0", env_module="my_org_games", image_key=None,
                               preprocessing=PreprocessingConfig(frame_size=84, action_repeat=1),
-                              flicker_prob=0.0)
+                              flicker_prob=0.0, seed=0, reset_options={"level": 2})
 
 Observations may be RGB ([H, W, 3]) or grayscale ([H, W] or [H, W, 1]), channels-last or
 channels-first, uint8 or float in [0, 1], of any size, or a Dict holding such an image under
@@ -14,6 +14,10 @@ What cannot be taken (continuous or multi-discrete actions, vector observations,
 image key) raises `EnvSpecError` naming the problem and what would work. TF-Agents `PyEnvironment`s
 are accepted through `PyEnvironmentAsGym` (one unbatched env).
 
+`reset_options` is passed to every `env.reset(options=...)`: how parameterised benchmarks take their task
+settings (Memory Gym: `{"command_count": [2]}`). The env's name then carries them
+(`MortarMayhem-Grid-v0[command_count=2]`), so runs of two settings never mix in a report.
+
 TF-free (gymnasium + numpy + the shared preprocessing): the play loop of the runtime uses it too.
 """
 from __future__ import annotations
@@ -21,9 +25,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import json
 import os
 from enum import Enum
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -76,6 +81,39 @@ def check_registered(env_id: str) -> None:
         f"no gymnasium env {env_id!r} is registered.{hint} If a package registers it, name that package "
         f"with --env-module (or write the id as 'package:{env_id}'). A run trained with a Python env factory "
         f"resumes from Python: Trainer(config, run_dir, resume=True, env_factory=...).")
+
+
+def parse_reset_options(text: Optional[str]) -> Optional[Dict[str, Any]]:
+    """--reset-options: a JSON object (or None) -> the dict passed to every env.reset(options=...)."""
+    if text is None or text == "":
+        return None
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise EnvSpecError(f"--reset-options must be a JSON object such as '{{\"command_count\": [2]}}' (quote it "
+                           f"for the shell); {text!r} is not JSON: {error.msg} at character {error.pos}") from None
+    if not isinstance(options, dict) or not options:
+        raise EnvSpecError(f"--reset-options must be a non-empty JSON object (names to values) such as "
+                           f"'{{\"command_count\": [2]}}', got {text!r}")
+    return options
+
+
+def options_label(options: Optional[Dict[str, Any]]) -> str:
+    """'[command_count=2,show_origin=true]' for reset options (sorted, one-element lists unwrapped); ''
+    for none. Names a task set up by its options: in reports, run dirs and the exported model."""
+    if not options:
+        return ""
+
+    def value(v):
+        v = v[0] if isinstance(v, list) and len(v) == 1 else v
+        return json.dumps(v, separators=(",", ":")).strip('"')
+
+    return "[" + ",".join(f"{key}={value(options[key])}" for key in sorted(options)) + "]"
+
+
+def task_name(env_id: str, options: Optional[Dict[str, Any]]) -> str:
+    """The env id with its reset options: MortarMayhem-Grid-v0[command_count=2]."""
+    return env_id + options_label(options)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,12 +213,29 @@ def make_registered(env_id: str, env_module: Optional[str]) -> gym.Env:
         raise EnvSpecError(f"gymnasium.make({env_id!r}) failed: {type(error).__name__}: {error}") from error
 
 
-def probe_env(env_id: str, *, env_module: Optional[str], image_key: Optional[str]) -> Tuple[ImageLayout, int]:
-    """Makes the env once and checks its spaces (rise-train does this before TensorFlow loads).
-    Returns its image layout and number of actions; raises EnvSpecError saying what is wrong."""
+def reset_with_options(env: gym.Env, *, seed: Optional[int], options: Optional[Dict[str, Any]]):
+    """env.reset(seed=..., options=...); an env that rejects the options raises EnvSpecError naming them."""
+    if not options:
+        return env.reset(seed=seed)
+    try:
+        return env.reset(seed=seed, options=options)
+    except Exception as error:  # the env's own check (Memory Gym asserts on unknown names)
+        raise EnvSpecError(f"the env rejected --reset-options {json.dumps(options)}: {type(error).__name__}: "
+                           f"{error or '(no message)'}. Check the names and values against the env's documentation "
+                           f"(Memory Gym: its default_reset_parameters)") from error
+
+
+def probe_env(env_id: str, *, env_module: Optional[str], image_key: Optional[str],
+              reset_options: Optional[Dict[str, Any]] = None) -> Tuple[ImageLayout, int]:
+    """Makes the env once and checks its spaces, and its reset options by one reset (rise-train does this
+    before TensorFlow loads). Returns its image layout and number of actions; raises EnvSpecError saying
+    what is wrong."""
     env = make_registered(env_id, env_module)
     try:
-        return image_layout(env.observation_space, image_key), check_action_space(env.action_space)
+        layout, num_actions = image_layout(env.observation_space, image_key), check_action_space(env.action_space)
+        if reset_options:
+            reset_with_options(env, seed=0, options=reset_options)
+        return layout, num_actions
     except EnvSpecError as error:
         raise EnvSpecError(f"{env_id}: {error}") from None
     finally:
@@ -281,9 +336,10 @@ class GymImageEnv(ScreenEnv):
     """A gymnasium image env (or adapted PyEnvironment) emitting rise-tf frames uint8 [size, size]."""
 
     def __init__(self, env: Any, *, name: str, image_key: Optional[str], preprocessing: PreprocessingConfig,
-                 flicker_prob: float, seed: Optional[int]):
+                 flicker_prob: float, seed: Optional[int], reset_options: Optional[Dict[str, Any]] = None):
         self.env = as_gym_env(env)
         self.name = name
+        self.reset_options = reset_options
         try:
             self.layout = image_layout(self.env.observation_space, image_key)
             num_actions = check_action_space(self.env.action_space)
@@ -300,9 +356,10 @@ class GymImageEnv(ScreenEnv):
 
     @classmethod
     def from_id(cls, env_id: str, *, env_module: Optional[str], image_key: Optional[str],
-                preprocessing: PreprocessingConfig, flicker_prob: float, seed: Optional[int]) -> "GymImageEnv":
-        return cls(make_registered(env_id, env_module), name=env_id, image_key=image_key, preprocessing=preprocessing,
-                   flicker_prob=flicker_prob, seed=seed)
+                preprocessing: PreprocessingConfig, flicker_prob: float, seed: Optional[int],
+                reset_options: Optional[Dict[str, Any]] = None) -> "GymImageEnv":
+        return cls(make_registered(env_id, env_module), name=task_name(env_id, reset_options), image_key=image_key,
+                   preprocessing=preprocessing, flicker_prob=flicker_prob, seed=seed, reset_options=reset_options)
 
     def _observe(self, observation) -> None:
         self._screens[0] = self._screens[1]
@@ -312,7 +369,7 @@ class GymImageEnv(ScreenEnv):
         super().reset(seed=seed)
         if seed is not None:
             self._next_seed = seed
-        observation, info = self.env.reset(seed=self._next_seed)
+        observation, info = reset_with_options(self.env, seed=self._next_seed, options=self.reset_options)
         self._next_seed = None  # later episodes continue the env's own RNG stream
         self._screens[:] = 0
         self._observe(observation)

@@ -49,7 +49,8 @@ def make_env(description: Dict[str, Any], *, preprocessing: PreprocessingConfig,
         from rise_runtime.envs.gym_image import GymImageEnv
 
         options = dict(image_key=description.get("image_key"), preprocessing=preprocessing,
-                       flicker_prob=description.get("flicker", 0.0), seed=seed)
+                       flicker_prob=description.get("flicker", 0.0), seed=seed,
+                       reset_options=description.get("reset_options"))
         if factory is not None:
             return GymImageEnv(factory(), name=description["name"], **options)
         return GymImageEnv.from_id(description["env_id"], env_module=description.get("env_module"), **options)
