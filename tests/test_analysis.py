@@ -229,10 +229,15 @@ def test_outside_cue_reach_and_separation_by_hand():
     from rise_tf.experiments.outside_cues import reach, separation
 
     # Memory Gym's MortarMayhem-Grid defaults: command i is last shown at 4i + 2, the cue phase ends at
-    # 40, command i is checked at 40 + 8i + 6: gaps 44 (first) .. 80 (last).
+    # 40, command i may be walked to from 40 + 8i and is checked at 40 + 8i + 6: gaps 44 (first) .. 80
+    # (last), from 38 .. 74 steps back when the agent may start walking.
     params = {"command_count": [10], "command_show_duration": [3], "command_show_delay": [1],
               "explosion_delay": [6], "explosion_duration": [2]}
-    assert reach(params) == {"commands": 10, "first_gap": 44, "last_gap": 80, "min_gap": 44, "max_gap": 80}
+    assert reach(params) == {"commands": 10, "first_gap": 44, "last_gap": 80, "min_gap": 44, "max_gap": 80,
+                             "min_move_gap": 38, "max_move_gap": 74}
+    # two commands (the CPU-scale task): shown until 2 and 6, walked to from 8 and 16, checked at 14 and 22
+    assert reach({**params, "command_count": [2]}) == {"commands": 2, "first_gap": 12, "last_gap": 16, "min_gap": 12,
+                                                       "max_gap": 16, "min_move_gap": 6, "max_move_gap": 10}
     # two commands at distance 2 apart, each frame 1 from its centroid; blank frames spread 0.5
     embeddings = np.array([[0, 1], [0, -1], [2, 1], [2, -1], [5, 0.5], [5, -0.5]], float)
     s = separation(embeddings, ["a", "a", "b", "b", "", ""])

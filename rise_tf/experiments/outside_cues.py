@@ -2,6 +2,7 @@
 (issue 21's investigation, on Memory Gym's MortarMayhem-Grid-v0.)
 
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.outside_cues [--episodes 40] [--window-length 16]
+        [--reset-options '{"command_count": [2]}']
 
 MortarMayhem-Grid shows a sequence of commands (move up, down, left, right, stay: a white symbol on
 the arena), each for a few steps, then the agent must carry them out in order, one per few steps.
@@ -9,9 +10,10 @@ Two questions, each answered from the env itself:
 1. Separation: do the command frames, preprocessed as training does (gray, frame_size) and embedded by
    the frozen encoder ϑ, differ between commands more than frames of one command differ among
    themselves? (The MemoryCorridor diagnostic, cue_separation.py, asks the same of its cue.)
-2. Reach: how many agent steps lie between a command's last showing and the step it must be carried
-   out, against RISE's window k? ψ reads the last k embeddings only: a cue further back is not in
-   its input at all, whatever ϑ makes of it.
+2. Reach: how many agent steps lie between a command's last showing and the first step the agent may
+   walk toward its tile, and the step the tile is checked, against RISE's window k and the frame
+   stack? ψ reads the last k embeddings only: a cue further back is not in its input at all, whatever
+   ϑ makes of it; a cue within the frame stack needs no memory.
 It reads the command sequence from the env's own attributes (Memory Gym 1.0.2's
 `_command_visualization_clone`, `_commands`, `reset_params`), so it is tied to that release.
 """
@@ -31,17 +33,17 @@ quiet_third_party_startup()
 ENV_ID = "MortarMayhem-Grid-v0"
 
 
-def command_frames(episodes: int, seed: int, frame_size: int):
+def command_frames(episodes: int, seed: int, frame_size: int, reset_options: Optional[dict] = None):
     """(frames [N, S, S] uint8 as training preprocesses them, command of each frame ('' between
-    commands), the env's reset parameters)."""
-    from rise_runtime.envs.gym_image import make_registered
+    commands), the env's reset parameters) of the task `reset_options` sets up."""
+    from rise_runtime.envs.gym_image import make_registered, reset_with_options
     from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens
 
     env = make_registered(ENV_ID, "memory_gym")
     config = PreprocessingConfig(frame_size=frame_size, action_repeat=1)
     frames, labels = [], []
     for episode in range(episodes):
-        observation, _ = env.reset(seed=seed + episode)
+        observation, _ = reset_with_options(env, seed=seed + episode, options=reset_options)
         shown = list(env.unwrapped._command_visualization_clone)  # the command drawn at each early step
         for step, command in enumerate(shown):
             frames.append(preprocess_screens(observation, None, config))
@@ -68,18 +70,22 @@ def separation(embeddings: np.ndarray, labels: List[str]) -> Dict[str, float]:
 
 
 def reach(params: dict) -> Dict[str, int]:
-    """Agent steps from a command's last showing to the step its tile is checked, for the first and the
-    last command (Memory Gym 1.0.2's schedule: each command shown `command_show_duration` steps then
-    `command_show_delay` blank steps; then each one has `explosion_delay` steps to reach its tile and
-    is checked over `explosion_duration` steps)."""
+    """Agent steps from a command's last showing to the step its tile is checked (gaps) and to the first
+    step the agent may walk toward it (move_gaps), for the first and the last command (Memory Gym
+    1.0.2's schedule: each command shown `command_show_duration` steps then `command_show_delay` blank
+    steps; then each one has `explosion_delay` steps to reach its tile and is checked over
+    `explosion_duration` steps)."""
     count = max(params["command_count"])
     show, delay = max(params["command_show_duration"]), max(params["command_show_delay"])
     move, check = max(params["explosion_delay"]), max(params["explosion_duration"])
     shown_until = [i * (show + delay) + show - 1 for i in range(count)]
     cue_phase = count * (show + delay)
-    checked_at = [cue_phase + i * (move + check) + move for i in range(count)]
+    moves_from = [cue_phase + i * (move + check) for i in range(count)]
+    checked_at = [start + move for start in moves_from]
     gaps = [checked - shown for checked, shown in zip(checked_at, shown_until)]
-    return {"commands": count, "first_gap": gaps[0], "last_gap": gaps[-1], "min_gap": min(gaps), "max_gap": max(gaps)}
+    move_gaps = [start - shown for start, shown in zip(moves_from, shown_until)]
+    return {"commands": count, "first_gap": gaps[0], "last_gap": gaps[-1], "min_gap": min(gaps), "max_gap": max(gaps),
+            "min_move_gap": min(move_gaps), "max_move_gap": max(move_gaps)}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -90,11 +96,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--embedding-size", type=int, default=64, help="ϑ's embedding size (the presets': 64)")
     parser.add_argument("--window-length", type=int, action="append", default=None,
                         help="k to compare with the reach (repeatable) [default: 16 and 96]")
+    parser.add_argument("--reset-options", default=None,
+                        help="the task's Memory Gym reset parameters, as rise-train takes them (JSON object)")
+    parser.add_argument("--frame-stack", type=int, default=4, help="frames φ sees (the presets': 4)")
     args = parser.parse_args(argv)
-    from rise_runtime.envs.gym_image import EnvSpecError
+    from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options, task_name
 
     try:
-        frames, labels, params = command_frames(args.episodes, args.seed, 84)
+        options = parse_reset_options(args.reset_options)
+        frames, labels, params = command_frames(args.episodes, args.seed, 84, options)
     except EnvSpecError as error:
         print(f"outside_cues: error: {error}", file=sys.stderr)
         return 2
@@ -106,7 +116,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name in ("random_projection", "random_cnn"):
         encoder = make_frozen_encoder(name, embedding_size=args.embedding_size, seed=args.seed)
         rows[f"ϑ = {name}"] = encoder(tf.constant(frames)).numpy().astype(np.float32)
-    print(f"{ENV_ID}: {len(frames)} frames of the command phase over {args.episodes} episodes\n")
+    print(f"{task_name(ENV_ID, options)}: {len(frames)} frames of the command phase over {args.episodes} episodes\n")
     print("| space | commands | between-command distance | within-command spread | ratio | blank-frame spread |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, embeddings in rows.items():
@@ -116,9 +126,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     r = reach(params)
     print(f"\nReach: {r['commands']} commands; steps from a command's last showing to its check: first "
           f"{r['first_gap']}, last {r['last_gap']} (min {r['min_gap']}, max {r['max_gap']}).")
+    print(f"From a command's last showing to the first step the agent may walk toward it: {r['min_move_gap']} to "
+          f"{r['max_move_gap']} steps.")
+
+    def share(window: int, low: int, high: int) -> str:
+        return "all" if window > high else ("none" if window <= low else "some")
+
+    print(f"frame stack {args.frame_stack}: the command is in φ's input when the agent may start walking for "
+          f"{share(args.frame_stack, r['min_move_gap'], r['max_move_gap'])} of the commands")
     for k in args.window_length or [16, 96]:
-        inside = "all" if k > r["max_gap"] else ("none" if k <= r["min_gap"] else "some")
-        print(f"k = {k}: the command is in ψ's window at its check for {inside} of the commands")
+        print(f"k = {k}: the command is in ψ's window at its check for {share(k, r['min_gap'], r['max_gap'])} of the "
+              f"commands; when the agent may start walking, for {share(k, r['min_move_gap'], r['max_move_gap'])}")
     return 0
 
 
