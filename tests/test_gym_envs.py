@@ -364,3 +364,25 @@ def test_the_memory_tasks_are_registered_with_gymnasium_as_the_readme_says():
               "print(gym.make('rise_tf/MemoryCorridor-v0').reset(seed=0)[0].shape)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.split() == ["(84,", "84)", "(84,", "84)"], done.stderr[-1500:]
+
+
+def test_outside_tasks_list_flags_rise_train_takes_and_check_steps_them(capsys):
+    import shlex
+
+    from rise_tf.config_flags import config_from_args
+    from rise_tf.envs.outside import OUTSIDE_TASKS, OutsideTask, check
+    from rise_tf.train.cli import build_parser
+
+    for task in OUTSIDE_TASKS:  # every listed command line is one rise-train accepts, as printed
+        args = build_parser().parse_args(shlex.split(" ".join(task.train_flags())) + ["--algo", "rise-btr"])
+        config = config_from_args(args)
+        assert config.env_name == task.name and config.scale == "cpu"
+    cpu_task = next(task for task in OUTSIDE_TASKS if task.reset_options)
+    assert cpu_task.name == "MortarMayhem-Grid-v0[command_count=2,reward_command_success=1.0]"
+    # check() makes, resets (with the options) and steps a task as rise-train would
+    (row,) = check([OutsideTask("ThirdParty/Colours-v0", "third_party_env", reset_options='{"colours": 1}')],
+                   seconds=0.05)
+    assert row["env_id"] == "ThirdParty/Colours-v0[colours=1]" and row["image"] == "50x37x3"
+    assert row["actions"] == 3 and row["random_steps_per_s"] > 0
+    with pytest.raises(EnvSpecError, match="rejected --reset-options"):
+        check([OutsideTask("ThirdParty/Colours-v0", "third_party_env", reset_options='{"colors": 1}')], seconds=0.01)

@@ -8,7 +8,10 @@ public --env-id path like any user's env.
 Memory Gym (Pleines et al., ICLR 2023; `memory-gym` 1.0.2): 84x84 RGB. Only the `-Grid` variants have
 Discrete actions (the others are MultiDiscrete([3, 3]), which rise-tf's Q heads do not take).
 - MortarMayhem-Grid-v0: a sequence of floor tiles is shown as a cue, then the agent must walk to them
-  in order, from memory; random play earns ~0.02 per episode (measured here).
+  in order, from memory; random play earns ~0.02 per episode (measured here). Published: ten commands,
+  each 38-74 steps back when the agent may walk to it. `MORTAR_MAYHEM_CPU` sets it up with two
+  (`--reset-options`), which a machine without a GPU can learn and a frame stack cannot (random play
+  earns ~0.21 of 2).
 - MysteryPath-Grid-v0: an invisible path must be walked; stepping off it resets the agent to the
   start, and only memory of where it fell tells the way on.
 ViZDoom (Kempka et al. 2016; `vizdoom` 1.3.2): a Dict observation with `screen` 240x320x3.
@@ -19,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import time
 from typing import List, Optional
 
-from rise_runtime.envs.gym_image import OUTSIDE_ENV_PACKAGES
+from rise_runtime.envs.gym_image import OUTSIDE_ENV_PACKAGES, parse_reset_options, task_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,18 +35,33 @@ class OutsideTask:
     env_id: str
     env_module: str
     image_key: Optional[str] = None
+    reset_options: Optional[str] = None  # JSON, as --reset-options takes it
 
     @property
     def package(self) -> str:
-        return OUTSIDE_ENV_PACKAGES[self.env_module.split(".")[0]]
+        top = self.env_module.split(".")[0]
+        return OUTSIDE_ENV_PACKAGES.get(top, top)
+
+    @property
+    def name(self) -> str:
+        return task_name(self.env_id, parse_reset_options(self.reset_options))
 
     def train_flags(self) -> List[str]:
         return (["--env-id", self.env_id, "--env-module", self.env_module]
-                + (["--image-key", self.image_key] if self.image_key else []))
+                + (["--image-key", self.image_key] if self.image_key else [])
+                + (["--reset-options", shlex.quote(self.reset_options)] if self.reset_options else []))
 
+
+# MortarMayhem-Grid at the CPU scale: two commands (the published task shows ten, 38-74 steps before
+# the agent may walk to them: beyond k = 16), each 6-10 steps back when the agent may start walking
+# (beyond the frame stack of 4, inside k = 16); 1 per command carried out instead of 0.1: a command
+# is then worth what a point is on Atari (clipped to ±1), the reward scale BTR's settings assume
+# (Munchausen's τ = 0.03 is an entropy bonus in reward units).
+MORTAR_MAYHEM_CPU = '{"command_count": [2], "reward_command_success": 1.0}'
 
 OUTSIDE_TASKS = (
     OutsideTask("MortarMayhem-Grid-v0", "memory_gym"),
+    OutsideTask("MortarMayhem-Grid-v0", "memory_gym", reset_options=MORTAR_MAYHEM_CPU),
     OutsideTask("MysteryPath-Grid-v0", "memory_gym"),
     OutsideTask("VizdoomMyWayHome-v1", "vizdoom.gymnasium_wrapper", "screen"),
 )
@@ -51,21 +70,23 @@ OUTSIDE_TASKS = (
 def check(tasks=OUTSIDE_TASKS, seconds: float = 1.0) -> List[dict]:
     """Makes each task as rise-train does (probe_env), steps it at random for `seconds`: its image,
     actions and random-play speed. Raises EnvSpecError (with the install hint) when one cannot be made."""
-    from rise_runtime.envs.gym_image import make_registered, probe_env
+    from rise_runtime.envs.gym_image import make_registered, probe_env, reset_with_options
 
     rows = []
     for task in tasks:
-        layout, actions = probe_env(task.env_id, env_module=task.env_module, image_key=task.image_key)
+        options = parse_reset_options(task.reset_options)
+        layout, actions = probe_env(task.env_id, env_module=task.env_module, image_key=task.image_key,
+                                    reset_options=options)
         env = make_registered(task.env_id, task.env_module)
-        env.reset(seed=0)
+        reset_with_options(env, seed=0, options=options)
         steps, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
             _, _, terminated, truncated, _ = env.step(env.action_space.sample())
             steps += 1
             if terminated or truncated:
-                env.reset()
+                reset_with_options(env, seed=None, options=options)
         env.close()
-        rows.append({"env_id": task.env_id, "package": task.package, "image": "x".join(map(str, layout.screen_shape)),
+        rows.append({"env_id": task.name, "package": task.package, "image": "x".join(map(str, layout.screen_shape)),
                      "actions": actions, "random_steps_per_s": steps / (time.perf_counter() - started)})
     return rows
 
@@ -76,13 +97,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not args.check:
         for task in OUTSIDE_TASKS:
-            print(f"{task.env_id:24s} {task.package:18s} rise-train {' '.join(task.train_flags())}")
+            print(f"{task.name}\n    {task.package}: rise-train {' '.join(task.train_flags())}")
         return 0
     from rise_runtime.envs.gym_image import EnvSpecError
 
     try:
         for row in check():
-            print(f"{row['env_id']:24s} {row['package']:18s} {row['image']}, {row['actions']} actions, "
+            print(f"{row['env_id']:64s} {row['package']:18s} {row['image']}, {row['actions']} actions, "
                   f"{row['random_steps_per_s']:,.0f} random steps/s")
     except EnvSpecError as error:
         print(f"outside envs: error: {error}", file=sys.stderr)
