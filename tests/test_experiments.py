@@ -1,6 +1,7 @@
 """rise-experiment: argument validation, the plan, and a tiny real experiment that resumes and reports."""
 import json
 import os
+import shlex
 
 import pytest
 
@@ -159,6 +160,14 @@ def test_reset_options_name_the_task_in_run_dirs_and_reach_every_variant(capsys)
     config = peer_settings(peer_parser().parse_args(peer_args[2:] + ["--run-dir", "x"]))["config"]
     assert config.env.reset_options_dict == {"colours": [2]}
     assert config.env_name == "ThirdParty/Colours-v0[colours=2]"
+    # the dry run prints commands a shell takes as they are (the JSON quoted)
+    assert experiment_main(["memory", "--games", "ThirdParty/Colours-v0", "--env-module", "third_party_env",
+                            "--reset-options", '{"colours": 2}', "--variants", "btr", "--seeds", "1",
+                            "--dry-run", "--out", "exp"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "[new]" in line)
+    argv = shlex.split(line.split(": ", 1)[1])
+    assert argv[argv.index("--reset-options") + 1] == '{"colours": 2}'
+    assert argv[argv.index("--run-dir") + 1] == os.path.join("exp", "btr", "ThirdParty_Colours-v0[colours=2]", "seed0")
     # options the env rejects stop the experiment before any run, with the env's own complaint
     with pytest.raises(SystemExit):
         experiment_main(["memory", "--games", "ThirdParty/Colours-v0", "--env-module", "third_party_env",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -91,7 +92,7 @@ def _write_experiment_file(out: str, experiment: str, plan: List[RunSpec], frame
     for name in [spec.variant.name for spec in plan] + (_read_order(path) if os.path.exists(path) else []):
         if name not in order:
             order.append(name)
-    record = {"experiment": experiment, "frames": frames, "command": " ".join(sys.argv), "variants": order,
+    record = {"experiment": experiment, "frames": frames, "command": shlex.join(sys.argv), "variants": order,
               "runs": sorted(runs.values(), key=lambda r: (r["seed"], r["game"], r["variant"]))}
     os.makedirs(out, exist_ok=True)
     write_json_atomic(path, record)
@@ -183,7 +184,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.dry_run:
         for spec, state in zip(plan, states):
             print(f"  [{state}] {spec.relative_dir}: "
-                  + " ".join(_train_command(spec, out, state, extra)[3:]))
+                  + shlex.join(_train_command(spec, out, state, extra)[3:]))
         return 0
     _write_experiment_file(out, args.experiment, plan, frames)
     failed, started = [], time.time()
