@@ -161,6 +161,15 @@ def test_report_from_a_synthetic_memory_experiment(tmp_path):
     assert "their latest evaluation: memory/rise/MemoryCorridor/seed2" in text and str(tmp_path) not in text
     summary = json.loads((out / "memory.json").read_text())
     assert {r["path"] for r in summary["runs"]} >= {"memory/base/MemoryCorridor/seed0", "memory/rise/MemoryCorridor/seed2"}
+    # --last-evals 2: a run's score is the mean of its last two evaluations (base: 0.5, 0.45, 0.55; rise 0.8)
+    assert report_main([str(root), "--out", str(out), "--name", "last2", "--reps", "500", "--last-evals", "2"]) == 0
+    summary = json.loads((out / "last2.json").read_text())
+    assert summary["last_evals"] == 2
+    assert summary["variants"]["rise"]["aggregate"]["Mean"]["point"] == pytest.approx(0.8)
+    assert summary["variants"]["base"]["aggregate"]["Mean"]["point"] == pytest.approx(0.5)
+    assert sorted(r["final_score"] for r in summary["runs"] if r["label"] == "base") == pytest.approx([0.45, 0.5, 0.55])
+    assert "score: mean of the last 2 greedy evaluations" in (out / "last2.md").read_text()
+    assert report_main([str(root), "--out", str(out), "--last-evals", "0"]) == 2
 
 
 def test_report_over_games_has_aggregates_and_config_labels(tmp_path):

@@ -61,16 +61,19 @@ def _first_solving_eval(run: Run) -> Optional[dict]:
 
 
 def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int = 2000, seed: int = 0,
-              order: Sequence[str] = ()) -> dict:
-    """Every number the report shows, as a JSON-able dict."""
+              order: Sequence[str] = (), last_evals: int = 1) -> dict:
+    """Every number the report shows, as a JSON-able dict. A run's score: its final greedy evaluation,
+    or the mean of its last `last_evals`."""
     if not runs:
         raise ValueError("no runs found")
+    if last_evals < 1:
+        raise ValueError(f"--last-evals must be >= 1 (1: the final evaluation), got {last_evals}")
     labels = _order_labels(runs, baseline, order)
     games = sorted({run.game for run in runs})
     score_of_game = {game: next(r.score_name() for r in runs if r.game == game) for game in games}
     scores: Dict[str, Dict[str, List[float]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
-        final = run.final_score(score_of_game[run.game])
+        final = run.final_score(score_of_game[run.game], last_evals)
         if final is not None:
             scores[run.label][run.game].append(final)
 
@@ -117,11 +120,13 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
             entry["p_improvement_vs_baseline"] = dataclasses.asdict(improvement)
 
     unfinished = [r.path for r in runs if r.source == METRICS_FILE and not r.summary.get("completed")]
-    return {"games": games, "score": score_of_game, "variants": variants, "baseline": baseline if base else None,
+    return {"games": games, "score": score_of_game, "last_evals": last_evals, "variants": variants,
+            "baseline": baseline if base else None,
             "unfinished_runs": unfinished,
             "bootstrap_reps": reps, "confidence": 0.95,
             "runs": [{"label": r.label, "game": r.game, "seed": r.seed, "path": r.path, "source": r.source,
-                      "score_name": score_of_game[r.game], "final_score": r.final_score(score_of_game[r.game]),
+                      "score_name": score_of_game[r.game],
+                      "final_score": r.final_score(score_of_game[r.game], last_evals),
                       "best_score": r.best_score(score_of_game[r.game]),
                       "curve": r.curve(score_of_game[r.game]),
                       "agent_step_curve": r.curve_against("agent_steps", score_of_game[r.game]),
@@ -150,10 +155,12 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
     games, variants, baseline = summary["games"], summary["variants"], summary["baseline"]
     score_names = sorted(set(summary["score"].values()))
     score_title = " / ".join(SCORE_TITLES.get(s, s) for s in score_names)
+    last = summary.get("last_evals", 1)
+    scored = "final greedy evaluation" if last == 1 else f"mean of the last {last} greedy evaluations"
     lines = [f"# {title}", "",
-             f"Runs: {len(summary['runs'])}; games: {', '.join(games)}; score: final greedy evaluation "
+             f"Runs: {len(summary['runs'])}; games: {', '.join(games)}; score: {scored} "
              f"({score_title}); \"best eval\" is each run's best greedy evaluation (rise-train keeps its "
-             f"checkpoint as `checkpoints/best`), averaged over runs; every other figure uses the final one. Brackets: 95 % stratified bootstrap CI over runs ({summary['bootstrap_reps']} "
+             f"checkpoint as `checkpoints/best`), averaged over runs; every other figure uses the score. Brackets: 95 % stratified bootstrap CI over runs ({summary['bootstrap_reps']} "
              f"resamples).", ""]
     memory = any(is_memory_task(g) for g in games)
     header = ["variant", "runs", "score mean [95% CI]", "IQM [95% CI]", "best eval (mean)"]
@@ -203,7 +210,7 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
                   "needs the same number of runs on every task they share (rerun the missing seeds, or report the "
                   "tasks separately)."]
     if len(games) > 1:
-        lines += ["", "## Per game (mean final score over seeds)", "",
+        lines += ["", "## Per game (mean score over seeds)", "",
                   "| game | " + " | ".join(variants) + " |", "|---|" + "---:|" * len(variants)]
         for game in games:
             lines.append(f"| {game} | " + " | ".join(_fmt(v["per_game"].get(game, {}).get("mean"), 3)
@@ -396,7 +403,7 @@ def _experiment_notes(roots: Sequence[str]):
 
 
 def write_report(roots, out: str, name: str = "report", baseline: Optional[str] = "base",
-                 reps: int = 2000, title: Optional[str] = None) -> List[str]:
+                 reps: int = 2000, title: Optional[str] = None, last_evals: int = 1) -> List[str]:
     """Reads every run under `roots`, writes the report files into `out`, returns their paths."""
     roots = [roots] if isinstance(roots, str) else list(roots)
     # Runs are named relative to the folder above each root ("flicker-pong/dqn/Pong/seed0"): a
@@ -407,7 +414,7 @@ def write_report(roots, out: str, name: str = "report", baseline: Optional[str] 
         raise ValueError(f"no runs found under {', '.join(roots)} (a run dir holds config.json, or "
                          f"TensorBoard event files with eval/* scalars)")
     notes, order = _experiment_notes(roots)
-    summary = summarise(runs, baseline, reps, order=order)
+    summary = summarise(runs, baseline, reps, order=order, last_evals=last_evals)
     os.makedirs(out, exist_ok=True)
     paths = {key: os.path.join(out, f"{name}{suffix}") for key, suffix in
              (("md", ".md"), ("json", ".json"), ("csv", "_runs.csv"), ("curves", "_curves.png"),
@@ -452,6 +459,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="label the others are compared with (cost ratios, IQM change) [default: base]")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples [default: 2000]")
     parser.add_argument("--title", default=None, help="report title")
+    parser.add_argument("--last-evals", type=int, default=1,
+                        help="a run's score is the mean of its last N greedy evaluations (1: the final one) "
+                             "[default: 1]")
     args = parser.parse_args(argv)
     if args.reps < 100:
         parser.error(f"--reps must be >= 100 for a usable 95 % interval, got {args.reps}")
@@ -459,7 +469,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not os.path.isdir(root):
             parser.error(f"{root} is not a directory (give the folder that holds your run directories)")
     try:
-        written = write_report(args.runs, args.out, args.name, args.baseline, args.reps, args.title)
+        written = write_report(args.runs, args.out, args.name, args.baseline, args.reps, args.title, args.last_evals)
     except ValueError as error:
         print(f"rise-report: error: {error}", file=sys.stderr)
         return 2

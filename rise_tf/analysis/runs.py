@@ -15,6 +15,8 @@ import os
 import re
 from typing import Any, Dict, List, Optional
 
+import numpy as np
+
 from rise_runtime.envs.atari_scores import human_normalized_score
 from rise_runtime.envs.gym_image import parse_reset_options, task_name
 from rise_runtime.envs.memory_task import is_memory_task
@@ -55,9 +57,11 @@ class Run:
         points = [(e["frames"], e[score]) for e in self.evals if e.get(score) is not None]
         return sorted(points)
 
-    def final_score(self, score: Optional[str] = None) -> Optional[float]:
+    def final_score(self, score: Optional[str] = None, last_evals: int = 1) -> Optional[float]:
+        """The final greedy evaluation, or the mean of the last `last_evals` (one evaluation of a few
+        episodes is a noisy score; Machado et al. 2018 average the end of training)."""
         points = self.curve(score)
-        return float(points[-1][1]) if points else None
+        return float(np.mean([value for _, value in points[-last_evals:]])) if points else None
 
     def best_score(self, score: Optional[str] = None) -> Optional[float]:
         """The best greedy evaluation (what `checkpoints/best` holds for rise-train runs)."""
