@@ -235,7 +235,12 @@ def test_cue_separation_measures_the_cue_gap_against_the_corridor_spread():
 
 
 def test_outside_cue_reach_and_separation_by_hand():
-    from rise_tf.experiments.outside_cues import reach, separation
+    from rise_tf.experiments.outside_cues import command_success, reach, separation
+
+    # 10 episodes: 4 missed the first command, 6 carried it out, 2 of those the second too (reward 0.1 each)
+    s = command_success([0.0] * 4 + [0.1] * 4 + [0.2] * 2, reward_per_command=0.1)
+    assert s["episodes"] == 10 and s["first"] == 0.6 and s["second_given_first"] == pytest.approx(2 / 6)
+    assert s["mean_commands"] == pytest.approx(0.8)
 
     # Memory Gym's MortarMayhem-Grid defaults: command i is last shown at 4i + 2, the cue phase ends at
     # 40, command i may be walked to from 40 + 8i and is checked at 40 + 8i + 6: gaps 44 (first) .. 80

@@ -3,6 +3,7 @@
 
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.outside_cues [--episodes 40] [--window-length 16]
         [--reset-options '{"command_count": [2]}']
+    python -m rise_tf.experiments.outside_cues --runs runs/experiments/outside_mm2   # trained runs: per command
 
 MortarMayhem-Grid shows a sequence of commands (move up, down, left, right, stay: a white symbol on
 the arena), each for a few steps, then the agent must carry them out in order, one per few steps.
@@ -14,6 +15,9 @@ Two questions, each answered from the env itself:
    walk toward its tile, and the step the tile is checked, against RISE's window k and the frame
    stack? ψ reads the last k embeddings only: a cue further back is not in its input at all, whatever
    ϑ makes of it; a cue within the frame stack needs no memory.
+3. With --runs: which commands do trained agents carry out? From their greedy evaluations' returns:
+   P(first command) and P(second | first). A memory-less agent guesses both (~1 in 4); remembering
+   the cue shows first in the first command (its cue is 6 steps back when the agent may walk).
 It reads the command sequence from the env's own attributes (Memory Gym 1.0.2's
 `_command_visualization_clone`, `_commands`, `reset_params`), so it is tied to that release.
 """
@@ -88,6 +92,40 @@ def reach(params: dict) -> Dict[str, int]:
             "min_move_gap": min(move_gaps), "max_move_gap": max(move_gaps)}
 
 
+def command_success(returns: List[float], reward_per_command: float) -> Dict[str, float]:
+    """From greedy evaluation returns (each = commands carried out x reward_per_command; an episode ends
+    at the first miss): P(the first command), P(the second | the first), mean commands carried out."""
+    done = np.rint(np.asarray(returns, float) / reward_per_command).astype(int)
+    first = float(np.mean(done >= 1)) if len(done) else float("nan")
+    second = float(np.mean(done[done >= 1] >= 2)) if np.any(done >= 1) else float("nan")
+    return {"episodes": len(done), "first": first, "second_given_first": second, "mean_commands": float(np.mean(done))}
+
+
+def runs_command_success(root: str, reward_per_command: float, from_fraction: float = 0.5) -> List[dict]:
+    """command_success over the evaluations of the later part of each run under `root` (metrics.jsonl)."""
+    import glob
+    import json
+    import os
+
+    rows = []
+    for path in sorted(glob.glob(os.path.join(root, "**", "metrics.jsonl"), recursive=True)):
+        evals = []
+        with open(path) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a crash
+                if record.get("kind") == "eval" and "returns" in record:
+                    evals.append(record)
+        later = evals[int(len(evals) * from_fraction):]
+        if later:
+            returns = [r for record in later for r in record["returns"]]
+            rows.append({"run": os.path.relpath(os.path.dirname(path), root), "evals": len(later),
+                         **command_success(returns, reward_per_command)})
+    return rows
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rise_tf.experiments.outside_cues",
                                      description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,7 +137,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--reset-options", default=None,
                         help="the task's Memory Gym reset parameters, as rise-train takes them (JSON object)")
     parser.add_argument("--frame-stack", type=int, default=4, help="frames φ sees (the presets': 4)")
+    parser.add_argument("--runs", default=None,
+                        help="instead: per-command success of the trained runs under this folder, from the greedy "
+                             "evaluations of each run's second half (reward per command: --reward-per-command)")
+    parser.add_argument("--reward-per-command", type=float, default=1.0,
+                        help="--runs: reward of one command carried out (MortarMayhem-Grid: 0.1 unless set) [default: 1]")
     args = parser.parse_args(argv)
+    if args.runs is not None:
+        rows = runs_command_success(args.runs, args.reward_per_command)
+        if not rows:
+            print(f"outside_cues: error: no run with greedy evaluations under {args.runs}", file=sys.stderr)
+            return 2
+        print("| run | evaluations | episodes | P(first command) | P(second, given the first) | commands per episode |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for row in rows:
+            print(f"| {row['run']} | {row['evals']} | {row['episodes']} | {row['first']:.2f} | "
+                  f"{row['second_given_first']:.2f} | {row['mean_commands']:.3f} |")
+        return 0
     from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options, task_name
 
     try:
