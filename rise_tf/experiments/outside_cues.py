@@ -38,25 +38,27 @@ ENV_ID = "MortarMayhem-Grid-v0"
 
 
 def command_frames(episodes: int, seed: int, frame_size: int, reset_options: Optional[dict] = None):
-    """(frames [N, S, S] uint8 as training preprocesses them, command of each frame ('' between
-    commands), the env's reset parameters) of the task `reset_options` sets up."""
+    """(frames [N, S, S] uint8 as training preprocesses them, the colour screens [N, H, W, 3] they came
+    from, command of each frame ('' between commands), the env's reset parameters) of the task
+    `reset_options` sets up."""
     from rise_runtime.envs.gym_image import make_registered, reset_with_options
     from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens
 
     env = make_registered(ENV_ID, "memory_gym")
     config = PreprocessingConfig(frame_size=frame_size, action_repeat=1)
-    frames, labels = [], []
+    frames, screens, labels = [], [], []
     for episode in range(episodes):
         observation, _ = reset_with_options(env, seed=seed + episode, options=reset_options)
         shown = list(env.unwrapped._command_visualization_clone)  # the command drawn at each early step
         for step, command in enumerate(shown):
             frames.append(preprocess_screens(observation, None, config))
+            screens.append(np.asarray(observation))
             labels.append(command)
             if step < len(shown) - 1:
                 observation, *_ = env.step(0)  # standing still while the commands are shown
     params = env.unwrapped.reset_params
     env.close()
-    return np.stack(frames), labels, params
+    return np.stack(frames), np.stack(screens), labels, params
 
 
 def separation(embeddings: np.ndarray, labels: List[str]) -> Dict[str, float]:
@@ -158,7 +160,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         options = parse_reset_options(args.reset_options)
-        frames, labels, params = command_frames(args.episodes, args.seed, 84, options)
+        frames, screens, labels, params = command_frames(args.episodes, args.seed, 84, options)
     except EnvSpecError as error:
         print(f"outside_cues: error: {error}", file=sys.stderr)
         return 2
@@ -166,7 +168,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from rise_tf.networks.encoders import make_frozen_encoder
 
-    rows = {"pixels (gray 84x84)": frames.reshape(len(frames), -1).astype(np.float32) / 255.0}
+    # colour before preprocessing vs gray after it: does grayscale or the resize erase the cue?
+    rows = {f"pixels (colour {'x'.join(map(str, screens.shape[1:]))})":
+            screens.reshape(len(screens), -1).astype(np.float32) / 255.0,
+            "pixels (gray 84x84)": frames.reshape(len(frames), -1).astype(np.float32) / 255.0}
     for name in ("random_projection", "random_cnn"):
         encoder = make_frozen_encoder(name, embedding_size=args.embedding_size, seed=args.seed)
         rows[f"ϑ = {name}"] = encoder(tf.constant(frames)).numpy().astype(np.float32)
