@@ -272,7 +272,8 @@ def plot_curves(summary: dict, path: str) -> None:
                 if len(curves) > 1:
                     axis.fill_between(grid, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=colour,
                                       alpha=0.15)
-            axis.set_title(game)
+            # a task named with its reset options gets them on a second line (a title wider than its plot is cut)
+            axis.set_title(game.replace("[", "\n[", 1) if len(game) > 40 else game, fontsize=10)
             axis.set_xlabel(x_title)
             axis.set_ylabel(SCORE_TITLES.get(summary["score"][game], "score"))
             axis.grid(alpha=0.3)
