@@ -79,11 +79,14 @@ def _unknown_scale(scale) -> str:
             f"paper: the presets as published)")
 
 
-def _field(default, help_text: str, parse=None):
-    """A config field; `parse` names the CLI type when the default (None) does not show it."""
+def _field(default, help_text: str, parse=None, metavar=None):
+    """A config field; `parse` names the CLI type when the default (None) does not show it, `metavar`
+    what the help calls a text value (NAME unless set)."""
     metadata = {"help": help_text}
     if parse is not None:
         metadata["parse"] = parse
+    if metavar is not None:
+        metadata["metavar"] = metavar
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -119,7 +122,7 @@ class EnvConfig:
     reset_options: Optional[str] = _field(None, "--env-id: a JSON object passed to every env.reset(options=...), "
                                                 "how parameterised benchmarks take their task settings (Memory "
                                                 "Gym: '{\"command_count\": [2]}'); the run's env name carries "
-                                                "them [default: none]", parse=str)
+                                                "them [default: none]", parse=str, metavar="JSON")
     flicker: float = _field(0.0, "each observed screen is blanked with this probability (DRQN's flickering "
                                  "Atari: 0.5); training, evaluation and rise-play alike")
     num_envs: int = _field(8, "parallel game lanes collected in lock-step")

@@ -28,7 +28,7 @@ def add_field_flag(group, section: str, field, default_note: Optional[str] = Non
     elif kind is float:
         kwargs.update(type=parse_real, metavar="X")
     else:
-        kwargs["metavar"] = "NAME"
+        kwargs["metavar"] = field.metadata.get("metavar", "NAME")
     group.add_argument(f"--{field.name.replace('_', '-')}", **kwargs)
 
 
