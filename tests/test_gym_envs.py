@@ -374,7 +374,7 @@ def test_outside_tasks_list_flags_rise_train_takes_and_check_steps_them(capsys):
     from rise_tf.train.cli import build_parser
 
     for task in OUTSIDE_TASKS:  # every listed command line is one rise-train accepts, as printed
-        args = build_parser().parse_args(shlex.split(" ".join(task.train_flags())) + ["--algo", "rise-btr"])
+        args = build_parser().parse_args(shlex.split(shlex.join(task.train_flags())) + ["--algo", "rise-btr"])
         config = config_from_args(args)
         assert config.env_name == task.name and config.scale == "cpu"
     cpu_task = next(task for task in OUTSIDE_TASKS if task.reset_options)

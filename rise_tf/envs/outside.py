@@ -49,7 +49,7 @@ class OutsideTask:
     def train_flags(self) -> List[str]:
         return (["--env-id", self.env_id, "--env-module", self.env_module]
                 + (["--image-key", self.image_key] if self.image_key else [])
-                + (["--reset-options", shlex.quote(self.reset_options)] if self.reset_options else []))
+                + (["--reset-options", self.reset_options] if self.reset_options else []))
 
 
 # MortarMayhem-Grid at the CPU scale: two commands (the published task shows ten, 38-74 steps before
@@ -70,7 +70,7 @@ OUTSIDE_TASKS = (
 def check(tasks=OUTSIDE_TASKS, seconds: float = 1.0) -> List[dict]:
     """Makes each task as rise-train does (probe_env), steps it at random for `seconds`: its image,
     actions and random-play speed. Raises EnvSpecError (with the install hint) when one cannot be made."""
-    from rise_runtime.envs.gym_image import make_registered, probe_env, reset_with_options
+    from rise_runtime.envs.gym_image import make_registered, probe_env
 
     rows = []
     for task in tasks:
@@ -78,13 +78,13 @@ def check(tasks=OUTSIDE_TASKS, seconds: float = 1.0) -> List[dict]:
         layout, actions = probe_env(task.env_id, env_module=task.env_module, image_key=task.image_key,
                                     reset_options=options)
         env = make_registered(task.env_id, task.env_module)
-        reset_with_options(env, seed=0, options=options)
+        env.reset(seed=0, options=options)  # probe_env has checked the options
         steps, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
             _, _, terminated, truncated, _ = env.step(env.action_space.sample())
             steps += 1
             if terminated or truncated:
-                reset_with_options(env, seed=None, options=options)
+                env.reset(options=options)
         env.close()
         rows.append({"env_id": task.name, "package": task.package, "image": "x".join(map(str, layout.screen_shape)),
                      "actions": actions, "random_steps_per_s": steps / (time.perf_counter() - started)})
@@ -97,7 +97,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not args.check:
         for task in OUTSIDE_TASKS:
-            print(f"{task.name}\n    {task.package}: rise-train {' '.join(task.train_flags())}")
+            print(f"{task.name}\n    {task.package}: rise-train {shlex.join(task.train_flags())}")
         return 0
     from rise_runtime.envs.gym_image import EnvSpecError
 

@@ -104,26 +104,19 @@ def command_success(returns: List[float], reward_per_command: float) -> Dict[str
 
 
 def runs_command_success(root: str, reward_per_command: float, from_fraction: float = 0.5) -> List[dict]:
-    """command_success over the evaluations of the later part of each run under `root` (metrics.jsonl)."""
-    import glob
-    import json
+    """command_success over the evaluations of the later part of each run under `root` (rise-report's
+    reading of run dirs)."""
     import os
 
+    from rise_tf.analysis.runs import find_runs
+
     rows = []
-    for path in sorted(glob.glob(os.path.join(root, "**", "metrics.jsonl"), recursive=True)):
-        evals = []
-        with open(path) as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a crash
-                if record.get("kind") == "eval" and "returns" in record:
-                    evals.append(record)
+    for run in find_runs(root):
+        evals = sorted((e for e in run.evals if "returns" in e), key=lambda e: e["frames"])
         later = evals[int(len(evals) * from_fraction):]
         if later:
             returns = [r for record in later for r in record["returns"]]
-            rows.append({"run": os.path.relpath(os.path.dirname(path), root), "evals": len(later),
+            rows.append({"run": os.path.relpath(run.path, os.path.abspath(root)), "evals": len(later),
                          **command_success(returns, reward_per_command)})
     return rows
 

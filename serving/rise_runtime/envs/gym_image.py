@@ -369,7 +369,8 @@ class GymImageEnv(ScreenEnv):
         super().reset(seed=seed)
         if seed is not None:
             self._next_seed = seed
-        observation, info = reset_with_options(self.env, seed=self._next_seed, options=self.reset_options)
+        # options were checked once (probe_env); an env's own failure later is shown as it is
+        observation, info = self.env.reset(seed=self._next_seed, options=self.reset_options)
         self._next_seed = None  # later episodes continue the env's own RNG stream
         self._screens[:] = 0
         self._observe(observation)
