@@ -252,6 +252,11 @@ def test_outside_cue_reach_and_separation_by_hand():
     # two commands (the CPU-scale task): shown until 2 and 6, walked to from 8 and 16, checked at 14 and 22
     assert reach({**params, "command_count": [2]}) == {"commands": 2, "first_gap": 12, "last_gap": 16, "min_gap": 12,
                                                        "max_gap": 16, "min_move_gap": 6, "max_move_gap": 10}
+    # the free-moving MortarMayhem-v0 keeps 18 steps to walk and 6 of checking: walked to from 8 and 32,
+    # checked at 26 and 50; the second cue is 26 steps back when the agent may walk (beyond k = 16)
+    free = {**params, "command_count": [2], "explosion_delay": [18], "explosion_duration": [6]}
+    assert reach(free) == {"commands": 2, "first_gap": 24, "last_gap": 44, "min_gap": 24, "max_gap": 44,
+                           "min_move_gap": 6, "max_move_gap": 26}
     # two commands at distance 2 apart, each frame 1 from its centroid; blank frames spread 0.5
     embeddings = np.array([[0, 1], [0, -1], [2, 1], [2, -1], [5, 0.5], [5, -0.5]], float)
     s = separation(embeddings, ["a", "a", "b", "b", "", ""])

@@ -153,6 +153,8 @@ def test_action_repeat_sums_rewards_and_max_pools_within_the_step_only():
 
 @pytest.mark.parametrize("env_id,image_key,message", [
     ("ThirdParty/ColoursContinuous-v0", None, "continuous actions.*Discrete action space"),
+    ("ThirdParty/ColoursHugePair-v0", None, r"MultiDiscrete\(\[20, 20\]\) actions, 400 combinations \(at most 256\)"),
+    ("ThirdParty/ColoursBinary-v0", None, "MultiBinary actions.*TransformAction"),
     ("ThirdParty/ColoursVector-v0", None, r"Box of shape \(4,\) \(a vector.*AddRenderObservation"),
     ("ThirdParty/ColoursDict-v0", None, r"Dict with keys \['pixels', 'position'\].*--image-key.*image-shaped: pixels"),
     ("ThirdParty/ColoursDict-v0", "rgb", r"--image-key 'rgb' is not an observation key.*pixels"),
@@ -161,6 +163,36 @@ def test_action_repeat_sums_rewards_and_max_pools_within_the_step_only():
 def test_envs_it_cannot_take_are_explained(env_id, image_key, message):
     with pytest.raises(EnvSpecError, match=message):
         probe_env(env_id, env_module="third_party_env", image_key=image_key)
+
+
+def test_multi_discrete_actions_are_flattened_last_component_fastest():
+    """MultiDiscrete([3, 2]) -> 6 agent actions; action i is np.unravel_index(i, [3, 2]): only
+    colour * 2 + 1 earns the reward. A TF-Agents env with an integer vector action spec is the same."""
+    from rise_runtime.envs.gym_image import PyEnvironmentAsGym, env_action
+
+    assert probe_env("ThirdParty/ColoursPair-v0", env_module="third_party_env", image_key=None)[1] == 6
+    env = gym_image("ThirdParty/ColoursPair-v0", seed=0)
+    assert env.action_space.n == 6
+    assert env.action_meanings == ["ACTION_0_0", "ACTION_0_1", "ACTION_1_0", "ACTION_1_1", "ACTION_2_0", "ACTION_2_1"]
+    env.reset()
+    for _ in range(5):
+        colour = env.env.unwrapped._colour
+        rewards = []
+        for action in range(6):  # the same colour is shown to each action's copy of the step
+            env.env.unwrapped._colour = colour
+            rewards.append(env.step(action)[1])
+            env.env.unwrapped._t = 0
+        assert rewards == [1.0 if action == colour * 2 + 1 else 0.0 for action in range(6)]
+
+    class IntVectorActions(_GymnasiumAsPy):
+        def __init__(self):
+            super().__init__(third_party_env.Colours(layout="gray"))
+            self._act = array_spec.BoundedArraySpec((2,), np.int32, [1, -1], [3, 0])
+
+    adapted = PyEnvironmentAsGym(IntVectorActions())
+    assert adapted.action_space == gym.spaces.MultiDiscrete([3, 2], dtype=np.int32, start=[1, -1])
+    assert env_action(adapted.action_space, 5).tolist() == [3, 0]
+    assert env_action(gym.spaces.Discrete(3, start=-1), 0) == -1
 
 
 def test_bad_env_input_on_the_cli_writes_nothing(tmp_path, capsys):
@@ -302,6 +334,27 @@ def test_an_env_id_run_exports_with_its_env_and_plays_in_the_runtime(tmp_path):
     assert colours == {0}
     with open(os.path.join(run_dir, "summary.json")) as f:
         assert json.load(f)["game"] == name
+
+
+def test_a_multi_discrete_env_trains_exports_and_plays_with_flat_actions(tmp_path):
+    """The run's env.json and the model name the flat actions by their components; rise-play rebuilds
+    the env and turns the model's flat action back into the env's pair."""
+    from export.cli import main as export_main
+    from rise_runtime.play import play
+    from rise_runtime.runner import Policy
+
+    run_dir = str(tmp_path / "pair")
+    assert main(TINY + ["--env-id", "ThirdParty/ColoursPair-v0", "--env-module", "third_party_env", "--frames", "120",
+                        "--run-dir", run_dir]) == 0
+    with open(os.path.join(run_dir, "env.json")) as f:
+        assert json.load(f)["action_meanings"] == [f"ACTION_{a}_{b}" for a in range(3) for b in range(2)]
+    onnx_path = str(tmp_path / "pair.onnx")
+    assert export_main([run_dir, "--out", onnx_path, "--parity-steps", "8"]) == 0
+    policy = Policy.load(onnx_path)
+    assert policy.num_actions == 6
+    result = play(policy, None, 2, realtime=False, record=None, seed=0, max_episode_frames=100,
+                  sticky_action_prob=0.0, flicker=0.0)
+    assert result["episode_steps"] == [6, 6]  # the env's own contains() check passed on every flat action
 
 
 def test_actions_are_named_as_the_env_names_them():

@@ -2,7 +2,9 @@
 own package would (rise-train --env-id ThirdParty/Colours-v0 --env-module third_party_env).
 
 Colours: an odd-sized RGB screen shows one of three colours; the action that names the colour earns
-+1, any other 0; episodes last 6 steps. Variants with the spaces rise-tf must accept or refuse. Reset
++1, any other 0; episodes last 6 steps. Variants with the spaces rise-tf must accept or refuse.
+ColoursPair takes MultiDiscrete([3, 2]) actions (Memory Gym's free-moving tasks' kind): +1 when the
+first component names the colour and the second is 1. Reset
 options set the task as parameterised benchmarks do: {"colours": 1} shows red only.
 """
 import enum
@@ -34,8 +36,9 @@ class Colours(gym.Env):
             self.observation_space = gym.spaces.Box(-1, 1, (4,), np.float32)
         else:
             self.observation_space = image[layout]
-        self.action_space = (gym.spaces.Discrete(3) if actions == "discrete"
-                             else gym.spaces.Box(-1, 1, (2,), np.float32))
+        self.action_space = {"discrete": gym.spaces.Discrete(3), "box": gym.spaces.Box(-1, 1, (2,), np.float32),
+                             "pair": gym.spaces.MultiDiscrete([3, 2]), "huge": gym.spaces.MultiDiscrete([20, 20]),
+                             "binary": gym.spaces.MultiBinary(3)}[actions]
         self._colour, self._t, self._colours = 0, 0, len(COLOURS)
 
     def _observation(self):
@@ -60,7 +63,9 @@ class Colours(gym.Env):
         return self._observation(), {}
 
     def step(self, action):
-        reward = 1.0 if np.ndim(action) == 0 and int(action) == self._colour else 0.0
+        assert self.action_space.contains(action), f"not an action of {self.action_space}: {action!r}"
+        right = (self._colour, 1) if np.ndim(action) else self._colour
+        reward = 1.0 if np.array_equal(action, right) else 0.0
         self._t += 1
         self._colour = int(self.np_random.integers(self._colours))
         return self._observation(), reward, self._t >= 6, False, {}
@@ -68,6 +73,8 @@ class Colours(gym.Env):
 
 for _name, _kwargs in {"Colours-v0": {}, "ColoursGray-v0": {"layout": "gray"},
                        "ColoursCHW-v0": {"layout": "chw_float"}, "ColoursDict-v0": {"layout": "dict"},
-                       "ColoursVector-v0": {"layout": "vector"}, "ColoursContinuous-v0": {"actions": "box"}}.items():
+                       "ColoursVector-v0": {"layout": "vector"}, "ColoursContinuous-v0": {"actions": "box"},
+                       "ColoursPair-v0": {"actions": "pair"}, "ColoursHugePair-v0": {"actions": "huge"},
+                       "ColoursBinary-v0": {"actions": "binary"}}.items():
     if f"ThirdParty/{_name}" not in gym.registry:
         gym.register(f"ThirdParty/{_name}", entry_point=Colours, kwargs=_kwargs)

@@ -5,13 +5,18 @@ public --env-id path like any user's env.
     PYTHONPATH=.outside-envs python -m rise_tf.envs.outside --check
     PYTHONPATH=.outside-envs rise-train --env-id MortarMayhem-Grid-v0 --env-module memory_gym --algo rise-btr
 
-Memory Gym (Pleines et al., ICLR 2023; `memory-gym` 1.0.2): 84x84 RGB. Only the `-Grid` variants have
-Discrete actions (the others are MultiDiscrete([3, 3]), which rise-tf's Q heads do not take).
+Memory Gym (Pleines et al., ICLR 2023; `memory-gym` 1.0.2): 84x84 RGB. The `-Grid` variants have
+Discrete(4) actions (turn, move); the free-moving ones MultiDiscrete([3, 3]) (a direction on each axis),
+taken as 9 flat actions.
 - MortarMayhem-Grid-v0: a sequence of floor tiles is shown as a cue, then the agent must walk to them
   in order, from memory; random play earns ~0.02 per episode (measured here). Published: ten commands,
   each 38-74 steps back when the agent may walk to it. `MORTAR_MAYHEM_CPU` sets it up with two
   (`--reset-options`), which a machine without a GPU can learn and a frame stack cannot (random play
   earns ~0.21 of 2).
+- MortarMayhem-v0: the same task with free movement (9 commands, diagonals included; a tile is several
+  steps wide) and the published timing kept: with two commands (`MORTAR_MAYHEM_CPU`) the cue is 6 and
+  26 steps back when the agent may walk to its tile (k = 16 reaches the first, k = 32 both); random
+  play earns ~0.17 of 2 (measured here, 300 episodes).
 - MysteryPath-Grid-v0: an invisible path must be walked; stepping off it resets the agent to the
   start, and only memory of where it fell tells the way on.
 ViZDoom (Kempka et al. 2016; `vizdoom` 1.3.2): a Dict observation with `screen` 240x320x3.
@@ -62,6 +67,7 @@ MORTAR_MAYHEM_CPU = '{"command_count": [2], "reward_command_success": 1.0}'
 OUTSIDE_TASKS = (
     OutsideTask("MortarMayhem-Grid-v0", "memory_gym"),
     OutsideTask("MortarMayhem-Grid-v0", "memory_gym", reset_options=MORTAR_MAYHEM_CPU),
+    OutsideTask("MortarMayhem-v0", "memory_gym", reset_options=MORTAR_MAYHEM_CPU),
     OutsideTask("MysteryPath-Grid-v0", "memory_gym"),
     OutsideTask("VizdoomMyWayHome-v1", "vizdoom.gymnasium_wrapper", "screen"),
 )

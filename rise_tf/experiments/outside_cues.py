@@ -1,12 +1,13 @@
 """Does the cue of an outside memory task reach RISE, and is it in reach when it matters?
-(issue 21's investigation, on Memory Gym's MortarMayhem-Grid-v0.)
+(issue 21's investigation, on Memory Gym's MortarMayhem-Grid-v0 and the free-moving MortarMayhem-v0.)
 
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.outside_cues [--episodes 40] [--window-length 16]
-        [--reset-options '{"command_count": [2]}']
+        [--reset-options '{"command_count": [2]}'] [--env-id MortarMayhem-v0]
     python -m rise_tf.experiments.outside_cues --runs runs/experiments/outside_mm2   # trained runs: per command
 
-MortarMayhem-Grid shows a sequence of commands (move up, down, left, right, stay: a white symbol on
-the arena), each for a few steps, then the agent must carry them out in order, one per few steps.
+MortarMayhem shows a sequence of commands (move up, down, left, right, stay — and the diagonals in the
+free-moving version: a white symbol on the arena), each for a few steps, then the agent must carry
+them out in order, one per few steps. Both versions keep the same schedule.
 Two questions, each answered from the env itself:
 1. Separation: do the command frames, preprocessed as training does (gray, frame_size) and embedded by
    the frozen encoder ϑ, differ between commands more than frames of one command differ among
@@ -34,17 +35,19 @@ from rise_tf.startup import quiet_third_party_startup
 
 quiet_third_party_startup()
 
-ENV_ID = "MortarMayhem-Grid-v0"
+ENV_IDS = ("MortarMayhem-Grid-v0", "MortarMayhem-v0")
 
 
-def command_frames(episodes: int, seed: int, frame_size: int, reset_options: Optional[dict] = None):
+def command_frames(episodes: int, seed: int, frame_size: int, reset_options: Optional[dict] = None,
+                   env_id: str = ENV_IDS[0]):
     """(frames [N, S, S] uint8 as training preprocesses them, the colour screens [N, H, W, 3] they came
     from, command of each frame ('' between commands), the env's reset parameters) of the task
     `reset_options` sets up."""
-    from rise_runtime.envs.gym_image import make_registered, reset_with_options
+    from rise_runtime.envs.gym_image import env_action, make_registered, reset_with_options
     from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens
 
-    env = make_registered(ENV_ID, "memory_gym")
+    env = make_registered(env_id, "memory_gym")
+    stand_still = env_action(env.action_space, 0)  # 0, or [0, 0] (no move on either axis)
     config = PreprocessingConfig(frame_size=frame_size, action_repeat=1)
     frames, screens, labels = [], [], []
     for episode in range(episodes):
@@ -55,7 +58,7 @@ def command_frames(episodes: int, seed: int, frame_size: int, reset_options: Opt
             screens.append(np.asarray(observation))
             labels.append(command)
             if step < len(shown) - 1:
-                observation, *_ = env.step(0)  # standing still while the commands are shown
+                observation, *_ = env.step(stand_still)  # while the commands are shown
     params = env.unwrapped.reset_params
     env.close()
     return np.stack(frames), np.stack(screens), labels, params
@@ -132,6 +135,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--reset-options", default=None,
                         help="the task's Memory Gym reset parameters, as rise-train takes them (JSON object)")
     parser.add_argument("--frame-stack", type=int, default=4, help="frames φ sees (the presets': 4)")
+    parser.add_argument("--env-id", choices=ENV_IDS, default=ENV_IDS[0], help="which Mortar Mayhem [default: %(default)s]")
     parser.add_argument("--runs", default=None,
                         help="instead: per-command success of the trained runs under this folder, from the greedy "
                              "evaluations of each run's second half (reward per command: --reward-per-command)")
@@ -153,7 +157,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         options = parse_reset_options(args.reset_options)
-        frames, screens, labels, params = command_frames(args.episodes, args.seed, 84, options)
+        frames, screens, labels, params = command_frames(args.episodes, args.seed, 84, options, args.env_id)
     except EnvSpecError as error:
         print(f"outside_cues: error: {error}", file=sys.stderr)
         return 2
@@ -168,7 +172,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name in ("random_projection", "random_cnn"):
         encoder = make_frozen_encoder(name, embedding_size=args.embedding_size, seed=args.seed)
         rows[f"ϑ = {name}"] = encoder(tf.constant(frames)).numpy().astype(np.float32)
-    print(f"{task_name(ENV_ID, options)}: {len(frames)} frames of the command phase over {args.episodes} episodes\n")
+    print(f"{task_name(args.env_id, options)}: {len(frames)} frames of the command phase over {args.episodes} episodes\n")
     print("| space | commands | between-command distance | within-command spread | ratio | blank-frame spread |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, embeddings in rows.items():

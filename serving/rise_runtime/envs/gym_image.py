@@ -10,8 +10,11 @@ channels-first, uint8 or float in [0, 1], of any size, or a Dict holding such an
 repeats, takes the pixel-wise max of the last two observations — the same preprocessing as Atari
 (`rise_runtime.preprocessing`: grayscale, resize to frame_size x frame_size). Rewards stay raw.
 
-What cannot be taken (continuous or multi-discrete actions, vector observations, a Dict without an
-image key) raises `EnvSpecError` naming the problem and what would work. TF-Agents `PyEnvironment`s
+MultiDiscrete(nvec) actions are flattened: agent action i is the env action
+`np.unravel_index(i, nvec) + start` (the last component varies fastest), named `ACTION_<c0>_<c1>...`
+by its components (Memory Gym's free-moving tasks: MultiDiscrete([3, 3]) -> 9 actions). What cannot
+be taken (continuous or MultiBinary actions, vector observations, a Dict without an image key) raises
+`EnvSpecError` naming the problem and what would work. TF-Agents `PyEnvironment`s
 are accepted through `PyEnvironmentAsGym` (one unbatched env).
 
 `reset_options` is passed to every `env.reset(options=...)`: how parameterised benchmarks take their task
@@ -189,18 +192,36 @@ def image_layout(space: gym.Space, image_key: Optional[str]) -> ImageLayout:
     return ImageLayout(key, shape, channels_first, space.dtype != np.uint8)
 
 
+# A Q head has one output per flat action; beyond this many the product of a MultiDiscrete space is
+# rarely what a value-based agent should learn over (a user's own Discrete wrapper can choose a subset).
+MAX_FLAT_ACTIONS = 256
+
+
 def check_action_space(space: gym.Space) -> int:
-    """The number of actions; raises EnvSpecError for anything but Discrete."""
+    """The number of actions; raises EnvSpecError for anything but Discrete or a small MultiDiscrete."""
     if isinstance(space, gym.spaces.Discrete):
         return int(space.n)
-    if isinstance(space, gym.spaces.Box):
+    if isinstance(space, gym.spaces.MultiDiscrete) and space.nvec.ndim == 1:
+        count = int(np.prod(space.nvec))
+        if count <= MAX_FLAT_ACTIONS:
+            return count
+        kind = f"MultiDiscrete({space.nvec.tolist()}) actions, {count:,} combinations (at most {MAX_FLAT_ACTIONS})"
+    elif isinstance(space, gym.spaces.Box):
         kind = f"continuous actions (Box of shape {space.shape})"
     else:
         kind = f"{type(space).__name__} actions"
     raise EnvSpecError(f"the env has {kind}; rise-tf's agents (DQN, Beyond The Rainbow) are value-based and need "
-                       f"a Discrete action space. Wrap the env so that N discrete choices map to its actions "
-                       f"(gymnasium.wrappers.TransformAction with a Discrete action_space), or pick a discrete "
-                       f"version of it.")
+                       f"a Discrete action space (or a MultiDiscrete one, flattened). Wrap the env so that N discrete "
+                       f"choices map to its actions (gymnasium.wrappers.TransformAction with a Discrete action_space), "
+                       f"or pick a discrete version of it.")
+
+
+def env_action(space: gym.Space, action: int):
+    """The env's action for agent action `action` (see the module docstring for MultiDiscrete)."""
+    start = getattr(space, "start", 0)
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return np.asarray(np.unravel_index(int(action), space.nvec), dtype=space.dtype) + start
+    return int(action) + int(start)
 
 
 def make_registered(env_id: str, env_module: Optional[str]) -> gym.Env:
@@ -255,11 +276,13 @@ class PyEnvironmentAsGym(gym.Env):
         self.py_env = py_env
         self.observation_space = _space_of(py_env.observation_spec(), "observation")
         action_spec = py_env.action_spec()
+        low, high = np.broadcast_to(action_spec.minimum, action_spec.shape), np.broadcast_to(action_spec.maximum,
+                                                                                            action_spec.shape)
         if np.issubdtype(action_spec.dtype, np.integer) and tuple(action_spec.shape) == ():
-            self._action_offset = int(action_spec.minimum)
-            self.action_space = gym.spaces.Discrete(int(action_spec.maximum) - int(action_spec.minimum) + 1)
+            self.action_space = gym.spaces.Discrete(int(high) - int(low) + 1, start=int(low))
+        elif np.issubdtype(action_spec.dtype, np.integer) and len(action_spec.shape) == 1:
+            self.action_space = gym.spaces.MultiDiscrete(high - low + 1, dtype=action_spec.dtype, start=low)
         else:  # reported as continuous by check_action_space
-            self._action_offset = 0
             self.action_space = gym.spaces.Box(-np.inf, np.inf, tuple(action_spec.shape), np.float32)
 
     def reset(self, *, seed=None, options=None):
@@ -267,7 +290,7 @@ class PyEnvironmentAsGym(gym.Env):
         return self.py_env.reset().observation, {}
 
     def step(self, action):
-        step = self.py_env.step(np.asarray(int(action) + self._action_offset, dtype=self.py_env.action_spec().dtype))
+        step = self.py_env.step(np.asarray(action, dtype=self.py_env.action_spec().dtype))
         last = bool(step.is_last())
         ends = last and float(step.discount) == 0.0
         return step.observation, float(step.reward), ends, last and not ends, {}
@@ -299,7 +322,10 @@ def action_names(env: gym.Env, num_actions: int) -> List[str]:
     """The env's own names for its discrete actions, from the first of: `get_action_meanings()` (ALE and
     envs that copy it), an `actions` enum (MiniGrid's style: member value = action index), ViZDoom's
     button combinations (`button_map` over the game's binary buttons: "MOVE_FORWARD+TURN_LEFT",
-    "NOOP"); ACTION_<i> when the env names none of them."""
+    "NOOP"); for MultiDiscrete actions their components, ACTION_<c0>_<c1>...; ACTION_<i> when the env
+    names none of them."""
+    if isinstance(env.action_space, gym.spaces.MultiDiscrete):
+        return ["ACTION_" + "_".join(map(str, env_action(env.action_space, i))) for i in range(num_actions)]
     unwrapped = env.unwrapped
     for names in (_meanings_method(unwrapped), _actions_enum(unwrapped), _vizdoom_buttons(unwrapped)):
         if names is not None and len(names) == num_actions:
@@ -348,7 +374,6 @@ class GymImageEnv(ScreenEnv):
             raise EnvSpecError(f"{name}: {error}") from None
         self._init_screens(self.layout.screen_shape, preprocessing, flicker_prob)
         self.action_space = gym.spaces.Discrete(num_actions)
-        self._action_start = int(getattr(self.env.action_space, "start", 0))
         self.action_meanings: List[str] = action_names(self.env, num_actions)
         if seed is not None:
             self.np_random = np.random.default_rng(seed)
@@ -380,7 +405,7 @@ class GymImageEnv(ScreenEnv):
     def step(self, action):
         reward, terminated, truncated, info = 0.0, False, False, {}
         for repeat in range(self.preprocessing.action_repeat):
-            observation, r, terminated, truncated, info = self.env.step(int(action) + self._action_start)
+            observation, r, terminated, truncated, info = self.env.step(env_action(self.env.action_space, action))
             reward += float(r)
             self._observe(observation)
             if terminated or truncated:
