@@ -190,6 +190,20 @@ def test_the_peer_refuses_envs_it_cannot_take_before_tensorflow(capsys):
     assert "unknown scale 'huge'" in capsys.readouterr().err
 
 
+def test_the_peer_acts_on_a_multi_discrete_env_as_rise_train_does(tmp_path):
+    """The peer builds its lanes with rise-train's env code: a MultiDiscrete env plays as 6 flat actions."""
+    import third_party_env  # noqa: F401  (registers ThirdParty/*)
+    from rise_tf.peers.tf_agents_rnn_dqn import main as peer_main
+
+    run_dir = tmp_path / "peer"
+    assert peer_main(["--env-id", "ThirdParty/ColoursPair-v0", "--env-module", "third_party_env", "--frames", "120",
+                      "--num-envs", "2", "--frame-size", "42", "--eval-every-frames", "120", "--eval-episodes", "2",
+                      "--sequence-length", "4", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["completed"] and summary["game"] == "ThirdParty/ColoursPair-v0" and summary["frames"] == 120
+    assert 0.0 <= summary["final_return"] <= 6.0
+
+
 def test_a_variant_can_carry_settings_of_its_own():
     plan = build_plan("memory", seeds=1, frames=100, variants=["rise-btr+window-length=96+core-units=128,rise-btr"])
     own, plain = plan
