@@ -114,7 +114,8 @@ class EnvConfig:
     game: str = _field("Pong", f"Atari game (Pong, space_invaders, ALE/Breakout-v5) or a memory task "
                                f"({', '.join(MEMORY_TASKS)})")
     env_id: Optional[str] = _field(None, "any registered gymnasium env with image observations and discrete "
-                                         "actions, instead of --game (e.g. MyOrg/MyGame-v0) [default: none]", parse=str)
+                                         "actions (MultiDiscrete ones flattened), instead of --game "
+                                         "(e.g. MyOrg/MyGame-v0) [default: none]", parse=str)
     env_module: Optional[str] = _field(None, "module imported before --env-id is made (the package that registers "
                                              "it) [default: none]", parse=str)
     image_key: Optional[str] = _field(None, "--env-id with Dict observations: the key holding the image "
