@@ -404,8 +404,9 @@ class GymImageEnv(ScreenEnv):
 
     def step(self, action):
         reward, terminated, truncated, info = 0.0, False, False, {}
+        repeated = env_action(self.env.action_space, action)
         for repeat in range(self.preprocessing.action_repeat):
-            observation, r, terminated, truncated, info = self.env.step(env_action(self.env.action_space, action))
+            observation, r, terminated, truncated, info = self.env.step(repeated)
             reward += float(r)
             self._observe(observation)
             if terminated or truncated:
