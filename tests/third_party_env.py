@@ -4,8 +4,8 @@ own package would (rise-train --env-id ThirdParty/Colours-v0 --env-module third_
 Colours: an odd-sized RGB screen shows one of three colours; the action that names the colour earns
 +1, any other 0; episodes last 6 steps. Variants with the spaces rise-tf must accept or refuse.
 ColoursPair takes MultiDiscrete([3, 2]) actions (Memory Gym's free-moving tasks' kind): +1 when the
-first component names the colour and the second is 1. Reset
-options set the task as parameterised benchmarks do: {"colours": 1} shows red only.
+first component names the colour and the second is 1. Reset options set the task as parameterised
+benchmarks do: {"colours": 1} shows red only.
 """
 import enum
 

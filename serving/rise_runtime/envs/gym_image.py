@@ -276,8 +276,8 @@ class PyEnvironmentAsGym(gym.Env):
         self.py_env = py_env
         self.observation_space = _space_of(py_env.observation_spec(), "observation")
         action_spec = py_env.action_spec()
-        low, high = np.broadcast_to(action_spec.minimum, action_spec.shape), np.broadcast_to(action_spec.maximum,
-                                                                                            action_spec.shape)
+        low = np.broadcast_to(action_spec.minimum, action_spec.shape)
+        high = np.broadcast_to(action_spec.maximum, action_spec.shape)
         if np.issubdtype(action_spec.dtype, np.integer) and tuple(action_spec.shape) == ():
             self.action_space = gym.spaces.Discrete(int(high) - int(low) + 1, start=int(low))
         elif np.issubdtype(action_spec.dtype, np.integer) and len(action_spec.shape) == 1:
