@@ -198,10 +198,15 @@ def test_the_peer_acts_on_a_multi_discrete_env_as_rise_train_does(tmp_path):
     run_dir = tmp_path / "peer"
     assert peer_main(["--env-id", "ThirdParty/ColoursPair-v0", "--env-module", "third_party_env", "--frames", "120",
                       "--num-envs", "2", "--frame-size", "42", "--eval-every-frames", "120", "--eval-episodes", "2",
-                      "--sequence-length", "4", "--run-dir", str(run_dir), "--no-progress"]) == 0
+                      "--sequence-length", "4", "--warmup-frames", "40", "--run-dir", str(run_dir), "--no-progress"]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["completed"] and summary["game"] == "ThirdParty/ColoursPair-v0" and summary["frames"] == 120
     assert 0.0 <= summary["final_return"] <= 6.0
+    # TD targets are counted as the peer trains them: a sequence of 4 steps holds 3 transitions.
+    evaluation = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    batch = json.loads((run_dir / "config.json").read_text())["agent"]["batch_size"]
+    assert evaluation["kind"] == "eval" and evaluation["updates"] == summary["updates"] > 0
+    assert evaluation["td_targets"] == summary["updates"] * batch * 3
 
 
 def test_a_variant_can_carry_settings_of_its_own():

@@ -41,6 +41,9 @@ def test_tiny_pong_run_checkpoints_resumes_and_keeps_counting(tmp_path, capsys):
     evals = [r for r in records if r["kind"] == "eval"]
     assert evals and all(len(r["returns"]) == 2 for r in evals)
     assert "human_normalized" in evals[-1]
+    with open(os.path.join(run_dir, "config.json")) as f:
+        batch = json.load(f)["agent"]["batch_size"]
+    assert evals[-1]["updates"] == first["updates"] and evals[-1]["td_targets"] == first["updates"] * batch
     assert all(r["loss"] == r["loss"] for r in records if r["kind"] == "train" and r["updates"])  # finite
     assert os.listdir(os.path.join(run_dir, "tensorboard"))
 

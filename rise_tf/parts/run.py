@@ -209,7 +209,9 @@ class Run:
         result = self.evaluator.evaluate()
         record = {"kind": "eval", "frames": self.counters.frames, "return": result.mean_return,
                   "returns": result.returns, "success_rate": result.success_rate,
-                  "episode_steps": float(np.mean(result.lengths)), "wall_seconds": self.wall_seconds()}
+                  "episode_steps": float(np.mean(result.lengths)), "wall_seconds": self.wall_seconds(),
+                  "updates": self.counters.updates,
+                  "td_targets": self.counters.updates * self.config.targets_per_update}
         if result.human_normalized is not None:
             record["human_normalized"] = result.human_normalized
         self.run_log.evaluation(record)

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-dir", required=True, help="where the run is written")
     parser.add_argument("--sequence-length", type=parse_count, default=None,
                         help="steps per sampled sequence [default: rise-tf's window k + 1]")
+    parser.add_argument("--warmup-frames", type=parse_count, default=None,
+                        help="frames collected before the first update [default: the preset's]")
     parser.add_argument("--eval-every-frames", type=parse_count, default=None, help="[default: the preset's]")
     parser.add_argument("--eval-episodes", type=parse_count, default=None, help="[default: the preset's]")
     parser.add_argument("--stop-at-success", type=parse_real, default=0.0,
@@ -62,7 +64,8 @@ def peer_settings(args) -> dict:
     """The peer's settings: rise-tf's `dqn` preset for this game, plus the peer's own."""
     from rise_tf.config_flags import config_from_settings, given_settings
 
-    train = {key: value for key, value in (("frames", args.frames), ("eval_every_frames", args.eval_every_frames),
+    train = {key: value for key, value in (("frames", args.frames), ("warmup_frames", args.warmup_frames),
+                                           ("eval_every_frames", args.eval_every_frames),
                                            ("eval_episodes", args.eval_episodes)) if value is not None}
     updates = given_settings(args)
     env = updates.setdefault("env", {})
@@ -154,6 +157,7 @@ def run(args) -> dict:
     dataset = replay.as_dataset(sample_batch_size=agent_c.batch_size, num_steps=sequence_length,
                                 num_parallel_calls=2).prefetch(2)
     batches = iter(dataset)
+    targets_per_update = agent_c.batch_size * (sequence_length - 1)  # a sequence of T steps: T - 1 transitions
 
     bar = None
     if not args.no_progress:
@@ -170,7 +174,8 @@ def run(args) -> dict:
     def evaluate_and_log():
         result = evaluate(agent.policy, eval_env, train_c.eval_episodes, config.env_name)
         line = {"kind": "eval", "frames": frames, "return": result.mean_return, "returns": result.returns,
-                "success_rate": result.success_rate, "wall_seconds": time.time() - started}
+                "success_rate": result.success_rate, "wall_seconds": time.time() - started,
+                "updates": updates, "td_targets": updates * targets_per_update}
         append_metrics(args.run_dir, line)
         return result
 
