@@ -96,7 +96,7 @@ def test_human_normalized_score_matches_the_reference_table():
     assert len(GAME_SUBSETS["atari5"]) == 5 and len(GAME_SUBSETS["atari100k"]) == 26
 
 
-def _fake_run(directory, algo, game, seed, evals, update_ms, network=None, variant=None, env=None):
+def _fake_run(directory, algo, game, seed, evals, update_ms, network=None, variant=None, env=None, targets=None):
     os.makedirs(directory)
     config = {"config_version": 1, "algo": algo, "env": env or {"game": game}, "network": network or {"core": "lstm"},
               "agent": {}, "replay": {}, "train": {"seed": seed}}
@@ -106,8 +106,10 @@ def _fake_run(directory, algo, game, seed, evals, update_ms, network=None, varia
         f.write(json.dumps({"kind": "train", "frames": 100, "return": 0.0}) + "\n")
         for frames, score in evals:
             key = "success_rate" if game.startswith("MemoryCorridor") else "human_normalized"
-            f.write(json.dumps({"kind": "eval", "frames": frames, "return": score, key: score,
-                                "wall_seconds": frames / 100}) + "\n")
+            record = {"kind": "eval", "frames": frames, "return": score, key: score, "wall_seconds": frames / 100}
+            if targets is not None:  # TD targets trained by then, as runs log them since 2026-12-05
+                record["td_targets"] = frames * targets
+            f.write(json.dumps(record) + "\n")
         f.write('{"kind": "eval", "fra')  # a line cut by a crash is skipped
     with open(os.path.join(directory, "summary.json"), "w") as f:
         json.dump({"frames": evals[-1][0], "wall_seconds": 10.0 * update_ms, "update_ms": update_ms,
@@ -121,7 +123,7 @@ def test_report_from_a_synthetic_memory_experiment(tmp_path):
         _fake_run(root / "base" / "MemoryCorridor" / f"seed{seed}", "dqn", "MemoryCorridor", seed,
                   [(1000, 0.5), (2000, [0.5, 0.4, 0.6][seed])], update_ms=20.0)
         _fake_run(root / "rise" / "MemoryCorridor" / f"seed{seed}", "rise-dqn", "MemoryCorridor", seed,
-                  [(1000, 0.6), (2000, 1.0)], update_ms=25.0)
+                  [(1000, 0.6), (2000, 1.0)], update_ms=25.0, targets=seed + 1)
         runs += [{"dir": f"{v}/MemoryCorridor/seed{seed}", "variant": v, "note": f"{v} note"} for v in ("base", "rise")]
     with open(root / "experiment.json", "w") as f:
         json.dump({"experiment": "memory", "variants": ["base", "rise"], "runs": runs}, f)
@@ -135,6 +137,7 @@ def test_report_from_a_synthetic_memory_experiment(tmp_path):
     assert rise["aggregate"]["Mean"] == {"point": 1.0, "low": 1.0, "high": 1.0}
     assert rise["solved_runs"] == 3 and rise["frames_to_solve"] == 2000 and base["solved_runs"] == 0
     assert rise["seconds_to_solve"] == pytest.approx(20.0)
+    assert rise["td_targets_to_solve"] == pytest.approx(2000 * (1 + 2 + 3) / 3) and base["td_targets_to_solve"] is None
     assert rise["update_cost_vs_baseline"] == pytest.approx(1.25)
     assert rise["iqm_change_vs_baseline"]["point"] == pytest.approx(1.0)  # IQM 0.5 -> 1.0
     # Every rise run beats every base run: P(rise > base) = 1 (Mann-Whitney U = 9 of 3 x 3 pairs).
@@ -149,6 +152,7 @@ def test_report_from_a_synthetic_memory_experiment(tmp_path):
     # the best-eval column follows the two bootstrap columns (whose CIs vary with the resampling)
     assert "best eval (mean)" in text and re.search(r"\| base \| 3 \| 0\.500 \[[^]]+\] \| 0\.500 \[[^]]+\] \| 0\.533 \|", text)
     assert "| base | 3 |" in text and "| rise | 3 | 1.000 [1.000, 1.000]" in text and "rise note" in text
+    assert "TD targets trained to solve" in text and "| 3/3 | 2000 | 20 | 4000 |" in text
     with open(out / "memory_runs.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6 and {r["label"] for r in rows} == {"base", "rise"}

@@ -139,7 +139,8 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
 def _solve_stats(runs: Sequence[Run]) -> dict:
     solved = [e for e in (_first_solving_eval(r) for r in runs) if e is not None]
     return {"solved_runs": len(solved), "memory_runs": len(runs), "frames_to_solve": _mean(e["frames"] for e in solved),
-            "seconds_to_solve": _mean(e.get("wall_seconds") for e in solved)}
+            "seconds_to_solve": _mean(e.get("wall_seconds") for e in solved),
+            "td_targets_to_solve": _mean(e.get("td_targets") for e in solved)}  # logged since 2026-12-05
 
 
 def _estimate_text(entry: Optional[dict], digits=3, percent=False) -> str:
@@ -166,7 +167,7 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
     header = ["variant", "runs", "score mean [95% CI]", "IQM [95% CI]", "best eval (mean)"]
     if memory:
         header += [f"runs solved (≥{SOLVED_SUCCESS:.0%})", "frames to solve (mean of solved)",
-                   "wall-clock to solve (s)"]
+                   "wall-clock to solve (s)", "TD targets trained to solve"]
     header += ["wall-clock / run (s)", "update (ms)"]
     if baseline:
         header += [f"update cost / {baseline}", f"wall-clock / {baseline}"]
@@ -179,7 +180,7 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
                _fmt(entry.get("best_mean"), 3)]
         if memory:
             row += [f"{entry.get('solved_runs', 0)}/{entry['runs']}", _fmt(entry.get("frames_to_solve"), 0),
-                    _fmt(entry.get("seconds_to_solve"), 0)]
+                    _fmt(entry.get("seconds_to_solve"), 0), _fmt(entry.get("td_targets_to_solve"), 0)]
         row += [_fmt(entry.get("wall_seconds_per_run"), 0), _fmt(entry.get("update_ms"), 1)]
         if baseline:
             row += [_fmt(entry.get("update_cost_vs_baseline"), 2, "×") if label != baseline else "1.00×",
