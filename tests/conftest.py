@@ -11,13 +11,14 @@ with contextlib.redirect_stderr(io.StringIO()):
 import pytest  # noqa: E402
 
 
-def tiny_run(directory, algo="rise-dqn", game="Pong"):
+def tiny_run(directory, algo="rise-dqn", game="Pong", extra=()):
     """A few hundred frames of real training: enough for a checkpoint to export, in seconds."""
     from rise_tf.train.cli import main as train_main
 
     args = ["--algo", algo, "--game", game, "--frames", "800", "--warmup-frames", "400", "--num-envs", "2",
             "--batch-size", "8", "--capacity", "2000", "--eval-every-frames", "0", "--no-progress",
-            "--embedding-size", "16", "--core-units", "16", "--window-length", "6", "--run-dir", str(directory)]
+            "--embedding-size", "16", "--core-units", "16", "--window-length", "6", "--run-dir", str(directory),
+            *extra]
     assert train_main(args) == 0
     return str(directory)
 

@@ -89,13 +89,15 @@ def test_metadata_lets_a_runtime_configure_itself(pong_run, tmp_path):
 
 # The full-recurrent model and rise-btr on Pong (BTR's full Impala body) take ~25 s each: slow suite,
 # for make test's 15-minute budget.
-@pytest.mark.parametrize("algo, game", [("dqn", "MemoryCorridor"), ("rise-btr", "MemoryCorridor"),
-                                        pytest.param("r2d2-lite", "MemoryCorridor", marks=pytest.mark.slow),
-                                        pytest.param("rise-btr", "Pong", marks=pytest.mark.slow)])
-def test_base_full_recurrent_and_btr_models_export_with_parity(algo, game, tmp_path):
+@pytest.mark.parametrize("algo, game, extra", [("dqn", "MemoryCorridor", ()), ("rise-btr", "MemoryCorridor", ()),
+                                               ("rise-dqn", "MemoryCorridor", ("--fusion", "concat")),
+                                               pytest.param("r2d2-lite", "MemoryCorridor", (), marks=pytest.mark.slow),
+                                               pytest.param("rise-btr", "Pong", (), marks=pytest.mark.slow)])
+def test_base_full_recurrent_and_btr_models_export_with_parity(algo, game, extra, tmp_path):
     # rise-btr on Pong has BTR's own body (spectral-norm Impala x2, noisy IQN dueling streams with
     # 512 units); the exported model is the deterministic network (no noise, quantile-midpoint taus).
-    run = tiny_run(tmp_path / algo, algo, game)
+    # --fusion concat: ψ's output joins φ's features (the memory tasks' fastest learner, results/segments.md).
+    run = tiny_run(tmp_path / algo, algo, game, extra)
     loaded = step_model.load_policy(run)
     path = str(tmp_path / "model.onnx")
     step, names = step_model.export_onnx(loaded, path)
