@@ -287,3 +287,16 @@ def test_a_task_set_by_reset_options_is_its_own_game(tmp_path):
         _fake_run(tmp_path / name, "rise-btr", "", 0, [(10, 1.0)], 20.0, env=env)
     assert sorted(run.game for run in find_runs(str(tmp_path))) == [
         "ThirdParty/Colours-v0", "ThirdParty/Colours-v0[b=true,colours=2]", "ThirdParty/Colours-v0[colours=1]"]
+
+
+def test_td_targets_to_solve_only_when_every_solved_run_logged_them(tmp_path):
+    """Runs from before 2026-12-05 log no TD targets: a mean over the others would mislead."""
+    from rise_tf.analysis.report import summarise
+
+    for seed, targets in enumerate((4, None)):
+        _fake_run(tmp_path / "rise" / "MemoryCorridor" / f"seed{seed}", "rise-dqn", "MemoryCorridor", seed,
+                  [(1000, 0.5), (2000, 1.0)], update_ms=25.0, targets=targets)
+    both = summarise(find_runs(str(tmp_path)), baseline=None, reps=50)["variants"]
+    assert both["rise-dqn"]["solved_runs"] == 2 and both["rise-dqn"]["td_targets_to_solve"] is None
+    only_logged = summarise([r for r in find_runs(str(tmp_path)) if r.seed == 0], baseline=None, reps=50)
+    assert only_logged["variants"]["rise-dqn"]["td_targets_to_solve"] == 8000

@@ -140,7 +140,9 @@ def _solve_stats(runs: Sequence[Run]) -> dict:
     solved = [e for e in (_first_solving_eval(r) for r in runs) if e is not None]
     return {"solved_runs": len(solved), "memory_runs": len(runs), "frames_to_solve": _mean(e["frames"] for e in solved),
             "seconds_to_solve": _mean(e.get("wall_seconds") for e in solved),
-            "td_targets_to_solve": _mean(e.get("td_targets") for e in solved)}  # logged since 2026-12-05
+            # logged since 2026-12-05: a mean over only some of the solved runs would mislead
+            "td_targets_to_solve": (_mean(e["td_targets"] for e in solved)
+                                    if all("td_targets" in e for e in solved) else None)}
 
 
 def _estimate_text(entry: Optional[dict], digits=3, percent=False) -> str:
