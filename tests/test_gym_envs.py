@@ -439,3 +439,15 @@ def test_outside_tasks_list_flags_rise_train_takes_and_check_steps_them(capsys):
     assert row["actions"] == 3 and row["random_steps_per_s"] > 0
     with pytest.raises(EnvSpecError, match="rejected --reset-options"):
         check([OutsideTask("ThirdParty/Colours-v0", "third_party_env", reset_options='{"colors": 1}')], seconds=0.01)
+
+
+def test_scripted_levels_of_the_free_moving_mortar_mayhem():
+    """Runs where Memory Gym is installed (`make outside-envs`, PYTHONPATH=.outside-envs): walking to the
+    commanded tile carries out every command; guessing a neighbour without memory, about 1 in 3."""
+    pytest.importorskip("memory_gym")
+    from rise_tf.experiments.outside_cues import SCRIPTED_POLICIES, scripted_levels
+
+    levels = scripted_levels(40, 0, {"command_count": [2], "reward_command_success": 1.0, "allowed_commands": 4})
+    knows, walker, _ = (levels[p] for p in SCRIPTED_POLICIES)
+    assert knows == {"return": 2.0, "first": 1.0}
+    assert 0.1 <= walker["first"] <= 0.6 and walker["return"] < 1.0

@@ -64,6 +64,56 @@ def command_frames(episodes: int, seed: int, frame_size: int, reset_options: Opt
     return np.stack(frames), np.stack(screens), labels, params
 
 
+SCRIPTED_POLICIES = ("knows the command", "walks to a random neighbour", "random play")
+
+
+def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = None) -> Dict[str, Dict[str, float]]:
+    """The free-moving MortarMayhem-v0's reference levels, from scripted policies that read the env's
+    own state (Memory Gym 1.0.2's `_target_pos`, `normalized_agent_position`, `_current_command`):
+    walking to the target tile (a perfect memory), walking to a valid neighbour tile picked at random
+    for each command (the best a memory-less agent that walks well can expect), and random actions.
+    -> policy -> {"return": mean per episode, "first": P(first command carried out)}."""
+    from rise_runtime.envs.gym_image import make_registered, reset_with_options
+
+    env = make_registered("MortarMayhem-v0", "memory_gym")
+    game, rng = env.unwrapped, np.random.default_rng(seed)
+    env.action_space.seed(seed)
+
+    def walk_to(tile):  # MultiDiscrete([3, 3]): 0 stay, 1 left / up, 2 right / down, per axis
+        (x, y), (to_x, to_y) = game.normalized_agent_position, tile
+        return np.array([2 if x < to_x else 1 if x > to_x else 0, 2 if y < to_y else 1 if y > to_y else 0])
+
+    levels = {}
+    for policy in SCRIPTED_POLICIES:
+        returns = []
+        for episode in range(episodes):
+            reset_with_options(env, seed=seed + episode, options=reset_options)
+            total, done, guess, guessed_for = 0.0, False, None, None
+            while not done:
+                if policy == SCRIPTED_POLICIES[0]:
+                    action = walk_to(game._target_pos)
+                elif policy == SCRIPTED_POLICIES[2]:
+                    action = env.action_space.sample()
+                elif game.arena.tiles_on:
+                    action = np.array([0, 0])  # the check: stay on the tile until the explosions end
+                else:
+                    if guessed_for != game._current_command:  # a new command: a new guess
+                        guessed_for, (x, y), size = game._current_command, game.normalized_agent_position, \
+                            game.reset_params["arena_size"]
+                        tiles = [(x + dx, y + dy) for dx, dy in ((1, 0), (0, 1), (-1, 0), (0, -1))
+                                 if 0 <= x + dx < size and 0 <= y + dy < size]
+                        guess = tiles[rng.integers(len(tiles))]
+                    action = walk_to(guess)
+                _, reward, terminated, truncated, _ = env.step(action)
+                total, done = total + float(reward), terminated or truncated
+            returns.append(total)
+        success = game.reset_params["reward_command_success"]
+        levels[policy] = {"return": float(np.mean(returns)),
+                          "first": float(np.mean([r >= success - 1e-9 for r in returns]))}
+    env.close()
+    return levels
+
+
 def separation(embeddings: np.ndarray, labels: List[str]) -> Dict[str, float]:
     """Mean distance between the commands' centroids, mean distance of a command's frames to their
     centroid, and of the frames between commands ('' labels) to theirs."""
@@ -141,7 +191,24 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "evaluations of each run's second half (reward per command: --reward-per-command)")
     parser.add_argument("--reward-per-command", type=float, default=1.0,
                         help="--runs: reward of one command carried out (MortarMayhem-Grid: 0.1 unless set) [default: 1]")
+    parser.add_argument("--scripted", action="store_true",
+                        help="instead: MortarMayhem-v0's reference levels from scripted policies (a perfect "
+                             "memory, a memory-less walker, random play) over --episodes episodes")
     args = parser.parse_args(argv)
+    if args.scripted:
+        from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options
+
+        try:
+            levels = scripted_levels(args.episodes, args.seed, parse_reset_options(args.reset_options))
+        except EnvSpecError as error:
+            print(f"outside_cues: error: {error}", file=sys.stderr)
+            return 2
+        print(f"MortarMayhem-v0, {args.episodes} episodes per policy\n")
+        print("| scripted policy | return per episode | P(first command) |")
+        print("|---|---:|---:|")
+        for policy, level in levels.items():
+            print(f"| {policy} | {level['return']:.3f} | {level['first']:.3f} |")
+        return 0
     if args.runs is not None:
         rows = runs_command_success(args.runs, args.reward_per_command)
         if not rows:
