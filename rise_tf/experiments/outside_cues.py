@@ -4,6 +4,7 @@
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.outside_cues [--episodes 40] [--window-length 16]
         [--reset-options '{"command_count": [2]}'] [--env-id MortarMayhem-v0]
     python -m rise_tf.experiments.outside_cues --runs runs/experiments/outside_mm2   # trained runs: per command
+    PYTHONPATH=.outside-envs python -m rise_tf.experiments.outside_cues --scripted --reset-options '{...}'
 
 MortarMayhem shows a sequence of commands (move up, down, left, right, stay — and the diagonals in the
 free-moving version: a white symbol on the arena), each for a few steps, then the agent must carry
@@ -19,6 +20,8 @@ Two questions, each answered from the env itself:
 3. With --runs: which commands do trained agents carry out? From their greedy evaluations' returns:
    P(first command) and P(second | first). A memory-less agent guesses both (~1 in 4); remembering
    the cue shows first in the first command (its cue is 6 steps back when the agent may walk).
+4. With --scripted (the free-moving MortarMayhem-v0): what a perfect memory, a memory-less agent that
+   walks well and random play earn there, from scripted policies: the levels a learner is read against.
 It reads the command sequence from the env's own attributes (Memory Gym 1.0.2's
 `_command_visualization_clone`, `_commands`, `reset_params`), so it is tied to that release.
 """
