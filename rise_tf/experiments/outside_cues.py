@@ -9,7 +9,7 @@
 MortarMayhem shows a sequence of commands (move up, down, left, right, stay — and the diagonals in the
 free-moving version: a white symbol on the arena), each for a few steps, then the agent must carry
 them out in order, one per few steps. Both versions keep the same schedule.
-Two questions, each answered from the env itself:
+What it answers, each from the env itself:
 1. Separation: do the command frames, preprocessed as training does (gray, frame_size) and embedded by
    the frozen encoder ϑ, differ between commands more than frames of one command differ among
    themselves? (The MemoryCorridor diagnostic, cue_separation.py, asks the same of its cue.)
