@@ -212,7 +212,8 @@ class NetworkConfig:
     core_units: int = _field(64, "hidden units of ψ")
     core_gate_init: str = _field("keras", f"ψ's gate biases: {' | '.join(CORE_GATE_INITS)} (chrono: memory spanning the "
                                           f"window at initialisation, Tallec & Ollivier 2018)")
-    fusion: str = _field("gate", f"how ψ meets φ: {' | '.join(FUSIONS)} (gate: the paper; concat: an ablation)")
+    fusion: str = _field("gate", f"how ψ meets φ: {' | '.join(FUSIONS)} (gate: the paper; concat: its ablation, "
+                                 f"which learned the memory tasks in far fewer updates, results/segments.md)")
     head: str = _field("dueling", f"Q head ω: {' | '.join(HEADS)} (iqn: implicit quantiles with dueling streams, BTR)")
     head_hidden_units: int = _field(0, "hidden units per head stream; 0 = no hidden layer (BTR: 512)")
     noisy: bool = _field(False, "factorised noisy linear layers in the head (noise off when evaluating and exported)")
