@@ -76,38 +76,39 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
     walking to the target tile (a perfect memory), walking to a valid neighbour tile picked at random
     for each command (the best a memory-less agent that walks well can expect), and random actions.
     -> policy -> {"return": mean per episode, "first": P(first command carried out)}."""
-    from rise_runtime.envs.gym_image import make_registered, reset_with_options
+    from rise_runtime.envs.gym_image import env_action, make_registered, reset_with_options
 
     env = make_registered("MortarMayhem-v0", "memory_gym")
-    game, rng = env.unwrapped, np.random.default_rng(seed)
+    game, rng, stand_still = env.unwrapped, np.random.default_rng(seed), env_action(env.action_space, 0)
     env.action_space.seed(seed)
 
     def walk_to(tile):  # MultiDiscrete([3, 3]): 0 stay, 1 left / up, 2 right / down, per axis
         (x, y), (to_x, to_y) = game.normalized_agent_position, tile
         return np.array([2 if x < to_x else 1 if x > to_x else 0, 2 if y < to_y else 1 if y > to_y else 0])
 
+    def random_neighbour():
+        (x, y), size = game.normalized_agent_position, game.reset_params["arena_size"]
+        tiles = [(x + dx, y + dy) for dx, dy in ((1, 0), (0, 1), (-1, 0), (0, -1))
+                 if 0 <= x + dx < size and 0 <= y + dy < size]
+        return tiles[rng.integers(len(tiles))]
+
+    def walker(guess: dict):
+        if game.arena.tiles_on:
+            return stand_still  # the check: stay on the tile until the explosions end
+        if guess.get("command") != game._current_command:  # a new command: a new guess
+            guess.update(command=game._current_command, tile=random_neighbour())
+        return walk_to(guess["tile"])
+
+    act = dict(zip(SCRIPTED_POLICIES, (lambda _: walk_to(game._target_pos), walker,
+                                       lambda _: env.action_space.sample())))
     levels = {}
     for policy in SCRIPTED_POLICIES:
         returns = []
         for episode in range(episodes):
             reset_with_options(env, seed=seed + episode, options=reset_options)
-            total, done, guess, guessed_for = 0.0, False, None, None
+            total, done, guess = 0.0, False, {}
             while not done:
-                if policy == SCRIPTED_POLICIES[0]:
-                    action = walk_to(game._target_pos)
-                elif policy == SCRIPTED_POLICIES[2]:
-                    action = env.action_space.sample()
-                elif game.arena.tiles_on:
-                    action = np.array([0, 0])  # the check: stay on the tile until the explosions end
-                else:
-                    if guessed_for != game._current_command:  # a new command: a new guess
-                        guessed_for, (x, y), size = game._current_command, game.normalized_agent_position, \
-                            game.reset_params["arena_size"]
-                        tiles = [(x + dx, y + dy) for dx, dy in ((1, 0), (0, 1), (-1, 0), (0, -1))
-                                 if 0 <= x + dx < size and 0 <= y + dy < size]
-                        guess = tiles[rng.integers(len(tiles))]
-                    action = walk_to(guess)
-                _, reward, terminated, truncated, _ = env.step(action)
+                _, reward, terminated, truncated, _ = env.step(act[policy](guess))
                 total, done = total + float(reward), terminated or truncated
             returns.append(total)
         success = game.reset_params["reward_command_success"]
