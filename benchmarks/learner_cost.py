@@ -156,6 +156,10 @@ def measure_segments(game: str = "Pong", rounds: int = 4, updates_per_round: int
     single steps and TF-Agents' recurrent DQN (the peer: B sequences of k+1 steps, B x k transitions)
     at `targets`; random data, interleaved rounds."""
     models = [(f"rise_m{m}", "rise-dqn", {"agent": {"segment_length": m, "batch_size": targets // m}}) for m in lengths]
+    # φ on one frame, as the peer's CNN reads: ψ's window carries the history a stack would.
+    models.append((f"rise_m{lengths[-1]}_stack1", "rise-dqn",
+                   {"agent": {"segment_length": lengths[-1], "batch_size": targets // lengths[-1]},
+                    "network": {"frame_stack": 1}}))
     models.append(("full_recurrent_m1", "r2d2-lite", {"agent": {"batch_size": targets}}))
     models += [(f"rise_btr_m{m}", "rise-btr", {"agent": {"segment_length": m, "batch_size": btr_targets // m}})
                for m in lengths if btr_targets % m == 0]

@@ -160,7 +160,8 @@ def _markdown(results: dict) -> str:
                       "network at the bootstrap positions, double-DQN's argmax reused from the online pass). What stays "
                       "per target is one online forward and backward and one target forward, so the saving is the "
                       "argmax pass (rise-dqn) and nothing on rise-btr, whose Munchausen targets need no argmax. The "
-                      "peer's CNN reads one frame per step, ours a stack of 4: its first convolution is 4x cheaper. "
+                      "peer's CNN reads one frame per step, ours a stack of 4: its first convolution is 4x cheaper "
+                      "(`_stack1`: RISE with φ on one frame, `--frame-stack 1`). "
                       "Compare within this table only: sections measured on other days ran on other machines of the "
                       "same size, at other speeds (see the dates above)."]
     g = results.get("btr_scale")

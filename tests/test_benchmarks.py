@@ -83,7 +83,8 @@ def test_segment_cost_is_per_update_and_per_target_side_by_side():
     result = learner_cost.measure_segments(game="MemoryCorridor", rounds=1, updates_per_round=1, targets=16,
                                            btr_targets=8, lengths=(1, 4))
     models = result["models"]
-    assert set(models) == {"rise_m1", "rise_m4", "full_recurrent_m1", "rise_btr_m1", "rise_btr_m4", "tfa_rnn_dqn"}
+    assert set(models) == {"rise_m1", "rise_m4", "rise_m4_stack1", "full_recurrent_m1", "rise_btr_m1", "rise_btr_m4",
+                           "tfa_rnn_dqn"}
     assert result["targets_per_update"] == 16 and result["btr_targets_per_update"] == 8
     # the peer: B sequences of k+1 steps, each of its k transitions a target
     assert models["tfa_rnn_dqn"]["targets"] == result["peer_batch_size"] * (result["peer_sequence_length"] - 1)
@@ -93,7 +94,7 @@ def test_segment_cost_is_per_update_and_per_target_side_by_side():
         base = models["rise_btr_m1" if name.startswith("rise_btr") else "rise_m1"]
         assert row["over_rise_m1"] == row["target_ms"] / base["target_ms"]
         assert row["over_peer"] == row["target_ms"] / models["tfa_rnn_dqn"]["target_ms"]
-    assert models["rise_btr_m4"]["targets"] == 8 and models["rise_m4"]["targets"] == 16
+    assert models["rise_btr_m4"]["targets"] == 8 and models["rise_m4"]["targets"] == models["rise_m4_stack1"]["targets"] == 16
     assert models["rise_m1"]["over_rise_m1"] == 1.0
 
 def test_the_segments_table_renders_the_peer_without_an_m1_of_its_own():

@@ -38,7 +38,7 @@ def mirrored_train_function(agent, strategy: tf.distribute.Strategy, signature):
             info = info._replace(trainable=tf.cast(info.trainable, tf.int32))
         return loss, info
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature, autograph=False)  # as the agent's own (rise_agent.py)
     def train(batch, weights):
         loss, info = strategy.run(replica_update, args=(batch, weights))
         agent.after_update()

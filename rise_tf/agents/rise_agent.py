@@ -134,12 +134,14 @@ class RiseAgent(tf_agent.TFAgent):
         # TFAgent only compiles _train under TF1 (`function_in_tf1`); in TF2 it would run eagerly, op
         # by op. One compiled function per update, traced once, is what makes the learner fast.
         # (`compiled_train` and `compiled_train_segments` are replaced by the mirrored learner's when used.)
-        self.compiled_train = tf.function(self._train, jit_compile=xla or None,
+        # No AutoGraph (TF-Agents' `common.function` default too): _train's branches are on Python
+        # values, and converting it cost ~2 s of every run's first update (issue 20's wall-clock).
+        self.compiled_train = tf.function(self._train, jit_compile=xla or None, autograph=False,
                                           input_signature=update_signature(training_batch_spec(
                                               q_network.input_tensor_spec), batch_size))
         self.compiled_train_segments = None
         if sequence_shape is not None:
-            self.compiled_train_segments = tf.function(self._train, jit_compile=xla or None,
+            self.compiled_train_segments = tf.function(self._train, jit_compile=xla or None, autograph=False,
                                                        input_signature=update_signature(
                                                            sequences.record_spec(sequence_shape), batch_size))
 

@@ -6,7 +6,7 @@ import dataclasses
 from typing import List, Optional
 
 import numpy as np
-from tf_agents.policies import py_tf_eager_policy
+from tf_agents.policies import py_policy as py_policies, py_tf_eager_policy
 
 from rise_runtime.envs.atari_scores import human_normalized_score
 
@@ -27,13 +27,20 @@ class EvalResult:
         return float(np.mean(np.asarray(self.returns) > 0))
 
 
+def as_py_policy(policy) -> py_policies.PyPolicy:
+    """A TF policy wrapped for stepping a Python env, its action function compiled (once per wrapper:
+    keep the wrapper to evaluate again without tracing again)."""
+    return py_tf_eager_policy.PyTFEagerPolicy(policy, use_tf_function=True, batch_time_steps=False)
+
+
 def evaluate(policy, env, num_episodes: int, game: str, max_steps: int = 1_000_000) -> EvalResult:
-    """Runs `policy` (a TF policy) on the batched `env` until `num_episodes` episodes finish.
+    """Runs `policy` (a TF policy, or one already wrapped by as_py_policy) on the batched `env` until
+    `num_episodes` episodes finish.
 
     Each round resets every lane and counts each lane's first episode only, so short episodes do
     not crowd out long ones (the bias TF-Agents documents for max_episodes with batched envs).
     """
-    py_policy = py_tf_eager_policy.PyTFEagerPolicy(policy, use_tf_function=True, batch_time_steps=False)
+    py_policy = policy if isinstance(policy, py_policies.PyPolicy) else as_py_policy(policy)
     lanes = env.batch_size or 1
     returns, lengths = [], []
     while len(returns) < num_episodes:
@@ -70,11 +77,12 @@ class Evaluator:
         """make_env(num_envs, seed_offset) -> a batched env of evaluation lanes."""
         self._make_env, self.policy, self.episodes, self.env_name = make_env, policy, episodes, env_name
         self._env = None
+        self._py_policy = as_py_policy(policy)  # traced at the first evaluation only
 
     def evaluate(self) -> EvalResult:
         if self._env is None:
             self._env = self._make_env(min(self.episodes, MAX_EVAL_LANES), EVAL_SEED_OFFSET)
-        return evaluate(self.policy, self._env, self.episodes, self.env_name)
+        return evaluate(self._py_policy, self._env, self.episodes, self.env_name)
 
     def close(self) -> None:
         if self._env is not None:

@@ -114,7 +114,7 @@ def run(args) -> dict:
     from rise_tf.run_dir import CONFIG_FILE, SUMMARY_FILE, append_metrics, write_json_atomic
     from rise_tf import builder
     from rise_tf.parts import updates as update_rule
-    from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, evaluate
+    from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate
     from rise_tf.parts.schedules import exploration_epsilon
 
     settings = peer_settings(args)
@@ -171,8 +171,10 @@ def run(args) -> dict:
     time_step, policy_state = None, agent.collect_policy.get_initial_state(env.batch_size)
     last_eval, solved_at = None, -1
 
+    eval_policy = as_py_policy(agent.policy)  # wrapped once: traced at the first evaluation only
+
     def evaluate_and_log():
-        result = evaluate(agent.policy, eval_env, train_c.eval_episodes, config.env_name)
+        result = evaluate(eval_policy, eval_env, train_c.eval_episodes, config.env_name)
         line = {"kind": "eval", "frames": frames, "return": result.mean_return, "returns": result.returns,
                 "success_rate": result.success_rate, "wall_seconds": time.time() - started,
                 "updates": updates, "td_targets": updates * targets_per_update}
