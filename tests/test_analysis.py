@@ -267,6 +267,17 @@ def test_outside_cue_reach_and_separation_by_hand():
     assert (s["commands"], s["between"], s["within"], s["ratio"], s["blank_spread"]) == (2, 2.0, 1.0, 2.0, 0.5)
 
 
+def test_hide_commands_refuses_runs_that_are_not_mortar_mayhem(pong_run, tmp_path, capsys):
+    from rise_tf.experiments.outside_cues import main
+
+    assert main(["--hide-commands", str(pong_run)]) == 2
+    assert "trained on Pong; --hide-commands takes runs of MortarMayhem-Grid-v0 or MortarMayhem-v0" in capsys.readouterr().err
+    assert main(["--hide-commands", str(tmp_path / "none")]) == 2
+    assert "is not a rise-tf run" in capsys.readouterr().err
+    assert main(["--hide-commands", str(pong_run), "--checkpoint", str(tmp_path / "ckpt-1")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 def test_report_says_why_a_probability_of_improvement_is_missing(tmp_path):
     root = tmp_path / "uneven"
     for variant, algo, score in (("base", "dqn", 0.5), ("rise", "rise-dqn", 1.0)):

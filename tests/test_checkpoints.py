@@ -28,6 +28,17 @@ def test_a_crash_mid_write_leaves_no_half_checkpoint_and_keeps_the_previous(tmp_
     assert state["frames"] == 100 and variable.numpy().tolist() == [1.0, 2.0]
 
 
+@pytest.mark.parametrize("name", ["MortarMayhem-v0[command_count=2]", "runs*", "why?"])
+def test_a_run_dir_named_with_glob_characters_restores(tmp_path, name):
+    """TensorFlow reads a checkpoint's files by glob: rise-experiment's outside-env run dirs
+    (`Env-v0[option=value]`) were written but could never be resumed or exported."""
+    run_dir = str(tmp_path / name / "seed0")
+    saved = checkpoints.save(run_dir, 100, {"v": tf.Variable([1.0, 2.0])}, {"frames": 100}, keep=3)
+    restored = tf.Variable([0.0, 0.0])
+    assert checkpoints.restore(saved, {"v": restored})["frames"] == 100
+    assert restored.numpy().tolist() == [1.0, 2.0]
+
+
 def test_old_checkpoints_are_pruned_to_keep(tmp_path):
     variable = tf.Variable(0.0)
     for frames in (1, 2, 3, 4):

@@ -451,3 +451,47 @@ def test_scripted_levels_of_the_free_moving_mortar_mayhem():
     knows, walker, _ = (levels[p] for p in SCRIPTED_POLICIES)
     assert knows == {"return": 2.0, "first": 1.0}
     assert 0.1 <= walker["first"] <= 0.6 and walker["return"] < 1.0
+
+
+def test_hidden_commands_blank_the_command_phase_and_keep_the_commands():
+    """Runs where Memory Gym is installed: with the commands hidden the command phase shows the bare
+    arena at every step (the agent cannot move then), the same commands are sampled, and carrying them
+    out is rewarded as before."""
+    pytest.importorskip("memory_gym")
+    from rise_runtime.envs.gym_image import make_registered
+    from rise_tf.experiments.outside_cues import HiddenCommands
+
+    options = {"command_count": [2], "reward_command_success": 1.0, "allowed_commands": 4}
+
+    def command_phase(env):
+        observation, _ = env.reset(seed=3, options=options)
+        frames = [observation]
+        while env.unwrapped._command_visualization:  # the steps that draw the commands
+            observation, *_ = env.step(0)
+            frames.append(observation)
+        return frames, list(env.unwrapped._commands)
+
+    shown, shown_commands = command_phase(make_registered("MortarMayhem-Grid-v0", "memory_gym"))
+    hidden_env = HiddenCommands(make_registered("MortarMayhem-Grid-v0", "memory_gym"))
+    hidden, hidden_commands = command_phase(hidden_env)
+    assert hidden_commands == shown_commands and len(hidden) == len(shown) == 2 * (3 + 1)
+    assert not all(np.array_equal(frame, shown[0]) for frame in shown)  # symbols, then blanks between them
+    assert all(np.array_equal(frame, hidden[0]) for frame in hidden)
+    assert np.array_equal(hidden[0], shown[3])  # a blank step of the shown phase: the same arena
+    # The same actions earn the same rewards: the env checks the commands it did not draw.
+    rng, rewarded = np.random.default_rng(0), 0
+    for seed in range(20):
+        actions = rng.integers(0, 4, 200)
+        outcomes = []
+        for env in (make_registered("MortarMayhem-Grid-v0", "memory_gym"), hidden_env):
+            env.reset(seed=seed, options=options)
+            rewards = []
+            for action in actions:
+                _, reward, terminated, truncated, _ = env.step(int(action))
+                rewards.append(float(reward))
+                if terminated or truncated:
+                    break
+            outcomes.append(rewards)
+        assert outcomes[0] == outcomes[1]
+        rewarded += sum(outcomes[0]) > 0
+    assert rewarded > 0  # some random play carried out a command: the comparison is not of zeros only

@@ -4,6 +4,7 @@
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.outside_cues [--episodes 40] [--window-length 16]
         [--reset-options '{"command_count": [2]}'] [--env-id MortarMayhem-v0]
     python -m rise_tf.experiments.outside_cues --runs runs/experiments/outside_mm2   # trained runs: per command
+    PYTHONPATH=.outside-envs python -m rise_tf.experiments.outside_cues --hide-commands RUN_DIR [--checkpoint best]
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.outside_cues --scripted --reset-options '{...}'
 
 MortarMayhem shows a sequence of commands (move up, down, left, right, stay — and the diagonals in the
@@ -22,8 +23,13 @@ What it answers, each from the env itself:
    the cue shows first in the first command (its cue is 6 steps back when the agent may walk).
 4. With --scripted (the free-moving MortarMayhem-v0): what a perfect memory, a memory-less agent that
    walks well and random play earn there, from scripted policies: the levels a learner is read against.
+5. With --hide-commands RUN: does a trained policy act on the commands it saw? Its greedy policy plays
+   the same episodes twice, once as trained and once with the commands never drawn (the command phase
+   shows the bare arena; the env still checks the same commands). A policy that uses its memory of the
+   cue falls to a memory-less agent's level when the cue is hidden; a memory-less one does not change.
 It reads the command sequence from the env's own attributes (Memory Gym 1.0.2's
-`_command_visualization_clone`, `_commands`, `reset_params`), so it is tied to that release.
+`_command_visualization_clone`, `_commands`, `reset_params`, `_generate_command_visualization`), so it is
+tied to that release.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ import itertools
 import sys
 from typing import Dict, List, Optional
 
+import gymnasium as gym
 import numpy as np
 
 from rise_tf.startup import quiet_third_party_startup
@@ -118,6 +125,49 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
     return levels
 
 
+class HiddenCommands(gym.Wrapper):
+    """A Mortar Mayhem env (Grid or free) whose commands are never drawn: every step of the command
+    phase shows what its blank steps between commands show (the arena, the agent, no symbol), while
+    the env samples, checks and rewards the same commands as before."""
+
+    def reset(self, **kwargs):
+        # The env draws what _generate_command_visualization lists at each early step ("" = nothing).
+        self.env.unwrapped._generate_command_visualization = (
+            lambda commands, duration=1, delay=0: [""] * (len(commands) * (duration + delay)))
+        return self.env.reset(**kwargs)
+
+
+def hidden_command_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None) -> Dict[str, Dict[str, float]]:
+    """A trained Mortar Mayhem run's greedy policy (no ε) on the same evaluation episodes with the
+    commands shown and hidden: {"shown" | "hidden": command_success(...) and the mean return}.
+    Raises ValueError when the run is not a Mortar Mayhem run."""
+    from rise_runtime.envs.gym_image import make_registered
+    from rise_tf import builder
+    from rise_tf.export.step_model import load_policy
+    from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate
+
+    loaded = load_policy(run_dir, checkpoint)
+    config = loaded.config
+    if config.env.env_id not in ENV_IDS:
+        raise ValueError(f"{run_dir} trained on {config.env.env_id or config.env.game}; --hide-commands takes runs of "
+                         f"{' or '.join(ENV_IDS)}")
+    options = config.env.reset_options_dict or {}
+    success = options.get("reward_command_success", 0.1)  # Memory Gym's default reward per command
+    policy = as_py_policy(loaded.policy)
+    levels = {}
+    for condition in ("shown", "hidden"):
+        def factory(hide=condition == "hidden"):
+            env = make_registered(config.env.env_id, config.env.env_module)
+            return HiddenCommands(env) if hide else env
+
+        env = builder.make_env(config, num_envs=min(episodes, MAX_EVAL_LANES), seed_offset=EVAL_SEED_OFFSET,
+                               training=False, env_factory=factory)
+        result = evaluate(policy, env, episodes, config.env_name)
+        env.close()
+        levels[condition] = {**command_success(result.returns, success), "return": result.mean_return}
+    return levels
+
+
 def separation(embeddings: np.ndarray, labels: List[str]) -> Dict[str, float]:
     """Mean distance between the commands' centroids, mean distance of a command's frames to their
     centroid, and of the frames between commands ('' labels) to theirs."""
@@ -198,7 +248,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--scripted", action="store_true",
                         help="instead: MortarMayhem-v0's reference levels from scripted policies (a perfect "
                              "memory, a memory-less walker, random play) over --episodes episodes")
+    parser.add_argument("--hide-commands", metavar="RUN_DIR", default=None,
+                        help="instead: a trained Mortar Mayhem run's greedy policy over --episodes episodes with the "
+                             "commands shown and with them hidden (does it act on what it remembers?)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="--hide-commands: 'best' (the best evaluation's) or a checkpoint directory "
+                             "[default: the latest]")
     args = parser.parse_args(argv)
+    if args.hide_commands is not None:
+        from rise_runtime.envs.gym_image import EnvSpecError
+        from rise_tf.export.step_model import ExportError
+        from rise_tf.run_dir import RunDirError
+
+        try:
+            levels = hidden_command_levels(args.hide_commands, args.episodes, args.checkpoint)
+        except (ValueError, EnvSpecError, ExportError, RunDirError) as error:
+            print(f"outside_cues: error: {error}", file=sys.stderr)
+            return 2
+        print(f"{args.hide_commands}: greedy policy, {args.episodes} evaluation episodes per condition\n")
+        print("| commands | return per episode | P(first command) | P(second, given the first) | commands per episode |")
+        print("|---|---:|---:|---:|---:|")
+        for condition, level in levels.items():
+            print(f"| {condition} | {level['return']:.3f} | {level['first']:.2f} | {level['second_given_first']:.2f} | "
+                  f"{level['mean_commands']:.3f} |")
+        return 0
     if args.scripted:
         from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options
 

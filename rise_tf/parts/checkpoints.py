@@ -7,10 +7,12 @@ previous checkpoint stays valid. `state.json` is written last and marks complete
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -150,6 +152,23 @@ def load_state(path: str) -> Dict[str, Any]:
                               f"from the previous checkpoint.") from None
 
 
+GLOB_CHARACTERS = "*?["
+
+
+@contextlib.contextmanager
+def readable_by_tensorflow(path: str):
+    """TensorFlow finds a checkpoint's files by matching its prefix as a glob pattern, so a directory
+    whose name holds * ? or [ (rise-experiment names outside-env runs `Env-v0[option=value]`) is never
+    found, escaped or not. Such a directory is read through a temporary symlink named without them."""
+    if not any(character in path for character in GLOB_CHARACTERS):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="rise-checkpoint-") as temporary:
+        link = os.path.join(temporary, "checkpoint")
+        os.symlink(os.path.abspath(path), link)
+        yield link
+
+
 def restore(path: str, trackables: Dict[str, Any], partial: bool = False) -> Dict[str, Any]:
     """Restores variables into `trackables`; returns the saved state dict.
 
@@ -157,10 +176,11 @@ def restore(path: str, trackables: Dict[str, Any], partial: bool = False) -> Dic
     """
     state = load_state(path)
     try:
-        status = tf.train.Checkpoint(**trackables).read(os.path.join(path, VARIABLES_PREFIX))
-        status.assert_existing_objects_matched()
-        if partial:
-            status.expect_partial()
+        with readable_by_tensorflow(path) as readable:
+            status = tf.train.Checkpoint(**trackables).read(os.path.join(readable, VARIABLES_PREFIX))
+            status.assert_existing_objects_matched()
+            if partial:
+                status.expect_partial()
     except (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError) as error:
         # A truncated data file surfaces as IndexError ("Read less bytes than requested") or DataLossError.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
