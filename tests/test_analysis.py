@@ -276,6 +276,11 @@ def test_hide_commands_refuses_runs_that_are_not_mortar_mayhem(pong_run, tmp_pat
     assert "is not a rise-tf run" in capsys.readouterr().err
     assert main(["--hide-commands", str(pong_run), "--checkpoint", str(tmp_path / "ckpt-1")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    damaged = tmp_path / "ckpt-000000000001"
+    damaged.mkdir()
+    (damaged / "state.json").write_text("{")
+    assert main(["--hide-commands", str(pong_run), "--checkpoint", str(damaged)]) == 2
+    assert "is corrupt" in capsys.readouterr().err
 
 
 def test_report_says_why_a_probability_of_improvement_is_missing(tmp_path):

@@ -258,11 +258,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.hide_commands is not None:
         from rise_runtime.envs.gym_image import EnvSpecError
         from rise_tf.export.step_model import ExportError
+        from rise_tf.parts.checkpoints import CheckpointError
         from rise_tf.run_dir import RunDirError
 
         try:
             levels = hidden_command_levels(args.hide_commands, args.episodes, args.checkpoint)
-        except (ValueError, EnvSpecError, ExportError, RunDirError) as error:
+        except (ValueError, EnvSpecError, ExportError, RunDirError, CheckpointError) as error:
             print(f"outside_cues: error: {error}", file=sys.stderr)
             return 2
         print(f"{args.hide_commands}: greedy policy, {args.episodes} evaluation episodes per condition\n")
