@@ -281,6 +281,8 @@ def test_hide_commands_refuses_runs_that_are_not_mortar_mayhem(pong_run, tmp_pat
     (damaged / "state.json").write_text("{")
     assert main(["--hide-commands", str(pong_run), "--checkpoint", str(damaged)]) == 2
     assert "is corrupt" in capsys.readouterr().err
+    assert main(["--runs", str(tmp_path / "none")]) == 2
+    assert "is not a directory of runs" in capsys.readouterr().err
 
 
 def test_report_says_why_a_probability_of_improvement_is_missing(tmp_path):

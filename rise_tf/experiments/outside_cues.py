@@ -228,6 +228,19 @@ def runs_command_success(root: str, reward_per_command: float, from_fraction: fl
     return rows
 
 
+def print_table(columns: List[str], rows: List[List[str]]) -> None:
+    """A Markdown table: the first column left-aligned, the others (numbers) right-aligned."""
+    print("| " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * (len(columns) - 1))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def refused(error: Exception) -> int:
+    print(f"outside_cues: error: {error}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rise_tf.experiments.outside_cues",
                                      description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -264,14 +277,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             levels = hidden_command_levels(args.hide_commands, args.episodes, args.checkpoint)
         except (ValueError, EnvSpecError, ExportError, RunDirError, CheckpointError) as error:
-            print(f"outside_cues: error: {error}", file=sys.stderr)
-            return 2
+            return refused(error)
         print(f"{args.hide_commands}: greedy policy, {args.episodes} evaluation episodes per condition\n")
-        print("| commands | return per episode | P(first command) | P(second, given the first) | commands per episode |")
-        print("|---|---:|---:|---:|---:|")
-        for condition, level in levels.items():
-            print(f"| {condition} | {level['return']:.3f} | {level['first']:.2f} | {level['second_given_first']:.2f} | "
-                  f"{level['mean_commands']:.3f} |")
+        print_table(["commands", "return per episode", "P(first command)", "P(second, given the first)",
+                     "commands per episode"],
+                    [[condition, f"{level['return']:.3f}", f"{level['first']:.2f}",
+                      f"{level['second_given_first']:.2f}", f"{level['mean_commands']:.3f}"]
+                     for condition, level in levels.items()])
         return 0
     if args.scripted:
         from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options
@@ -279,24 +291,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             levels = scripted_levels(args.episodes, args.seed, parse_reset_options(args.reset_options))
         except EnvSpecError as error:
-            print(f"outside_cues: error: {error}", file=sys.stderr)
-            return 2
+            return refused(error)
         print(f"MortarMayhem-v0, {args.episodes} episodes per policy\n")
-        print("| scripted policy | return per episode | P(first command) |")
-        print("|---|---:|---:|")
-        for policy, level in levels.items():
-            print(f"| {policy} | {level['return']:.3f} | {level['first']:.3f} |")
+        print_table(["scripted policy", "return per episode", "P(first command)"],
+                    [[policy, f"{level['return']:.3f}", f"{level['first']:.3f}"] for policy, level in levels.items()])
         return 0
     if args.runs is not None:
-        rows = runs_command_success(args.runs, args.reward_per_command)
+        try:
+            rows = runs_command_success(args.runs, args.reward_per_command)
+        except FileNotFoundError as error:
+            return refused(error)
         if not rows:
-            print(f"outside_cues: error: no run with greedy evaluations under {args.runs}", file=sys.stderr)
-            return 2
-        print("| run | evaluations | episodes | P(first command) | P(second, given the first) | commands per episode |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for row in rows:
-            print(f"| {row['run']} | {row['evals']} | {row['episodes']} | {row['first']:.2f} | "
-                  f"{row['second_given_first']:.2f} | {row['mean_commands']:.3f} |")
+            return refused(f"no run with greedy evaluations under {args.runs}")
+        print_table(["run", "evaluations", "episodes", "P(first command)", "P(second, given the first)",
+                     "commands per episode"],
+                    [[row["run"], str(row["evals"]), str(row["episodes"]), f"{row['first']:.2f}",
+                      f"{row['second_given_first']:.2f}", f"{row['mean_commands']:.3f}"] for row in rows])
         return 0
     from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options, task_name
 
@@ -304,8 +314,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         options = parse_reset_options(args.reset_options)
         frames, screens, labels, params = command_frames(args.episodes, args.seed, 84, options, args.env_id)
     except EnvSpecError as error:
-        print(f"outside_cues: error: {error}", file=sys.stderr)
-        return 2
+        return refused(error)
     import tensorflow as tf
 
     from rise_tf.networks.encoders import make_frozen_encoder
@@ -318,12 +327,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         encoder = make_frozen_encoder(name, embedding_size=args.embedding_size, seed=args.seed)
         rows[f"ϑ = {name}"] = encoder(tf.constant(frames)).numpy().astype(np.float32)
     print(f"{task_name(args.env_id, options)}: {len(frames)} frames of the command phase over {args.episodes} episodes\n")
-    print("| space | commands | between-command distance | within-command spread | ratio | blank-frame spread |")
-    print("|---|---:|---:|---:|---:|---:|")
+    table = []
     for name, embeddings in rows.items():
         s = separation(embeddings, labels)
-        print(f"| {name} | {s['commands']} | {s['between']:.3f} | {s['within']:.3f} | {s['ratio']:.1f} | "
-              f"{s['blank_spread']:.3f} |")
+        table.append([name, str(s["commands"]), f"{s['between']:.3f}", f"{s['within']:.3f}", f"{s['ratio']:.1f}",
+                      f"{s['blank_spread']:.3f}"])
+    print_table(["space", "commands", "between-command distance", "within-command spread", "ratio",
+                 "blank-frame spread"], table)
     r = reach(params)
     print(f"\nReach: {r['commands']} commands; steps from a command's last showing to its check: first "
           f"{r['first_gap']}, last {r['last_gap']} (min {r['min_gap']}, max {r['max_gap']}).")
