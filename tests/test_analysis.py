@@ -283,6 +283,9 @@ def test_hide_commands_refuses_runs_that_are_not_mortar_mayhem(pong_run, tmp_pat
     assert "is corrupt" in capsys.readouterr().err
     assert main(["--runs", str(tmp_path / "none")]) == 2
     assert "is not a directory of runs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--hide-commands", str(pong_run), "--episodes", "0"])
+    assert exit_info.value.code == 2 and "--episodes must be at least 1" in capsys.readouterr().err
 
 
 def test_report_says_why_a_probability_of_improvement_is_missing(tmp_path):

@@ -268,6 +268,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="--hide-commands: 'best' (the best evaluation's) or a checkpoint directory "
                              "[default: the latest]")
     args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be at least 1, got {args.episodes}")
     if args.hide_commands is not None:
         from rise_runtime.envs.gym_image import EnvSpecError
         from rise_tf.export.step_model import ExportError
