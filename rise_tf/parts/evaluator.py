@@ -75,7 +75,7 @@ class Evaluator:
 
     def __init__(self, make_env, policy, *, episodes: int, env_name: str):
         """make_env(num_envs, seed_offset) -> a batched env of evaluation lanes."""
-        self._make_env, self.policy, self.episodes, self.env_name = make_env, policy, episodes, env_name
+        self._make_env, self.episodes, self.env_name = make_env, episodes, env_name
         self._env = None
         self._py_policy = as_py_policy(policy)  # traced at the first evaluation only
 
