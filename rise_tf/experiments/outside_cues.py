@@ -151,8 +151,11 @@ def hidden_command_levels(run_dir: str, episodes: int, checkpoint: Optional[str]
     if config.env.env_id not in ENV_IDS:
         raise ValueError(f"{run_dir} trained on {config.env.env_id or config.env.game}; --hide-commands takes runs of "
                          f"{' or '.join(ENV_IDS)}")
-    options = config.env.reset_options_dict or {}
-    success = options.get("reward_command_success", 0.1)  # Memory Gym's default reward per command
+    probe = make_registered(config.env.env_id, config.env.env_module)
+    # The task's reward per command: the run's reset options over the env's own defaults.
+    success = {**probe.unwrapped.default_reset_parameters,
+               **(config.env.reset_options_dict or {})}["reward_command_success"]
+    probe.close()
     policy = as_py_policy(loaded.policy)
     levels = {}
     for condition in ("shown", "hidden"):
