@@ -321,3 +321,31 @@ def test_td_targets_to_solve_only_when_every_solved_run_logged_them(tmp_path):
     assert both["rise-dqn"]["solved_runs"] == 2 and both["rise-dqn"]["td_targets_to_solve"] is None
     only_logged = summarise([r for r in find_runs(str(tmp_path)) if r.seed == 0], baseline=None, reps=50)
     assert only_logged["variants"]["rise-dqn"]["td_targets_to_solve"] == 8000
+
+
+def test_reach_gives_each_runs_first_evaluation_at_the_level(tmp_path):
+    """--reach: agent steps (frames / action repeat) and wall-clock of the first evaluation >= the level,
+    "never" with the run's wall-clock otherwise; means only over the runs that reached it."""
+    env = {"env_id": "ThirdParty/Cues-v0", "env_kind": "gym", "action_repeat": 2}
+    curves = {("rise", 0): [(1000, 0.2), (2000, 0.5), (3000, 0.4)], ("rise", 1): [(1000, 0.6), (2000, 0.7)],
+              ("base", 0): [(1000, 0.3), (2000, 0.45)], ("base", 1): [(1000, 0.1), (2000, 0.2)]}
+    for (variant, seed), evals in curves.items():
+        _fake_run(tmp_path / "exp" / variant / f"seed{seed}", "btr" if variant == "base" else "rise-btr", "", seed,
+                  evals, update_ms=30.0, variant=variant, env=env)
+    out = tmp_path / "results"
+    assert report_main([str(tmp_path / "exp"), "--out", str(out), "--name", "r", "--reps", "200",
+                        "--baseline", "btr", "--reach", "0.5"]) == 0
+    summary = json.loads((out / "r.json").read_text())
+    rise, base = summary["variants"]["rise-btr"]["reach"], summary["variants"]["btr"]["reach"]
+    # evaluations log wall_seconds = frames / 100; agent steps = frames / 2
+    assert [(r["seed"], r["agent_steps"], r["wall_seconds"]) for r in rise["per_run"]] == [(0, 1000, 20.0), (1, 500, 10.0)]
+    assert rise["reached_runs"] == 2 and rise["agent_steps"] == 750 and rise["wall_seconds"] == pytest.approx(15.0)
+    assert base["reached_runs"] == 0 and base["agent_steps"] is None  # 0.45 is not 0.5
+    text = (out / "r.md").read_text()
+    assert "## First greedy evaluation scoring ≥ 0.5" in text
+    assert "| rise-btr | 2/2 | seed 0: 1,000 @ 20 s; seed 1: 500 @ 10 s | 750 / 15 |" in text
+    assert "| btr | 0/2 | seed 0: never (300 s); seed 1: never (300 s) | – |" in text
+    assert report_main([str(tmp_path / "exp"), "--out", str(out), "--name", "plain", "--reps", "200"]) == 0
+    assert "First greedy evaluation" not in (out / "plain.md").read_text()
+    with pytest.raises(SystemExit):
+        report_main([str(tmp_path / "exp"), "--reach", "nan"])

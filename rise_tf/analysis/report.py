@@ -2,6 +2,7 @@
 
     rise-report runs/experiments/memory --out results/ --name memory
     rise-report runs/ --out results/ --baseline base
+    rise-report runs/experiments/outside_mm2 --baseline btr --reach 0.5   # when each run first scored 0.5
 Writes <name>.md (tables), <name>.json (every number), <name>_runs.csv (one row per run),
 <name>_curves.png (learning curves) and, with several games, <name>_aggregate.png (IQM, median,
 mean with 95 % stratified bootstrap CIs). Scores: greedy-eval success rate on the memory task,
@@ -52,18 +53,33 @@ def _order_labels(runs: Sequence[Run], baseline: Optional[str], order: Sequence[
     return labels
 
 
-def _first_solving_eval(run: Run) -> Optional[dict]:
-    """The first greedy evaluation at >= SOLVED_SUCCESS (frames, wall_seconds when logged)."""
+def _first_eval_reaching(run: Run, score: str, level: float) -> Optional[dict]:
+    """The first greedy evaluation whose `score` is >= `level` (frames, wall_seconds when logged)."""
     for record in sorted(run.evals, key=lambda e: e["frames"]):
-        if record.get("success_rate") is not None and record["success_rate"] >= SOLVED_SUCCESS:
+        if record.get(score) is not None and record[score] >= level:
             return record
     return None
 
 
+def _reach_stats(runs: Sequence[Run], score_of_game: Dict[str, str], level: float) -> dict:
+    """When each run's greedy policy first scored >= `level`: a wall-clock goal ("no later than the
+    peer") is read from these, not from the final scores."""
+    per_run = []
+    for run in sorted(runs, key=lambda r: (r.game, r.seed if r.seed is not None else -1)):
+        record = _first_eval_reaching(run, score_of_game[run.game], level)
+        per_run.append({"game": run.game, "seed": run.seed, "run_wall_seconds": run.summary.get("wall_seconds"),
+                        "agent_steps": record["frames"] / run.frames_per_agent_step if record else None,
+                        "wall_seconds": record.get("wall_seconds") if record else None})
+    reached = [r for r in per_run if r["agent_steps"] is not None]
+    return {"level": level, "reached_runs": len(reached), "runs": len(per_run), "per_run": per_run,
+            "agent_steps": _mean(r["agent_steps"] for r in reached),
+            "wall_seconds": _mean(r["wall_seconds"] for r in reached)}
+
+
 def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int = 2000, seed: int = 0,
-              order: Sequence[str] = (), last_evals: int = 1) -> dict:
+              order: Sequence[str] = (), last_evals: int = 1, reach: Optional[float] = None) -> dict:
     """Every number the report shows, as a JSON-able dict. A run's score: its final greedy evaluation,
-    or the mean of its last `last_evals`."""
+    or the mean of its last `last_evals`; with `reach`, when each run first scored at least that."""
     if not runs:
         raise ValueError("no runs found")
     if last_evals < 1:
@@ -97,6 +113,8 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
             entry.update(_solve_stats([r for r in mine if r.is_memory_task]))
             entry["solve_per_game"] = {game: _solve_stats([r for r in mine if r.game == game])
                                        for game in games if is_memory_task(game)}
+        if reach is not None:
+            entry["reach"] = _reach_stats(mine, score_of_game, reach)
         variants[label] = entry
 
     base = variants.get(baseline) if baseline else None
@@ -120,7 +138,7 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
             entry["p_improvement_vs_baseline"] = dataclasses.asdict(improvement)
 
     unfinished = [r.path for r in runs if r.source == METRICS_FILE and not r.summary.get("completed")]
-    return {"games": games, "score": score_of_game, "last_evals": last_evals, "variants": variants,
+    return {"games": games, "score": score_of_game, "last_evals": last_evals, "reach": reach, "variants": variants,
             "baseline": baseline if base else None,
             "unfinished_runs": unfinished,
             "bootstrap_reps": reps, "confidence": 0.95,
@@ -137,7 +155,7 @@ def summarise(runs: Sequence[Run], baseline: Optional[str] = "base", reps: int =
 
 
 def _solve_stats(runs: Sequence[Run]) -> dict:
-    solved = [e for e in (_first_solving_eval(r) for r in runs) if e is not None]
+    solved = [e for e in (_first_eval_reaching(r, "success_rate", SOLVED_SUCCESS) for r in runs) if e is not None]
     return {"solved_runs": len(solved), "memory_runs": len(runs), "frames_to_solve": _mean(e["frames"] for e in solved),
             "seconds_to_solve": _mean(e.get("wall_seconds") for e in solved),
             # logged since 2026-12-05: a mean over only some of the solved runs would mislead
@@ -202,6 +220,8 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
                     f", {_fmt(stats['frames_to_solve'], 0)} fr, {_fmt(stats['seconds_to_solve'], 0)} s"
                     if stats["solved_runs"] else ""))
             lines.append(f"| {game} | " + " | ".join(cells) + " |")
+    if summary.get("reach") is not None:
+        lines += _reach_table(summary["reach"], variants, several_games=len(games) > 1)
     if baseline and any("p_improvement_vs_baseline" in e for e in variants.values()):
         lines += ["", f"Probability of improvement over {baseline} (rliable; P(X > Y) per task, averaged): " + "; ".join(
             f"{label} {_estimate_text(e['p_improvement_vs_baseline'], 2)}"
@@ -235,6 +255,26 @@ def markdown(summary: dict, title: str, notes: Dict[str, str]) -> str:
     lines += ["", "Update cost: mean learner update time logged by each run (the first, tracing update "
               "excluded); runs that shared the machine with other work are noisier than `make bench`.", ""]
     return "\n".join(lines)
+
+
+def _reach_table(level: float, variants: dict, several_games: bool) -> List[str]:
+    lines = ["", f"## First greedy evaluation scoring ≥ {level:g}", "",
+             "Per run (by seed): agent steps and wall-clock seconds into the run at that evaluation, or "
+             "\"never\" with the run's whole wall-clock.", "",
+             "| variant | runs that reached it | per run | mean agent steps / wall-clock (s) of those |",
+             "|---|---:|---|---:|"]
+    for label, entry in variants.items():
+        stats = entry["reach"]
+        cells = []
+        for run in stats["per_run"]:
+            name = (f"{run['game']} " if several_games else "") + f"seed {run['seed']}"
+            if run["agent_steps"] is None:
+                cells.append(f"{name}: never ({_fmt(run['run_wall_seconds'], 0)} s)")
+            else:
+                cells.append(f"{name}: {run['agent_steps']:,.0f} @ {_fmt(run['wall_seconds'], 0)} s")
+        means = (f"{stats['agent_steps']:,.0f} / {_fmt(stats['wall_seconds'], 0)}" if stats["reached_runs"] else "–")
+        lines.append(f"| {label} | {stats['reached_runs']}/{stats['runs']} | {'; '.join(cells)} | {means} |")
+    return lines
 
 
 # The x axes of the learning curves: the key of each run's curve in the summary, and its axis title.
@@ -407,7 +447,8 @@ def _experiment_notes(roots: Sequence[str]):
 
 
 def write_report(roots, out: str, name: str = "report", baseline: Optional[str] = "base",
-                 reps: int = 2000, title: Optional[str] = None, last_evals: int = 1) -> List[str]:
+                 reps: int = 2000, title: Optional[str] = None, last_evals: int = 1,
+                 reach: Optional[float] = None) -> List[str]:
     """Reads every run under `roots`, writes the report files into `out`, returns their paths."""
     roots = [roots] if isinstance(roots, str) else list(roots)
     # Runs are named relative to the folder above each root ("flicker-pong/dqn/Pong/seed0"): a
@@ -418,7 +459,7 @@ def write_report(roots, out: str, name: str = "report", baseline: Optional[str] 
         raise ValueError(f"no runs found under {', '.join(roots)} (a run dir holds config.json, or "
                          f"TensorBoard event files with eval/* scalars)")
     notes, order = _experiment_notes(roots)
-    summary = summarise(runs, baseline, reps, order=order, last_evals=last_evals)
+    summary = summarise(runs, baseline, reps, order=order, last_evals=last_evals, reach=reach)
     os.makedirs(out, exist_ok=True)
     paths = {key: os.path.join(out, f"{name}{suffix}") for key, suffix in
              (("md", ".md"), ("json", ".json"), ("csv", "_runs.csv"), ("curves", "_curves.png"),
@@ -466,14 +507,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--last-evals", type=int, default=1,
                         help="a run's score is the mean of its last N greedy evaluations (1: the final one) "
                              "[default: 1]")
+    parser.add_argument("--reach", type=float, default=None, metavar="LEVEL",
+                        help="also tabulate when each run's greedy evaluation first scored >= LEVEL (agent "
+                             "steps and wall-clock), e.g. a level only the memory agents reach")
     args = parser.parse_args(argv)
+    if args.reach is not None and not math.isfinite(args.reach):
+        parser.error(f"--reach must be a finite score, got {args.reach}")
     if args.reps < 100:
         parser.error(f"--reps must be >= 100 for a usable 95 % interval, got {args.reps}")
     for root in args.runs:
         if not os.path.isdir(root):
             parser.error(f"{root} is not a directory (give the folder that holds your run directories)")
     try:
-        written = write_report(args.runs, args.out, args.name, args.baseline, args.reps, args.title, args.last_evals)
+        written = write_report(args.runs, args.out, args.name, args.baseline, args.reps, args.title, args.last_evals,
+                               args.reach)
     except ValueError as error:
         print(f"rise-report: error: {error}", file=sys.stderr)
         return 2
