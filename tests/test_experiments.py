@@ -196,11 +196,16 @@ def test_the_peer_acts_on_a_multi_discrete_env_as_rise_train_does(tmp_path):
     from rise_tf.peers.tf_agents_rnn_dqn import main as peer_main
 
     run_dir = tmp_path / "peer"
-    assert peer_main(["--env-id", "ThirdParty/ColoursPair-v0", "--env-module", "third_party_env", "--frames", "120",
-                      "--num-envs", "2", "--frame-size", "42", "--eval-every-frames", "120", "--eval-episodes", "2",
+    # Evaluations every 41 frames on 2 lanes: at 42, 82 and 124, the last frame count, which is no multiple
+    # of 41; the run must not evaluate the same weights a second time as its "final" evaluation.
+    assert peer_main(["--env-id", "ThirdParty/ColoursPair-v0", "--env-module", "third_party_env", "--frames", "124",
+                      "--num-envs", "2", "--frame-size", "42", "--eval-every-frames", "41", "--eval-episodes", "2",
                       "--sequence-length", "4", "--warmup-frames", "40", "--run-dir", str(run_dir), "--no-progress"]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["completed"] and summary["game"] == "ThirdParty/ColoursPair-v0" and summary["frames"] == 120
+    assert summary["completed"] and summary["game"] == "ThirdParty/ColoursPair-v0" and summary["frames"] == 124
+    evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["kind"] == "eval"]
+    assert [e["frames"] for e in evals] == [42, 82, 124]
     assert 0.0 <= summary["final_return"] <= 6.0
     # TD targets are counted as the peer trains them: a sequence of 4 steps holds 3 transitions.
     evaluation = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]

@@ -66,6 +66,12 @@ def evaluate(policy, env, num_episodes: int, game: str, max_steps: int = 1_000_0
     return EvalResult(returns, lengths, hns)
 
 
+def final_evaluation_due(eval_every_frames: int, last_eval_frames: Optional[int], frames: int) -> bool:
+    """A run that evaluates ends with an evaluation of its last weights, unless it has just made one
+    (a periodic evaluation can land on the last frame count, which need not be a multiple of the period)."""
+    return bool(eval_every_frames) and last_eval_frames != frames
+
+
 EVAL_SEED_OFFSET = 10_000  # eval lanes never share seeds with training lanes
 MAX_EVAL_LANES = 16
 

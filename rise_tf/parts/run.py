@@ -16,7 +16,7 @@ from rise_tf.parts import updates
 from rise_tf.parts.checkpointer import Checkpointer
 from rise_tf.parts.collector import EpisodeStats
 from rise_tf.parts.counters import Counters, DamagedCounters
-from rise_tf.parts.evaluator import EvalResult, Evaluator
+from rise_tf.parts.evaluator import EvalResult, Evaluator, final_evaluation_due
 from rise_tf.parts.learner import Learner, NonFiniteLoss
 from rise_tf.parts.run_log import RunLog
 from rise_tf.parts.signals import STOP_SIGNALS
@@ -227,8 +227,9 @@ class Run:
     def finish(self, interrupted: bool) -> Dict[str, float]:
         """The final evaluation (unless interrupted), checkpoint and summary."""
         self.run_log.close_bar()
-        final_eval = self.last_eval if self._last_eval_frames == self.counters.frames else None
-        if not interrupted and self.config.train.eval_every_frames and final_eval is None:
+        due = final_evaluation_due(self.config.train.eval_every_frames, self._last_eval_frames, self.counters.frames)
+        final_eval = None if due else self.last_eval
+        if not interrupted and due:
             final_eval = self.evaluate()
         path = self.save_checkpoint()
         summary = self.summary(final_eval)

@@ -114,7 +114,8 @@ def run(args) -> dict:
     from rise_tf.run_dir import CONFIG_FILE, SUMMARY_FILE, append_metrics, write_json_atomic
     from rise_tf import builder
     from rise_tf.parts import updates as update_rule
-    from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate
+    from rise_tf.parts.evaluator import (EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate,
+                                         final_evaluation_due)
     from rise_tf.parts.schedules import exploration_epsilon
 
     settings = peer_settings(args)
@@ -169,7 +170,7 @@ def run(args) -> dict:
     next_eval = train_c.eval_every_frames or float("inf")
     started = time.time()
     time_step, policy_state = None, agent.collect_policy.get_initial_state(env.batch_size)
-    last_eval, solved_at = None, -1
+    last_eval, last_eval_frames, solved_at = None, None, -1
 
     eval_policy = as_py_policy(agent.policy)  # wrapped once: traced at the first evaluation only
 
@@ -202,13 +203,13 @@ def run(args) -> dict:
         if bar is not None:
             bar.update(frames - bar.n)
         if frames >= next_eval:
-            last_eval = evaluate_and_log()
+            last_eval, last_eval_frames = evaluate_and_log(), frames
             next_eval = (frames // train_c.eval_every_frames + 1) * train_c.eval_every_frames
             if train_c.stop_at_success and last_eval.success_rate >= train_c.stop_at_success:
                 solved_at = frames
     if bar is not None:
         bar.close()
-    if train_c.eval_every_frames and (last_eval is None or solved_at < 0 and frames % train_c.eval_every_frames):
+    if final_evaluation_due(train_c.eval_every_frames, last_eval_frames, frames):
         last_eval = evaluate_and_log()
     summary = {"algo": PEER_ALGO, "game": config.env_name, "seed": args.seed, "frames": frames,
                "budget_frames": train_c.frames, "completed": True, "stopped_solved": solved_at >= 0,
