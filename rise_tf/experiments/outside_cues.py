@@ -141,7 +141,7 @@ def hidden_command_levels(run_dir: str, episodes: int, checkpoint: Optional[str]
     """A trained Mortar Mayhem run's greedy policy (no ε) on the same evaluation episodes with the
     commands shown and hidden: {"shown" | "hidden": command_success(...) and the mean return}.
     Raises ValueError when the run is not a Mortar Mayhem run."""
-    from rise_runtime.envs.gym_image import make_registered
+    from rise_runtime.envs.gym_image import make_registered, reset_with_options
     from rise_tf import builder
     from rise_tf.export.step_model import load_policy
     from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate
@@ -151,11 +151,13 @@ def hidden_command_levels(run_dir: str, episodes: int, checkpoint: Optional[str]
     if config.env.env_id not in ENV_IDS:
         raise ValueError(f"{run_dir} trained on {config.env.env_id or config.env.game}; --hide-commands takes runs of "
                          f"{' or '.join(ENV_IDS)}")
+    # The task's reward per command, as the env itself sets it from the run's reset options (one reset).
     probe = make_registered(config.env.env_id, config.env.env_module)
-    # The task's reward per command: the run's reset options over the env's own defaults.
-    success = {**probe.unwrapped.default_reset_parameters,
-               **(config.env.reset_options_dict or {})}["reward_command_success"]
-    probe.close()
+    try:
+        reset_with_options(probe, seed=0, options=config.env.reset_options_dict)
+        success = probe.unwrapped.reset_params["reward_command_success"]
+    finally:
+        probe.close()
     policy = as_py_policy(loaded.policy)
     levels = {}
     for condition in ("shown", "hidden"):
@@ -239,7 +241,8 @@ def print_table(columns: List[str], rows: List[List[str]]) -> None:
         print("| " + " | ".join(row) + " |")
 
 
-def refused(error: Exception) -> int:
+def refused(error: object) -> int:
+    """The cause on stderr; exit status 2 (bad input, nothing written)."""
     print(f"outside_cues: error: {error}", file=sys.stderr)
     return 2
 
