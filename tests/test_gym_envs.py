@@ -453,6 +453,40 @@ def test_scripted_levels_of_the_free_moving_mortar_mayhem():
     assert 0.1 <= walker["first"] <= 0.6 and walker["return"] < 1.0
 
 
+def test_mystery_path_walkers_steer_and_remember_by_hand():
+    """The scripted walkers' moves, hand-checked (no env needed): headings turn the way Memory Gym turns
+    them, and the remembering walker goes round a tile it fell from through a tile it has walked."""
+    from rise_tf.experiments.mystery_path_levels import (FORWARD, TURN_LEFT, TURN_RIGHT, explore, toward_goal,
+                                                         turn_or_step)
+
+    north, west = 0, 1
+    assert turn_or_step(north, (0, -1)) == FORWARD
+    assert turn_or_step(north, (1, 0)) == TURN_RIGHT  # east is to the right of north
+    assert turn_or_step(north, (-1, 0)) == TURN_LEFT
+    assert turn_or_step(west, (0, 1)) == TURN_LEFT  # facing west, south is to the left
+    assert toward_goal((0, 3), (6, 3), 7) == (1, 0)
+    # it fell east of the origin: try the untried tiles next to it (nearest the goal, first found)
+    assert explore((0, 3), (6, 3), 7, walked={(0, 3)}, fell={(1, 3)}) == (0, -1)
+    # having walked north once: back through (0, 2) to (1, 2), one tile nearer the goal than (0, 4)
+    assert explore((0, 3), (6, 3), 7, walked={(0, 3), (0, 2)}, fell={(1, 3), (0, 1)}) == (0, -1)
+    assert explore((0, 2), (6, 3), 7, walked={(0, 3), (0, 2)}, fell={(1, 3), (0, 1)}) == (1, 0)
+    # boxed in by falls: nothing left to try
+    assert explore((0, 0), (6, 3), 7, walked={(0, 0)}, fell={(1, 0), (0, 1)}) is None
+
+
+def test_mystery_path_levels_memory_finds_the_goal_and_no_memory_rarely_does():
+    """Runs where Memory Gym is installed: with the goal shown, remembering the falls reaches the goal in
+    every episode; walking toward the goal without memory loops back into the same fall."""
+    pytest.importorskip("memory_gym")
+    from rise_tf.experiments.mystery_path_levels import POLICIES, scripted_levels
+
+    levels = scripted_levels(20, 0, {"cardinal_origin_choice": [0], "show_goal": True, "reward_path_progress": 0.1})
+    remembers, walker, random_play = (levels[p] for p in POLICIES)
+    assert remembers["success"] == 1.0 and remembers["return"] > 1.5
+    assert walker["success"] <= 0.4 and random_play["success"] <= 0.2
+    assert remembers["fall_gaps"] and min(remembers["fall_gaps"]) >= 1
+
+
 def test_hidden_commands_blank_the_command_phase_and_keep_the_commands():
     """Runs where Memory Gym is installed: with the commands hidden the command phase shows the bare
     arena at every step (the agent cannot move then), the same commands are sampled, and carrying them

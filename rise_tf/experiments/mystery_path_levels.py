@@ -1,0 +1,174 @@
+"""What memory is worth on Memory Gym's MysteryPath-Grid-v0, and how far back it must reach (issue 21).
+
+    PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels [--episodes 300]
+        [--reset-options '{"cardinal_origin_choice": [0], "show_goal": true, "reward_path_progress": 0.1}']
+
+The task: a 7x7 grid with an invisible path from one edge to the opposite one. The agent (rotate left,
+rotate right, forward; its heading is drawn) walks from the path's origin; stepping off the path draws
+a red cross for one step and puts it back at the origin, heading unchanged. A memory-less greedy policy
+sees the same screen at the origin after every fall and so walks the same way again; finding the path
+means remembering where it fell. Scripted policies that read the env's own state (Memory Gym 1.0.2's
+`mystery_path`, `start`, `end`, `agent`, `is_off_path`) give the task's levels:
+- "remembers its falls": knows every tile it stepped on and every tile it fell from in this episode and
+  walks, through tiles it knows, to the unknown tile nearest the goal (a perfect memory);
+- "walks toward the goal": the neighbour tile nearest the goal, ties broken by a fixed order, no
+  memory (one memory-less policy: what a frame-stack agent can do once the cross has left its stack);
+- random play.
+Both scripted walkers read the goal's tile from the env (the task shows it with show_goal true).
+Reach: for the remembering walker, the agent steps between a fall (the cross's frame) and the next time
+it stands on the tile it fell from — where remembering the fall decides its move — against RISE's window
+k and the frame stack.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from rise_tf.startup import quiet_third_party_startup
+
+quiet_third_party_startup()
+
+ENV_ID = "MysteryPath-Grid-v0"
+POLICIES = ("remembers its falls", "walks toward the goal", "random play")
+Tile = Tuple[int, int]
+# Memory Gym's CardinalDirection: NORTH 0, WEST 1, SOUTH 2, EAST 3; action 1 turns left (+90 degrees),
+# 2 turns right, 3 moves forward, 0 does nothing. Grid y grows southward.
+HEADINGS = {0: (0, -1), 1: (-1, 0), 2: (0, 1), 3: (1, 0)}
+NOTHING, TURN_LEFT, TURN_RIGHT, FORWARD = 0, 1, 2, 3
+
+
+def turn_or_step(heading: int, toward: Tile) -> int:
+    """The action that moves the agent one tile in direction `toward` (a unit step) or turns it that way."""
+    wanted = next(h for h, step in HEADINGS.items() if step == toward)
+    if wanted == heading:
+        return FORWARD
+    return TURN_LEFT if (wanted - heading) % 4 == 1 else TURN_RIGHT
+
+
+def neighbours(tile: Tile, size: int):
+    for step in HEADINGS.values():
+        x, y = tile[0] + step[0], tile[1] + step[1]
+        if 0 <= x < size and 0 <= y < size:
+            yield step, (x, y)
+
+
+def distance(a: Tile, b: Tile) -> int:
+    return abs(a[0] - b[0]) + abs(a[1] - b[1])
+
+
+def toward_goal(here: Tile, goal: Tile, size: int) -> Tile:
+    """Memory-less: the step to the neighbour nearest the goal (first in HEADINGS order on a tie)."""
+    return min(neighbours(here, size), key=lambda step_tile: distance(step_tile[1], goal))[0]
+
+
+def explore(here: Tile, goal: Tile, size: int, walked: set, fell: set) -> Optional[Tile]:
+    """With memory: the first step, through tiles known to be on the path, to the not-yet-tried tile
+    nearest the goal (breadth-first, so by the shortest known way); None if nothing is left to try."""
+    came_from: Dict[Tile, Optional[Tile]] = {here: None}
+    queue, untried = collections.deque([here]), []
+    while queue:
+        tile = queue.popleft()
+        for _, next_tile in neighbours(tile, size):
+            if next_tile in came_from or next_tile in fell:
+                continue
+            came_from[next_tile] = tile
+            (queue.append if next_tile in walked else untried.append)(next_tile)
+    if not untried:
+        return None
+    target = min(untried, key=lambda tile: distance(tile, goal))
+    while came_from[target] != here:
+        target = came_from[target]
+    return target[0] - here[0], target[1] - here[1]
+
+
+def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = None) -> Dict[str, Dict[str, object]]:
+    """policy -> {"return": mean per episode, "success": share reaching the goal, "fall_gaps": agent steps
+    from each fall to the next time the agent stood on the tile it fell from (remembering walker only)}."""
+    from rise_runtime.envs.gym_image import make_registered, reset_with_options
+
+    env = make_registered(ENV_ID, "memory_gym")
+    game, rng = env.unwrapped, np.random.default_rng(seed)
+    size = game.grid_dim
+
+    def position() -> Tile:
+        return tuple(int(v) for v in game.agent.grid_position)
+
+    def policy_step(policy: str, memory: dict) -> int:
+        if game.is_off_path:
+            return NOTHING  # the env puts the agent back at the origin whatever it does
+        if policy == "random play":
+            return int(rng.integers(4))
+        here, goal, heading = position(), tuple(int(v) for v in game.end), game.agent.face_direction.value
+        if policy == "walks toward the goal":
+            return turn_or_step(heading, toward_goal(here, goal, size))
+        step = explore(here, goal, size, memory["walked"], memory["fell"])
+        return NOTHING if step is None else turn_or_step(heading, step)
+
+    levels: Dict[str, Dict[str, object]] = {}
+    for policy in POLICIES:
+        returns, successes, gaps = [], [], []
+        for episode in range(episodes):
+            reset_with_options(env, seed=seed + episode, options=reset_options)
+            memory = {"walked": {position()}, "fell": set(), "falls": {}}  # falls: edge tile -> step of the fall
+            total, done, t = 0.0, False, 0
+            while not done:
+                before = position()
+                _, reward, terminated, truncated, info = env.step(policy_step(policy, memory))
+                total, done, t = total + float(reward), terminated or truncated, t + 1
+                if game.is_off_path:
+                    memory["fell"].add(position())
+                    memory["falls"].setdefault(before, t)
+                else:
+                    memory["walked"].add(position())
+                    if position() in memory["falls"] and position() != before:
+                        gaps.append(t - memory["falls"].pop(position()))
+            returns.append(total)
+            successes.append(float(info.get("success", 0)))
+        levels[policy] = {"return": float(np.mean(returns)), "success": float(np.mean(successes)),
+                          "fall_gaps": gaps}
+    env.close()
+    return levels
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rise_tf.experiments.mystery_path_levels",
+                                     description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=300, help="episodes per scripted policy [default: %(default)s]")
+    parser.add_argument("--seed", type=int, default=0, help="the first episode's seed (and random play's)")
+    parser.add_argument("--reset-options", default=None,
+                        help="the task's Memory Gym reset parameters, as rise-train takes them (JSON object)")
+    parser.add_argument("--window-length", type=int, action="append", default=None,
+                        help="k to compare with the reach (repeatable) [default: 16 and 32]")
+    parser.add_argument("--frame-stack", type=int, default=4, help="frames φ sees (the presets': 4)")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be at least 1, got {args.episodes}")
+    from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options, task_name
+
+    try:
+        options = parse_reset_options(args.reset_options)
+        levels = scripted_levels(args.episodes, args.seed, options)
+    except EnvSpecError as error:
+        print(f"mystery_path_levels: error: {error}", file=sys.stderr)
+        return 2
+    print(f"{task_name(ENV_ID, options)}: {args.episodes} episodes per scripted policy\n")
+    print("| scripted policy | return per episode | reaches the goal |\n|---|---:|---:|")
+    for policy, level in levels.items():
+        print(f"| {policy} | {level['return']:.3f} | {level['success']:.3f} |")
+    gaps = np.asarray(levels[POLICIES[0]]["fall_gaps"])
+    if gaps.size:
+        print(f"\nReach ({POLICIES[0]}): {gaps.size} returns to a tile it fell from; agent steps since the fall: "
+              f"median {np.median(gaps):.0f}, 90th percentile {np.percentile(gaps, 90):.0f}, max {gaps.max()}")
+        within: Callable[[int], str] = lambda k: f"{np.mean(gaps < k):.2f}"  # the cross is among the last k frames
+        for k in [args.frame_stack] + (args.window_length or [16, 32]):
+            print(f"window {k}: the fall is still in view at {within(k)} of them")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
