@@ -456,8 +456,8 @@ def test_scripted_levels_of_the_free_moving_mortar_mayhem():
 def test_mystery_path_walkers_steer_and_remember_by_hand():
     """The scripted walkers' moves, hand-checked (no env needed): headings turn the way Memory Gym turns
     them, and the remembering walker goes round a tile it fell from through a tile it has walked."""
-    from rise_tf.experiments.mystery_path_levels import (FORWARD, TURN_LEFT, TURN_RIGHT, explore, toward_goal,
-                                                         turn_or_step)
+    from rise_tf.experiments.mystery_path_levels import (FORWARD, TURN_LEFT, TURN_RIGHT, explore, summarize_falls,
+                                                         toward_goal, turn_or_step)
 
     north, west = 0, 1
     assert turn_or_step(north, (0, -1)) == FORWARD
@@ -472,6 +472,36 @@ def test_mystery_path_walkers_steer_and_remember_by_hand():
     assert explore((0, 2), (6, 3), 7, walked={(0, 3), (0, 2)}, fell={(1, 3), (0, 1)}) == (1, 0)
     # boxed in by falls: nothing left to try
     assert explore((0, 0), (6, 3), 7, walked={(0, 0)}, fell={(1, 0), (0, 1)}) is None
+    # two episodes, four falls, one of them a repeat of its episode's first
+    assert summarize_falls([[((0, 3), (1, 3)), ((0, 3), (0, 2)), ((0, 3), (1, 3))], [((2, 2), (2, 3))]]) == \
+        {"falls": 2.0, "repeats": 0.25}
+    assert summarize_falls([[]]) == {"falls": 0.0, "repeats": 0.0}
+
+
+def test_fall_recorder_logs_each_fall_of_a_finished_episode():
+    """Runs where Memory Gym is installed: stepping off the path from the origin twice the same way is
+    two falls, the second a repeat; the episode's record comes when it ends (max_steps 6 here)."""
+    pytest.importorskip("memory_gym")
+    from rise_runtime.envs.gym_image import make_registered, reset_with_options
+    from rise_tf.experiments.mystery_path_levels import (FORWARD, NOTHING, FallRecorder, agent_tile, neighbours,
+                                                         summarize_falls, turn_or_step)
+
+    finished = []
+    env = FallRecorder(make_registered("MysteryPath-Grid-v0", "memory_gym"), finished)
+    reset_with_options(env, seed=1, options={"max_steps": 6})
+    game = env.unwrapped
+    on_path = {(node.x, node.y) for node in game.mystery_path.path}
+    origin = agent_tile(game)
+    step, off = next((step, tile) for step, tile in neighbours(origin, game.grid_dim) if tile not in on_path)
+    while turn_or_step(game.agent.face_direction.value, step) != FORWARD:
+        env.step(turn_or_step(game.agent.face_direction.value, step))
+    actions = [FORWARD, NOTHING, FORWARD, NOTHING, NOTHING, NOTHING]  # fall, back to the origin, fall again
+    for action in actions[:game.max_episode_steps - game.t]:
+        env.step(action)
+    env.close()
+    assert len(finished) == 1 and finished[0]["falls"] == [(origin, off), (origin, off)]
+    assert finished[0]["success"] == 0.0
+    assert summarize_falls([finished[0]["falls"]]) == {"falls": 2.0, "repeats": 0.5}
 
 
 def test_mystery_path_levels_memory_finds_the_goal_and_no_memory_rarely_does():

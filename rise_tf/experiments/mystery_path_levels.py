@@ -2,6 +2,7 @@
 
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels [--episodes 300]
         [--reset-options '{"cardinal_origin_choice": [0], "show_goal": true, "reward_path_progress": 0.1}']
+    PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels --run RUN_DIR [--checkpoint best]
 
 The task: a 7x7 grid with an invisible path from one edge to the opposite one. The agent (rotate left,
 rotate right, forward; its heading is drawn) walks from the path's origin; stepping off the path draws
@@ -18,6 +19,10 @@ Both scripted walkers read the goal's tile from the env (the task shows it with 
 Reach: for the remembering walker, the agent steps between a fall (the cross's frame) and the next time
 it stands on the tile it fell from — where remembering the fall decides its move — against RISE's window
 k and the frame stack.
+Memory in use: the share of falls that repeat a fall of the same episode (the same step off the path,
+from the same tile to the same tile). A policy that remembers its falls never repeats one; a memory-less
+greedy one repeats its first fall until the episode ends, unless its heading differs. With --run, a
+trained run's greedy policy (no ε) plays the run's evaluation episodes and is measured the same way.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import collections
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
+import gymnasium as gym
 import numpy as np
 
 from rise_tf.startup import quiet_third_party_startup
@@ -85,9 +91,60 @@ def explore(here: Tile, goal: Tile, size: int, walked: set, fell: set) -> Option
     return target[0] - here[0], target[1] - here[1]
 
 
+class FallLog:
+    """Per episode, the steps that left the path: (from tile, to tile), in order."""
+
+    def __init__(self):
+        self.episodes: List[List[Tuple[Tile, Tile]]] = []
+
+    def start(self):
+        self.episodes.append([])
+
+    def fell(self, from_tile: Tile, to_tile: Tile):
+        self.episodes[-1].append((from_tile, to_tile))
+
+    def summary(self) -> Dict[str, float]:
+        """{"falls": per episode, "repeats": share of falls that repeat one of the same episode}."""
+        return summarize_falls(self.episodes)
+
+
+def summarize_falls(episodes: List[List[Tuple[Tile, Tile]]]) -> Dict[str, float]:
+    falls = sum(len(episode) for episode in episodes)
+    repeats = sum(len(episode) - len(set(episode)) for episode in episodes)
+    return {"falls": falls / max(len(episodes), 1), "repeats": repeats / falls if falls else 0.0}
+
+
+class FallRecorder(gym.Wrapper):
+    """Records, for each finished episode of a MysteryPath-Grid lane, its falls and whether it reached
+    the goal (the env's own `success`), into `finished` (shared by the lanes of one evaluation)."""
+
+    def __init__(self, env, finished: List[dict]):
+        super().__init__(env)
+        self.finished, self.falls = finished, []
+
+    def reset(self, **kwargs):
+        self.falls = []
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        game = self.env.unwrapped
+        before = agent_tile(game)
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        if game.is_off_path:
+            self.falls.append((before, agent_tile(game)))
+        if terminated or truncated:
+            self.finished.append({"falls": self.falls, "success": float(info.get("success", 0))})
+        return observation, reward, terminated, truncated, info
+
+
+def agent_tile(game) -> Tile:
+    return tuple(int(v) for v in game.agent.grid_position)
+
+
 def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = None) -> Dict[str, Dict[str, object]]:
-    """policy -> {"return": mean per episode, "success": share reaching the goal, "fall_gaps": agent steps
-    from each fall to the next time the agent stood on the tile it fell from (remembering walker only)}."""
+    """policy -> {"return": mean per episode, "success": share reaching the goal, "falls" and "repeats"
+    (FallLog.summary), "fall_gaps": agent steps from each fall to the next time the agent stood on the
+    tile it fell from}."""
     from rise_runtime.envs.gym_image import make_registered, reset_with_options
 
     env = make_registered(ENV_ID, "memory_gym")
@@ -95,7 +152,7 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
     size = game.grid_dim
 
     def position() -> Tile:
-        return tuple(int(v) for v in game.agent.grid_position)
+        return agent_tile(game)
 
     def policy_step(policy: str, memory: dict) -> int:
         if game.is_off_path:
@@ -110,9 +167,10 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
 
     levels: Dict[str, Dict[str, object]] = {}
     for policy in POLICIES:
-        returns, successes, gaps = [], [], []
+        returns, successes, gaps, log = [], [], [], FallLog()
         for episode in range(episodes):
             reset_with_options(env, seed=seed + episode, options=reset_options)
+            log.start()
             memory = {"walked": {position()}, "fell": set(), "falls": {}}  # falls: edge tile -> step of the fall
             total, done, t = 0.0, False, 0
             while not done:
@@ -122,6 +180,7 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
                 if game.is_off_path:
                     memory["fell"].add(position())
                     memory["falls"].setdefault(before, t)
+                    log.fell(before, position())
                 else:
                     memory["walked"].add(position())
                     if position() in memory["falls"] and position() != before:
@@ -129,9 +188,33 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
             returns.append(total)
             successes.append(float(info.get("success", 0)))
         levels[policy] = {"return": float(np.mean(returns)), "success": float(np.mean(successes)),
-                          "fall_gaps": gaps}
+                          **log.summary(), "fall_gaps": gaps}
     env.close()
     return levels
+
+
+def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None) -> Dict[str, float]:
+    """A trained MysteryPath-Grid run's greedy policy (no ε) on the run's evaluation episodes:
+    {"return", "success" (share reaching the goal), "falls", "repeats"} over the episodes it finished.
+    Raises ValueError when the run is not a MysteryPath-Grid run."""
+    from rise_runtime.envs.gym_image import make_registered
+    from rise_tf import builder
+    from rise_tf.export.step_model import load_policy
+    from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate
+
+    loaded = load_policy(run_dir, checkpoint)
+    config = loaded.config
+    if config.env.env_id != ENV_ID:
+        raise ValueError(f"{run_dir} trained on {config.env.env_id or config.env.game}; --run takes {ENV_ID} runs")
+    finished: List[dict] = []
+    env = builder.make_env(config, num_envs=min(episodes, MAX_EVAL_LANES), seed_offset=EVAL_SEED_OFFSET,
+                           training=False, parallel="serial",  # the lanes' recorders share one list
+                           env_factory=lambda: FallRecorder(make_registered(ENV_ID, config.env.env_module), finished))
+    result = evaluate(as_py_policy(loaded.policy), env, episodes, config.env_name)
+    env.close()
+    return {"return": result.mean_return, "episodes": len(finished),
+            "success": float(np.mean([episode["success"] for episode in finished])),
+            **summarize_falls([episode["falls"] for episode in finished])}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -145,10 +228,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--window-length", type=int, action="append", default=None,
                         help="k to compare with the reach (repeatable) [default: 16 and 32]")
     parser.add_argument("--frame-stack", type=int, default=4, help="frames φ sees (the presets': 4)")
+    parser.add_argument("--run", metavar="RUN_DIR", default=None,
+                        help="instead: a trained MysteryPath-Grid run's greedy policy over --episodes evaluation "
+                             "episodes (its falls and how often it repeats one)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="--run: 'best' (the best evaluation's) or a checkpoint directory [default: the latest]")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
     from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options, task_name
+
+    if args.run is not None:
+        from rise_tf.export.step_model import ExportError
+        from rise_tf.parts.checkpoints import CheckpointError
+        from rise_tf.run_dir import RunDirError
+
+        try:
+            level = policy_levels(args.run, args.episodes, args.checkpoint)
+        except (ValueError, EnvSpecError, ExportError, RunDirError, CheckpointError) as error:
+            print(f"mystery_path_levels: error: {error}", file=sys.stderr)
+            return 2
+        print(f"{args.run}: greedy policy, {level['episodes']} finished evaluation episodes\n")
+        print("| return per episode | reaches the goal | falls per episode | falls that repeat one of the episode |\n"
+              "|---:|---:|---:|---:|")
+        print(f"| {level['return']:.3f} | {level['success']:.3f} | {level['falls']:.2f} | {level['repeats']:.2f} |")
+        return 0
 
     try:
         options = parse_reset_options(args.reset_options)
@@ -157,9 +261,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"mystery_path_levels: error: {error}", file=sys.stderr)
         return 2
     print(f"{task_name(ENV_ID, options)}: {args.episodes} episodes per scripted policy\n")
-    print("| scripted policy | return per episode | reaches the goal |\n|---|---:|---:|")
+    print("| scripted policy | return per episode | reaches the goal | falls per episode | falls that repeat one "
+          "of the episode |\n|---|---:|---:|---:|---:|")
     for policy, level in levels.items():
-        print(f"| {policy} | {level['return']:.3f} | {level['success']:.3f} |")
+        print(f"| {policy} | {level['return']:.3f} | {level['success']:.3f} | {level['falls']:.2f} | "
+              f"{level['repeats']:.2f} |")
     gaps = np.asarray(levels[POLICIES[0]]["fall_gaps"])
     if gaps.size:
         print(f"\nReach ({POLICIES[0]}): {gaps.size} returns to a tile it fell from; agent steps since the fall: "
