@@ -221,7 +221,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rise_tf.experiments.mystery_path_levels",
                                      description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--episodes", type=int, default=300, help="episodes per scripted policy, or of --run's policy [default: %(default)s]")
+    parser.add_argument("--episodes", type=int, default=300,
+                        help="episodes per scripted policy, or of --run's policy [default: %(default)s]")
     parser.add_argument("--seed", type=int, default=0, help="the first episode's seed (and random play's)")
     parser.add_argument("--reset-options", default=None,
                         help="the task's Memory Gym reset parameters, as rise-train takes them (JSON object)")
