@@ -517,6 +517,29 @@ def test_mystery_path_levels_memory_finds_the_goal_and_no_memory_rarely_does():
     assert remembers["fall_gaps"] and min(remembers["fall_gaps"]) >= 1
 
 
+def test_fall_frames_show_the_cross_on_a_tile_off_the_path():
+    """Runs where Memory Gym is installed: every fall frame random play collects is labelled with a tile
+    of the grid and shows red's gray level (the cross), which the start of an episode does not."""
+    pytest.importorskip("memory_gym")
+    from rise_runtime.envs.gym_image import make_registered, reset_with_options
+    from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens
+    from rise_tf.experiments.mystery_path_levels import ENV_ID, fall_frames
+
+    options = {"show_origin": False, "show_goal": False}
+    frames, labels = fall_frames(3, 0, options)
+    assert frames.shape[1:] == (84, 84) and len(frames) == len(labels) > 0
+    assert all(0 <= int(v) < 7 for label in labels for v in label.split(","))
+
+    def shows_red(frame):  # pure red in gray: ~76 (ITU-R 601: 0.299 x 255)
+        return bool(np.any(np.abs(frame.astype(int) - 76) <= 2))
+
+    assert all(shows_red(frame) for frame in frames)
+    env = make_registered(ENV_ID, "memory_gym")
+    start, _ = reset_with_options(env, seed=0, options=options)
+    env.close()
+    assert not shows_red(preprocess_screens(start, None, PreprocessingConfig(frame_size=84, action_repeat=1)))
+
+
 def test_hidden_commands_blank_the_command_phase_and_keep_the_commands():
     """Runs where Memory Gym is installed: with the commands hidden the command phase shows the bare
     arena at every step (the agent cannot move then), the same commands are sampled, and carrying them

@@ -3,6 +3,7 @@
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels [--episodes 300]
         [--reset-options '{"cardinal_origin_choice": [0], "show_goal": true, "reward_path_progress": 0.1}']
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels --run RUN_DIR [--checkpoint best]
+    PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels --separation [--reset-options ...]
 
 The task: a 7x7 grid with an invisible path from one edge to the opposite one. The agent (rotate left,
 rotate right, forward; its heading is drawn) walks from the path's origin; stepping off the path draws
@@ -23,6 +24,9 @@ Memory in use: the share of falls that repeat a fall of the same episode (the sa
 from the same tile to the same tile). A policy that remembers its falls never repeats one; a memory-less
 greedy one repeats its first fall until the episode ends, unless its heading differs. With --run, a
 trained run's greedy policy (no ε) plays the run's evaluation episodes and is measured the same way.
+Does the cue reach ψ (--separation)? The frames that show a fall (the cross), preprocessed as training
+does and embedded by the frozen ϑ, grouped by the tile fallen onto: the distance between the groups'
+centroids over the spread within a group (outside_cues' measure for Mortar Mayhem's commands).
 """
 from __future__ import annotations
 
@@ -193,6 +197,29 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
     return levels
 
 
+def fall_frames(episodes: int, seed: int, reset_options: Optional[dict] = None, frame_size: int = 84):
+    """(frames [N, S, S] uint8 as training preprocesses them, the tile fallen onto of each) of every fall
+    random play makes in `episodes` episodes."""
+    from rise_runtime.envs.gym_image import make_registered, reset_with_options
+    from rise_runtime.preprocessing import PreprocessingConfig, preprocess_screens
+
+    env = make_registered(ENV_ID, "memory_gym")
+    env.action_space.seed(seed)
+    config = PreprocessingConfig(frame_size=frame_size, action_repeat=1)
+    frames, labels = [], []
+    for episode in range(episodes):
+        reset_with_options(env, seed=seed + episode, options=reset_options)
+        done = False
+        while not done:
+            observation, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            done = terminated or truncated
+            if env.unwrapped.is_off_path:
+                frames.append(preprocess_screens(observation, None, config))
+                labels.append("%d,%d" % agent_tile(env.unwrapped))
+    env.close()
+    return np.stack(frames), labels
+
+
 def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None) -> Dict[str, float]:
     """A trained MysteryPath-Grid run's greedy policy (no ε) on the run's evaluation episodes:
     {"return", "success" (share reaching the goal), "falls", "repeats"} over the episodes it finished.
@@ -234,6 +261,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "episodes (its falls and how often it repeats one)")
     parser.add_argument("--checkpoint", default=None,
                         help="--run: 'best' (the best evaluation's) or a checkpoint directory [default: the latest]")
+    parser.add_argument("--separation", action="store_true",
+                        help="instead: how far apart the frozen ϑ puts the frames of falls onto different tiles "
+                             "(random play's falls over --episodes episodes)")
+    parser.add_argument("--embedding-size", type=int, default=64,
+                        help="--separation: ϑ's embedding size (the presets': 64)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
@@ -255,6 +287,28 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"| {level['return']:.3f} | {level['success']:.3f} | {level['falls']:.2f} | {level['repeats']:.2f} |")
         return 0
 
+    if args.separation:
+        try:
+            frames, labels = fall_frames(args.episodes, args.seed, parse_reset_options(args.reset_options))
+        except EnvSpecError as error:
+            print(f"mystery_path_levels: error: {error}", file=sys.stderr)
+            return 2
+        import tensorflow as tf
+
+        from rise_tf.experiments.outside_cues import separation
+        from rise_tf.networks.encoders import make_frozen_encoder
+
+        spaces = {"pixels (gray 84x84)": frames.reshape(len(frames), -1).astype(np.float32) / 255.0}
+        for name in ("random_projection", "random_cnn"):
+            encoder = make_frozen_encoder(name, embedding_size=args.embedding_size, seed=args.seed)
+            spaces[f"ϑ = {name}"] = encoder(tf.constant(frames)).numpy().astype(np.float32)
+        print(f"{len(frames)} fall frames of random play over {args.episodes} episodes\n")
+        print("| space | tiles fallen onto | between-tile distance | within-tile spread | ratio |\n"
+              "|---|---:|---:|---:|---:|")
+        for name, embeddings in spaces.items():
+            sep = separation(embeddings, labels)
+            print(f"| {name} | {sep['commands']} | {sep['between']:.3f} | {sep['within']:.3f} | {sep['ratio']:.1f} |")
+        return 0
     try:
         options = parse_reset_options(args.reset_options)
         levels = scripted_levels(args.episodes, args.seed, options)
