@@ -14,7 +14,7 @@ means remembering where it fell. Scripted policies that read the env's own state
 - "remembers its falls": knows every tile it stepped on and every tile it fell from in this episode and
   walks, through tiles it knows, to the unknown tile nearest the goal (a perfect memory);
 - "walks toward the goal": the neighbour tile nearest the goal, ties broken by a fixed order, no
-  memory (one memory-less policy: what a frame-stack agent can do once the cross has left its stack);
+  memory (one memory-less policy, not the best possible one);
 - random play.
 Both scripted walkers read the goal's tile from the env (the task shows it with show_goal true).
 Reach: for the remembering walker, the agent steps between a fall (the cross's frame) and the next time
@@ -95,24 +95,9 @@ def explore(here: Tile, goal: Tile, size: int, walked: set, fell: set) -> Option
     return target[0] - here[0], target[1] - here[1]
 
 
-class FallLog:
-    """Per episode, the steps that left the path: (from tile, to tile), in order."""
-
-    def __init__(self):
-        self.episodes: List[List[Tuple[Tile, Tile]]] = []
-
-    def start(self):
-        self.episodes.append([])
-
-    def fell(self, from_tile: Tile, to_tile: Tile):
-        self.episodes[-1].append((from_tile, to_tile))
-
-    def summary(self) -> Dict[str, float]:
-        """{"falls": per episode, "repeats": share of falls that repeat one of the same episode}."""
-        return summarize_falls(self.episodes)
-
-
 def summarize_falls(episodes: List[List[Tuple[Tile, Tile]]]) -> Dict[str, float]:
+    """From each episode's falls, (from tile, to tile) in order: {"falls": per episode, "repeats": share of
+    the falls that repeat one of the same episode}."""
     falls = sum(len(episode) for episode in episodes)
     repeats = sum(len(episode) - len(set(episode)) for episode in episodes)
     return {"falls": falls / max(len(episodes), 1), "repeats": repeats / falls if falls else 0.0}
@@ -147,7 +132,7 @@ def agent_tile(game) -> Tile:
 
 def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = None) -> Dict[str, Dict[str, object]]:
     """policy -> {"return": mean per episode, "success": share reaching the goal, "falls" and "repeats"
-    (FallLog.summary), "fall_gaps": agent steps from each fall to the next time the agent stood on the
+    (summarize_falls), "fall_gaps": agent steps from each fall to the next time the agent stood on the
     tile it fell from}."""
     from rise_runtime.envs.gym_image import make_registered, reset_with_options
 
@@ -171,10 +156,10 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
 
     levels: Dict[str, Dict[str, object]] = {}
     for policy in POLICIES:
-        returns, successes, gaps, log = [], [], [], FallLog()
+        returns, successes, gaps, falls = [], [], [], []
         for episode in range(episodes):
             reset_with_options(env, seed=seed + episode, options=reset_options)
-            log.start()
+            falls.append([])
             memory = {"walked": {position()}, "fell": set(), "falls": {}}  # falls: edge tile -> step of the fall
             total, done, t = 0.0, False, 0
             while not done:
@@ -184,7 +169,7 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
                 if game.is_off_path:
                     memory["fell"].add(position())
                     memory["falls"].setdefault(before, t)
-                    log.fell(before, position())
+                    falls[-1].append((before, position()))
                 else:
                     memory["walked"].add(position())
                     if position() in memory["falls"] and position() != before:
@@ -192,7 +177,7 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
             returns.append(total)
             successes.append(float(info.get("success", 0)))
         levels[policy] = {"return": float(np.mean(returns)), "success": float(np.mean(successes)),
-                          **log.summary(), "fall_gaps": gaps}
+                          **summarize_falls(falls), "fall_gaps": gaps}
     env.close()
     return levels
 
