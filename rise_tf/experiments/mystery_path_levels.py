@@ -126,6 +126,12 @@ class FallRecorder(gym.Wrapper):
         return observation, reward, terminated, truncated, info
 
 
+def finished_levels(finished: List[dict]) -> Tuple[int, Dict[str, float]]:
+    """(episodes, {"success": share reaching the goal, "falls", "repeats"}) of FallRecorder's records."""
+    return len(finished), {"success": float(np.mean([episode["success"] for episode in finished])),
+                           **summarize_falls([episode["falls"] for episode in finished])}
+
+
 def agent_tile(game) -> Tile:
     return tuple(int(v) for v in game.agent.grid_position)
 
@@ -136,7 +142,8 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
     tile it fell from}."""
     from rise_runtime.envs.gym_image import make_registered, reset_with_options
 
-    env = make_registered(ENV_ID, "memory_gym")
+    finished: List[dict] = []
+    env = FallRecorder(make_registered(ENV_ID, "memory_gym"), finished)
     game, rng = env.unwrapped, np.random.default_rng(seed)
     size = game.grid_dim
 
@@ -156,28 +163,25 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
 
     levels: Dict[str, Dict[str, object]] = {}
     for policy in POLICIES:
-        returns, successes, gaps, falls = [], [], [], []
+        returns, gaps = [], []
+        del finished[:]
         for episode in range(episodes):
             reset_with_options(env, seed=seed + episode, options=reset_options)
-            falls.append([])
             memory = {"walked": {position()}, "fell": set(), "falls": {}}  # falls: edge tile -> step of the fall
             total, done, t = 0.0, False, 0
             while not done:
                 before = position()
-                _, reward, terminated, truncated, info = env.step(policy_step(policy, memory))
+                _, reward, terminated, truncated, _ = env.step(policy_step(policy, memory))
                 total, done, t = total + float(reward), terminated or truncated, t + 1
                 if game.is_off_path:
                     memory["fell"].add(position())
                     memory["falls"].setdefault(before, t)
-                    falls[-1].append((before, position()))
                 else:
                     memory["walked"].add(position())
                     if position() in memory["falls"] and position() != before:
                         gaps.append(t - memory["falls"].pop(position()))
             returns.append(total)
-            successes.append(float(info.get("success", 0)))
-        levels[policy] = {"return": float(np.mean(returns)), "success": float(np.mean(successes)),
-                          **summarize_falls(falls), "fall_gaps": gaps}
+        levels[policy] = {"return": float(np.mean(returns)), **finished_levels(finished)[1], "fall_gaps": gaps}
     env.close()
     return levels
 
@@ -224,9 +228,8 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None)
                            env_factory=lambda: FallRecorder(make_registered(ENV_ID, config.env.env_module), finished))
     result = evaluate(as_py_policy(loaded.policy), env, episodes, config.env_name)
     env.close()
-    return {"return": result.mean_return, "episodes": len(finished),
-            "success": float(np.mean([episode["success"] for episode in finished])),
-            **summarize_falls([episode["falls"] for episode in finished])}
+    count, levels = finished_levels(finished)
+    return {"return": result.mean_return, "episodes": count, **levels}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
