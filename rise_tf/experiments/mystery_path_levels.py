@@ -38,6 +38,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import gymnasium as gym
 import numpy as np
 
+from rise_tf.experiments.outside_cues import print_table, separation, trained_run_errors
 from rise_tf.startup import quiet_third_party_startup
 
 quiet_third_party_startup()
@@ -232,6 +233,19 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None)
     return {"return": result.mean_return, "episodes": count, **levels}
 
 
+LEVEL_COLUMNS = ["return per episode", "reaches the goal", "falls per episode", "falls that repeat one of the episode"]
+
+
+def level_cells(level: dict) -> List[str]:
+    return [f"{level['return']:.3f}", f"{level['success']:.3f}", f"{level['falls']:.2f}", f"{level['repeats']:.2f}"]
+
+
+def refused(error: object) -> int:
+    """The cause on stderr; exit status 2 (bad input, nothing written)."""
+    print(f"mystery_path_levels: error: {error}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rise_tf.experiments.mystery_path_levels",
                                      description=__doc__.split("\n\n")[0],
@@ -260,30 +274,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options, task_name
 
     if args.run is not None:
-        from rise_tf.export.step_model import ExportError
-        from rise_tf.parts.checkpoints import CheckpointError
-        from rise_tf.run_dir import RunDirError
-
         try:
             level = policy_levels(args.run, args.episodes, args.checkpoint)
-        except (ValueError, EnvSpecError, ExportError, RunDirError, CheckpointError) as error:
-            print(f"mystery_path_levels: error: {error}", file=sys.stderr)
-            return 2
+        except trained_run_errors() as error:
+            return refused(error)
         print(f"{args.run}: greedy policy, {level['episodes']} finished evaluation episodes\n")
-        print("| return per episode | reaches the goal | falls per episode | falls that repeat one of the episode |\n"
-              "|---:|---:|---:|---:|")
-        print(f"| {level['return']:.3f} | {level['success']:.3f} | {level['falls']:.2f} | {level['repeats']:.2f} |")
+        print_table(["policy"] + LEVEL_COLUMNS, [["greedy"] + level_cells(level)])
         return 0
 
     if args.separation:
         try:
             frames, labels = fall_frames(args.episodes, args.seed, parse_reset_options(args.reset_options))
         except EnvSpecError as error:
-            print(f"mystery_path_levels: error: {error}", file=sys.stderr)
-            return 2
+            return refused(error)
         import tensorflow as tf
 
-        from rise_tf.experiments.outside_cues import separation
         from rise_tf.networks.encoders import make_frozen_encoder
 
         spaces = {"pixels (gray 84x84)": frames.reshape(len(frames), -1).astype(np.float32) / 255.0}
@@ -291,24 +296,21 @@ def main(argv: Optional[List[str]] = None) -> int:
             encoder = make_frozen_encoder(name, embedding_size=args.embedding_size, seed=args.seed)
             spaces[f"ϑ = {name}"] = encoder(tf.constant(frames)).numpy().astype(np.float32)
         print(f"{len(frames)} fall frames of random play over {args.episodes} episodes\n")
-        print("| space | tiles fallen onto | between-tile distance | within-tile spread | ratio |\n"
-              "|---|---:|---:|---:|---:|")
+        rows = []
         for name, embeddings in spaces.items():
             sep = separation(embeddings, labels)
-            print(f"| {name} | {sep['commands']} | {sep['between']:.3f} | {sep['within']:.3f} | {sep['ratio']:.1f} |")
+            rows.append([name, str(sep["commands"]), f"{sep['between']:.3f}", f"{sep['within']:.3f}",
+                         f"{sep['ratio']:.1f}"])
+        print_table(["space", "tiles fallen onto", "between-tile distance", "within-tile spread", "ratio"], rows)
         return 0
     try:
         options = parse_reset_options(args.reset_options)
         levels = scripted_levels(args.episodes, args.seed, options)
     except EnvSpecError as error:
-        print(f"mystery_path_levels: error: {error}", file=sys.stderr)
-        return 2
+        return refused(error)
     print(f"{task_name(ENV_ID, options)}: {args.episodes} episodes per scripted policy\n")
-    print("| scripted policy | return per episode | reaches the goal | falls per episode | falls that repeat one "
-          "of the episode |\n|---|---:|---:|---:|---:|")
-    for policy, level in levels.items():
-        print(f"| {policy} | {level['return']:.3f} | {level['success']:.3f} | {level['falls']:.2f} | "
-              f"{level['repeats']:.2f} |")
+    print_table(["scripted policy"] + LEVEL_COLUMNS,
+                [[policy] + level_cells(level) for policy, level in levels.items()])
     gaps = np.asarray(levels[POLICIES[0]]["fall_gaps"])
     if gaps.size:
         print(f"\nReach ({POLICIES[0]}): {gaps.size} returns to a tile it fell from; agent steps since the fall: "

@@ -241,6 +241,17 @@ def print_table(columns: List[str], rows: List[List[str]]) -> None:
         print("| " + " | ".join(row) + " |")
 
 
+def trained_run_errors() -> tuple:
+    """The errors that loading a trained run's policy raises on bad input (a missing or foreign run dir,
+    a checkpoint that is not there, an env that cannot be rebuilt)."""
+    from rise_runtime.envs.gym_image import EnvSpecError
+    from rise_tf.export.step_model import ExportError
+    from rise_tf.parts.checkpoints import CheckpointError
+    from rise_tf.run_dir import RunDirError
+
+    return ValueError, EnvSpecError, ExportError, RunDirError, CheckpointError
+
+
 def refused(error: object) -> int:
     """The cause on stderr; exit status 2 (bad input, nothing written)."""
     print(f"outside_cues: error: {error}", file=sys.stderr)
@@ -277,14 +288,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
     if args.hide_commands is not None:
-        from rise_runtime.envs.gym_image import EnvSpecError
-        from rise_tf.export.step_model import ExportError
-        from rise_tf.parts.checkpoints import CheckpointError
-        from rise_tf.run_dir import RunDirError
-
         try:
             levels = hidden_command_levels(args.hide_commands, args.episodes, args.checkpoint)
-        except (ValueError, EnvSpecError, ExportError, RunDirError, CheckpointError) as error:
+        except trained_run_errors() as error:
             return refused(error)
         print(f"{args.hide_commands}: greedy policy, {args.episodes} evaluation episodes per condition\n")
         print_table(["commands", "return per episode", "P(first command)", "P(second, given the first)",
