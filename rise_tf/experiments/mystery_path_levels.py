@@ -127,10 +127,10 @@ class FallRecorder(gym.Wrapper):
         return observation, reward, terminated, truncated, info
 
 
-def finished_levels(finished: List[dict]) -> Tuple[int, Dict[str, float]]:
-    """(episodes, {"success": share reaching the goal, "falls", "repeats"}) of FallRecorder's records."""
-    return len(finished), {"success": float(np.mean([episode["success"] for episode in finished])),
-                           **summarize_falls([episode["falls"] for episode in finished])}
+def finished_levels(finished: List[dict]) -> Dict[str, float]:
+    """{"success": share reaching the goal, "falls", "repeats"} of FallRecorder's records."""
+    return {"success": float(np.mean([episode["success"] for episode in finished])),
+            **summarize_falls([episode["falls"] for episode in finished])}
 
 
 def agent_tile(game) -> Tile:
@@ -182,7 +182,7 @@ def scripted_levels(episodes: int, seed: int, reset_options: Optional[dict] = No
                     if position() in memory["falls"] and position() != before:
                         gaps.append(t - memory["falls"].pop(position()))
             returns.append(total)
-        levels[policy] = {"return": float(np.mean(returns)), **finished_levels(finished)[1], "fall_gaps": gaps}
+        levels[policy] = {"return": float(np.mean(returns)), **finished_levels(finished), "fall_gaps": gaps}
     env.close()
     return levels
 
@@ -229,8 +229,7 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None)
                            env_factory=lambda: FallRecorder(make_registered(ENV_ID, config.env.env_module), finished))
     result = evaluate(as_py_policy(loaded.policy), env, episodes, config.env_name)
     env.close()
-    count, levels = finished_levels(finished)
-    return {"return": result.mean_return, "episodes": count, **levels}
+    return {"return": result.mean_return, "episodes": len(finished), **finished_levels(finished)}
 
 
 LEVEL_COLUMNS = ["return per episode", "reaches the goal", "falls per episode", "falls that repeat one of the episode"]
