@@ -473,6 +473,10 @@ class RunConfig:
         _require(agent.batch_size % self.train.learner_replicas == 0,
                  f"batch_size {agent.batch_size} does not split over --learner-replicas "
                  f"{self.train.learner_replicas}: use a multiple of {self.train.learner_replicas}")
+        # Success (a positive return) is defined by the memory tasks only; elsewhere it would be a guess.
+        _require(not self.train.stop_at_success or self.is_memory_task,
+                 f"--stop-at-success counts the memory tasks' success (a positive return), which {self.env_name} "
+                 f"does not define: drop --stop-at-success (the run trains to its budget)")
         distributional_head = net.head in DISTRIBUTIONAL_HEADS
         distributional_loss = agent.loss in DISTRIBUTIONAL_LOSSES
         _require(distributional_head == distributional_loss,

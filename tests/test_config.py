@@ -153,6 +153,15 @@ def test_combinations_that_cannot_work_are_refused(updates, message):
         make_config("rise-btr", "Pong", **updates)
 
 
+def test_stopping_at_success_is_for_the_memory_tasks_only():
+    """Success is a positive return on the memory tasks; Atari and gym envs do not define it."""
+    train = {"stop_at_success": 0.9, "eval_every_frames": 1_000}
+    assert make_config("rise-dqn", "MemoryCorridor", train=train).train.stop_at_success == 0.9
+    for game, env in (("Pong", {}), (None, {"env_id": "ThirdParty/Colours-v0"})):
+        with pytest.raises(ValueError, match=r"--stop-at-success counts the memory tasks' success .* drop --stop-at-success"):
+            make_config("rise-dqn", game, env=env, train=train)
+
+
 def test_numbers_accept_fractions_and_refuse_inf_and_nan():
     from rise_tf.counts import parse_real
 

@@ -109,6 +109,10 @@ def test_peer_rejects_bad_input_before_tensorflow(capsys):
     assert "memory task MemoryCorridor" in capsys.readouterr().err
     assert peer_main(["--sequence-length", "1", "--run-dir", "/nonexistent/x"]) == 2
     assert "--sequence-length must be >= 2" in capsys.readouterr().err
+    # success (a positive return) is the memory tasks' measure: no stopping at it on a gym env
+    assert peer_main(["--env-id", "ThirdParty/Colours-v0", "--env-module", "third_party_env", "--stop-at-success",
+                      "0.9", "--run-dir", "/nonexistent/x"]) == 2
+    assert "--stop-at-success counts the memory tasks' success" in capsys.readouterr().err
 
 
 def test_outside_env_ids_are_games_for_every_variant_the_peer_included(capsys):

@@ -253,6 +253,11 @@ def test_tiny_run_on_a_third_party_env_through_env_id(tmp_path):
         summary = json.load(f)
     assert summary["game"] == "ThirdParty/Colours-v0" and summary["frames"] == 240 and summary["updates"] > 0
     assert 0.0 <= summary["final_return"] <= 6.0
+    # success is the memory tasks' measure (a positive return): a gym env's run records returns only
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        evals = [json.loads(line) for line in f if '"eval"' in line]
+    assert evals and not any("success_rate" in record for record in evals)
+    assert "final_success_rate" not in summary
 
 
 @pytest.mark.parametrize("kind", ["gymnasium", "py_environment"])

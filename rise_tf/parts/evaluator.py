@@ -3,7 +3,7 @@ game scores (no clipping, no life-loss cuts)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 from tf_agents.policies import py_policy as py_policies, py_tf_eager_policy
@@ -23,8 +23,14 @@ class EvalResult:
 
     @property
     def success_rate(self) -> float:
-        """Fraction of episodes with a positive return (the memory task's success)."""
+        """Fraction of episodes with a positive return: the memory tasks' success. Other envs define
+        success differently or not at all, so runs record it for the memory tasks only."""
         return float(np.mean(np.asarray(self.returns) > 0))
+
+
+def success_record(config, result: EvalResult) -> Dict[str, float]:
+    """{"success_rate": ...} for a memory task's evaluation record; {} for envs that do not define it."""
+    return {"success_rate": result.success_rate} if config.is_memory_task else {}
 
 
 def as_py_policy(policy) -> py_policies.PyPolicy:

@@ -16,7 +16,7 @@ from rise_tf.parts import updates
 from rise_tf.parts.checkpointer import Checkpointer
 from rise_tf.parts.collector import EpisodeStats
 from rise_tf.parts.counters import Counters, DamagedCounters
-from rise_tf.parts.evaluator import EvalResult, Evaluator, final_evaluation_due
+from rise_tf.parts.evaluator import EvalResult, Evaluator, final_evaluation_due, success_record
 from rise_tf.parts.learner import Learner, NonFiniteLoss
 from rise_tf.parts.run_log import RunLog
 from rise_tf.parts.signals import STOP_SIGNALS
@@ -208,7 +208,7 @@ class Run:
     def evaluate(self) -> EvalResult:
         result = self.evaluator.evaluate()
         record = {"kind": "eval", "frames": self.counters.frames, "return": result.mean_return,
-                  "returns": result.returns, "success_rate": result.success_rate,
+                  "returns": result.returns, **success_record(self.config, result),
                   "episode_steps": float(np.mean(result.lengths)), "wall_seconds": self.wall_seconds(),
                   "updates": self.counters.updates,
                   "td_targets": self.counters.updates * self.config.targets_per_update}
@@ -265,8 +265,8 @@ class Run:
                    "sample_ms": 1000 * counters.sample_seconds / timed,
                    "checkpoint": self.checkpointer.last_checkpoint}
         if final_eval is not None:
-            summary.update(final_return=final_eval.mean_return, final_success_rate=final_eval.success_rate,
-                           final_human_normalized=final_eval.human_normalized)
+            summary.update(final_return=final_eval.mean_return, final_human_normalized=final_eval.human_normalized,
+                           **{f"final_{key}": value for key, value in success_record(self.config, final_eval).items()})
         if counters.best_eval_frames >= 0:  # the best evaluation, whose weights are checkpoints/best
             summary.update(best_return=counters.best_eval_return, best_frames=counters.best_eval_frames,
                            best_checkpoint=checkpoints.best_checkpoint(self.run_dir))

@@ -64,7 +64,8 @@ class RunLog:
     def evaluation(self, record: Dict) -> None:
         with self.writer.as_default(step=record["frames"]):
             tf.summary.scalar("eval/return", record["return"])
-            tf.summary.scalar("eval/success_rate", record["success_rate"])
+            if "success_rate" in record:  # the memory tasks only
+                tf.summary.scalar("eval/success_rate", record["success_rate"])
             if record.get("human_normalized") is not None:
                 tf.summary.scalar("eval/human_normalized", record["human_normalized"])
         append_metrics(self.run_dir, record)

@@ -115,7 +115,7 @@ def run(args) -> dict:
     from rise_tf import builder
     from rise_tf.parts import updates as update_rule
     from rise_tf.parts.evaluator import (EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate,
-                                         final_evaluation_due)
+                                         final_evaluation_due, success_record)
     from rise_tf.parts.schedules import exploration_epsilon
 
     settings = peer_settings(args)
@@ -177,7 +177,7 @@ def run(args) -> dict:
     def evaluate_and_log():
         result = evaluate(eval_policy, eval_env, train_c.eval_episodes, config.env_name)
         line = {"kind": "eval", "frames": frames, "return": result.mean_return, "returns": result.returns,
-                "success_rate": result.success_rate, "wall_seconds": time.time() - started,
+                **success_record(config, result), "wall_seconds": time.time() - started,
                 "updates": updates, "td_targets": updates * targets_per_update}
         append_metrics(args.run_dir, line)
         return result
@@ -217,7 +217,8 @@ def run(args) -> dict:
                "update_ms": 1000 * update_seconds / max(timed, 1), "sample_ms": 0.0,
                "fps": frames / max(time.time() - started, 1e-9)}
     if last_eval is not None:
-        summary.update(final_return=last_eval.mean_return, final_success_rate=last_eval.success_rate)
+        summary.update(final_return=last_eval.mean_return,
+                       **{f"final_{key}": value for key, value in success_record(config, last_eval).items()})
     write_json_atomic(os.path.join(args.run_dir, SUMMARY_FILE), summary)
     py_env.close()
     eval_env.close()
