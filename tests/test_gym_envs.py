@@ -509,6 +509,33 @@ def test_fall_recorder_logs_each_fall_of_a_finished_episode():
     assert summarize_falls([finished[0]["falls"]]) == {"falls": 2.0, "repeats": 0.5}
 
 
+def test_hidden_falls_draw_no_cross_and_still_count():
+    """Runs where Memory Gym is installed: the same step off the path shows the red cross, and with
+    HiddenFalls (the env's visual_feedback off, set at every reset) shows none; the fall still counts."""
+    pytest.importorskip("memory_gym")
+    from rise_runtime.envs.gym_image import make_registered, reset_with_options
+    from rise_tf.experiments.mystery_path_levels import (FORWARD, FallRecorder, HiddenFalls, agent_tile,
+                                                         neighbours, turn_or_step)
+
+    def red_pixels(hide):
+        finished = []
+        game_env = make_registered("MysteryPath-Grid-v0", "memory_gym")
+        env = FallRecorder(HiddenFalls(game_env) if hide else game_env, finished)
+        for _ in range(2):  # the option holds past a second reset (Memory Gym rebuilds its parameters)
+            reset_with_options(env, seed=1, options={"max_steps": 8})
+        game = env.unwrapped
+        on_path = {(node.x, node.y) for node in game.mystery_path.path}
+        step = next(step for step, tile in neighbours(agent_tile(game), game.grid_dim) if tile not in on_path)
+        while turn_or_step(game.agent.face_direction.value, step) != FORWARD:
+            env.step(turn_or_step(game.agent.face_direction.value, step))
+        observation, *_ = env.step(FORWARD)
+        assert game.is_off_path and len(env.falls) == 1
+        env.close()
+        return int(np.all(observation == (255, 0, 0), axis=-1).sum())
+
+    assert red_pixels(hide=False) > 10 and red_pixels(hide=True) == 0
+
+
 def test_mystery_path_levels_memory_finds_the_goal_and_no_memory_rarely_does():
     """Runs where Memory Gym is installed: with the goal shown, remembering the falls reaches the goal in
     every episode; walking toward the goal without memory loops back into the same fall."""

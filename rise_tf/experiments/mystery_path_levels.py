@@ -3,6 +3,7 @@
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels [--episodes 300]
         [--reset-options '{"cardinal_origin_choice": [0], "show_goal": true, "reward_path_progress": 0.1}']
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels --run RUN_DIR [--checkpoint best]
+        [--hide-falls]
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels --separation [--reset-options ...]
 
 The task: a 7x7 grid with an invisible path from one edge to the opposite one. The agent (rotate left,
@@ -23,7 +24,10 @@ k and the frame stack.
 Memory in use: the share of falls that repeat a fall of the same episode (the same step off the path,
 from the same tile to the same tile). A policy that remembers its falls never repeats one; a memory-less
 greedy one repeats its first fall until the episode ends, unless its heading differs. With --run, a
-trained run's greedy policy (no ε) plays the run's evaluation episodes and is measured the same way.
+trained run's greedy policy (no ε) plays the run's evaluation episodes and is measured the same way;
+--hide-falls plays them again without the cross (the env's visual_feedback off): a policy that acts on
+the crosses it saw does worse there, one that ignores them does not change. The agent's own position
+before it is put back still shows where it fell, so hiding the cross removes one cue, not all.
 Does the cue reach ψ (--separation)? The frames that show a fall (the cross), preprocessed as training
 does and embedded by the frozen ϑ, grouped by the tile fallen onto: the distance between the groups'
 centroids over the spread within a group (outside_cues' measure for Mortar Mayhem's commands).
@@ -127,6 +131,16 @@ class FallRecorder(gym.Wrapper):
         return observation, reward, terminated, truncated, info
 
 
+class HiddenFalls(gym.Wrapper):
+    """The task with Memory Gym's own `visual_feedback` off (its paper's "feedback off" setting): a fall
+    draws no cross, so what remains to remember is where the agent stood before it was put back."""
+
+    def reset(self, **kwargs):
+        result = self.env.reset(**kwargs)
+        self.env.unwrapped.reset_params["visual_feedback"] = False  # read at each fall; set per reset
+        return result
+
+
 def finished_levels(finished: List[dict]) -> Dict[str, float]:
     """{"success": share reaching the goal, "falls", "repeats"} of FallRecorder's records."""
     return {"success": float(np.mean([episode["success"] for episode in finished])),
@@ -210,9 +224,11 @@ def fall_frames(episodes: int, seed: int, reset_options: Optional[dict] = None, 
     return np.stack(frames), labels
 
 
-def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None) -> Dict[str, float]:
+def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
+                  hide_falls: bool = False) -> Dict[str, float]:
     """A trained MysteryPath-Grid run's greedy policy (no ε) on the run's evaluation episodes:
-    {"return", "success" (share reaching the goal), "falls", "repeats"} over the episodes it finished.
+    {"return", "success" (share reaching the goal), "falls", "repeats"} over the episodes it finished;
+    with hide_falls, on the same episodes without the fall's cross (HiddenFalls).
     Raises ValueError when the run is not a MysteryPath-Grid run."""
     from rise_runtime.envs.gym_image import make_registered
     from rise_tf import builder
@@ -224,9 +240,13 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None)
     if config.env.env_id != ENV_ID:
         raise ValueError(f"{run_dir} trained on {config.env.env_id or config.env.game}; --run takes {ENV_ID} runs")
     finished: List[dict] = []
+
+    def game():
+        env = make_registered(ENV_ID, config.env.env_module)
+        return HiddenFalls(env) if hide_falls else env
     env = builder.make_env(config, num_envs=min(episodes, MAX_EVAL_LANES), seed_offset=EVAL_SEED_OFFSET,
                            training=False, parallel="serial",  # the lanes' recorders share one list
-                           env_factory=lambda: FallRecorder(make_registered(ENV_ID, config.env.env_module), finished))
+                           env_factory=lambda: FallRecorder(game(), finished))
     result = evaluate(as_py_policy(loaded.policy), env, episodes, config.env_name)
     env.close()
     return {"return": result.mean_return, "episodes": len(finished), **finished_levels(finished)}
@@ -262,6 +282,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "episodes (its falls and how often it repeats one)")
     parser.add_argument("--checkpoint", default=None,
                         help="--run: 'best' (the best evaluation's) or a checkpoint directory [default: the latest]")
+    parser.add_argument("--hide-falls", action="store_true",
+                        help="--run: also play the same episodes with the fall's cross hidden (Memory Gym's "
+                             "visual_feedback off); a policy that acts on the crosses it saw does worse")
     parser.add_argument("--separation", action="store_true",
                         help="instead: how far apart the frozen ϑ puts the frames of falls onto different tiles "
                              "(random play's falls over --episodes episodes)")
@@ -270,15 +293,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
+    if args.hide_falls and args.run is None:
+        parser.error("--hide-falls plays a trained policy: give --run RUN_DIR")
     from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options, task_name
 
     if args.run is not None:
         try:
-            level = policy_levels(args.run, args.episodes, args.checkpoint)
+            conditions = [("greedy", False)] + [("greedy, falls hidden", True)] * args.hide_falls
+            levels = {name: policy_levels(args.run, args.episodes, args.checkpoint, hide_falls=hide)
+                      for name, hide in conditions}
         except trained_run_errors() as error:
             return refused(error)
-        print(f"{args.run}: greedy policy, {level['episodes']} finished evaluation episodes\n")
-        print_table(["policy"] + LEVEL_COLUMNS, [["greedy"] + level_cells(level)])
+        print(f"{args.run}: greedy policy, {levels['greedy']['episodes']} finished evaluation episodes\n")
+        print_table(["policy"] + LEVEL_COLUMNS, [[name] + level_cells(level) for name, level in levels.items()])
         return 0
 
     if args.separation:
