@@ -28,9 +28,10 @@ class EvalResult:
         return float(np.mean(np.asarray(self.returns) > 0))
 
 
-def success_record(config, result: EvalResult) -> Dict[str, float]:
-    """{"success_rate": ...} for a memory task's evaluation record; {} for envs that do not define it."""
-    return {"success_rate": result.success_rate} if config.is_memory_task else {}
+def success_record(config, result: EvalResult, prefix: str = "") -> Dict[str, float]:
+    """{prefix + "success_rate": ...} for a memory task's evaluation (record or summary); {} for envs
+    that do not define success."""
+    return {f"{prefix}success_rate": result.success_rate} if config.is_memory_task else {}
 
 
 def as_py_policy(policy) -> py_policies.PyPolicy:

@@ -266,7 +266,7 @@ class Run:
                    "checkpoint": self.checkpointer.last_checkpoint}
         if final_eval is not None:
             summary.update(final_return=final_eval.mean_return, final_human_normalized=final_eval.human_normalized,
-                           **{f"final_{key}": value for key, value in success_record(self.config, final_eval).items()})
+                           **success_record(self.config, final_eval, prefix="final_"))
         if counters.best_eval_frames >= 0:  # the best evaluation, whose weights are checkpoints/best
             summary.update(best_return=counters.best_eval_return, best_frames=counters.best_eval_frames,
                            best_checkpoint=checkpoints.best_checkpoint(self.run_dir))

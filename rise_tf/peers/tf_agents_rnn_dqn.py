@@ -217,8 +217,7 @@ def run(args) -> dict:
                "update_ms": 1000 * update_seconds / max(timed, 1), "sample_ms": 0.0,
                "fps": frames / max(time.time() - started, 1e-9)}
     if last_eval is not None:
-        summary.update(final_return=last_eval.mean_return,
-                       **{f"final_{key}": value for key, value in success_record(config, last_eval).items()})
+        summary.update(final_return=last_eval.mean_return, **success_record(config, last_eval, prefix="final_"))
     write_json_atomic(os.path.join(args.run_dir, SUMMARY_FILE), summary)
     py_env.close()
     eval_env.close()
