@@ -225,10 +225,11 @@ def fall_frames(episodes: int, seed: int, reset_options: Optional[dict] = None, 
 
 
 def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
-                  hide_falls: bool = False) -> Dict[str, float]:
+                  hide_falls: bool = False) -> Dict[str, Dict[str, float]]:
     """A trained MysteryPath-Grid run's greedy policy (no ε) on the run's evaluation episodes:
-    {"return", "success" (share reaching the goal), "falls", "repeats"} over the episodes it finished;
-    with hide_falls, on the same episodes without the fall's cross (HiddenFalls).
+    {"greedy": {"return", "episodes", "success" (share reaching the goal), "falls", "repeats"}} over the
+    episodes it finished; with hide_falls also "greedy, falls hidden": the same episodes without the
+    fall's cross (HiddenFalls), the policy loaded and traced once for both.
     Raises ValueError when the run is not a MysteryPath-Grid run."""
     from rise_runtime.envs.gym_image import make_registered
     from rise_tf import builder
@@ -239,17 +240,21 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
     config = loaded.config
     if config.env.env_id != ENV_ID:
         raise ValueError(f"{run_dir} trained on {config.env.env_id or config.env.game}; --run takes {ENV_ID} runs")
-    finished: List[dict] = []
+    policy = as_py_policy(loaded.policy)
+    levels = {}
+    for name, hide in [("greedy", False)] + [("greedy, falls hidden", True)] * hide_falls:
+        finished: List[dict] = []
 
-    def game():
-        env = make_registered(ENV_ID, config.env.env_module)
-        return HiddenFalls(env) if hide_falls else env
-    env = builder.make_env(config, num_envs=min(episodes, MAX_EVAL_LANES), seed_offset=EVAL_SEED_OFFSET,
-                           training=False, parallel="serial",  # the lanes' recorders share one list
-                           env_factory=lambda: FallRecorder(game(), finished))
-    result = evaluate(as_py_policy(loaded.policy), env, episodes, config.env_name)
-    env.close()
-    return {"return": result.mean_return, "episodes": len(finished), **finished_levels(finished)}
+        def lane(hide=hide, finished=finished):
+            env = make_registered(ENV_ID, config.env.env_module)
+            return FallRecorder(HiddenFalls(env) if hide else env, finished)
+        env = builder.make_env(config, num_envs=min(episodes, MAX_EVAL_LANES), seed_offset=EVAL_SEED_OFFSET,
+                               training=False, parallel="serial",  # the lanes' recorders share one list
+                               env_factory=lane)
+        result = evaluate(policy, env, episodes, config.env_name)
+        env.close()
+        levels[name] = {"return": result.mean_return, "episodes": len(finished), **finished_levels(finished)}
+    return levels
 
 
 LEVEL_COLUMNS = ["return per episode", "reaches the goal", "falls per episode", "falls that repeat one of the episode"]
@@ -299,9 +304,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.run is not None:
         try:
-            conditions = [("greedy", False)] + [("greedy, falls hidden", True)] * args.hide_falls
-            levels = {name: policy_levels(args.run, args.episodes, args.checkpoint, hide_falls=hide)
-                      for name, hide in conditions}
+            levels = policy_levels(args.run, args.episodes, args.checkpoint, hide_falls=args.hide_falls)
         except trained_run_errors() as error:
             return refused(error)
         print(f"{args.run}: greedy policy, {levels['greedy']['episodes']} finished evaluation episodes\n")
