@@ -483,23 +483,31 @@ def test_mystery_path_walkers_steer_and_remember_by_hand():
     assert summarize_falls([[]]) == {"falls": 0.0, "repeats": 0.0}
 
 
-def test_fall_recorder_logs_each_fall_of_a_finished_episode():
-    """Runs where Memory Gym is installed: stepping off the path from the origin twice the same way is
-    two falls, the second a repeat; the episode's record comes when it ends (max_steps 6 here)."""
-    pytest.importorskip("memory_gym")
-    from rise_runtime.envs.gym_image import make_registered, reset_with_options
-    from rise_tf.experiments.mystery_path_levels import (FORWARD, NOTHING, FallRecorder, agent_tile, neighbours,
-                                                         summarize_falls, turn_or_step)
+def _face_off_the_path(env):
+    """Turns the agent at the origin toward a neighbour tile off the path: (origin, that tile)."""
+    from rise_tf.experiments.mystery_path_levels import FORWARD, agent_tile, neighbours, turn_or_step
 
-    finished = []
-    env = FallRecorder(make_registered("MysteryPath-Grid-v0", "memory_gym"), finished)
-    reset_with_options(env, seed=1, options={"max_steps": 6})
     game = env.unwrapped
     on_path = {(node.x, node.y) for node in game.mystery_path.path}
     origin = agent_tile(game)
     step, off = next((step, tile) for step, tile in neighbours(origin, game.grid_dim) if tile not in on_path)
     while turn_or_step(game.agent.face_direction.value, step) != FORWARD:
         env.step(turn_or_step(game.agent.face_direction.value, step))
+    return origin, off
+
+
+def test_fall_recorder_logs_each_fall_of_a_finished_episode():
+    """Runs where Memory Gym is installed: stepping off the path from the origin twice the same way is
+    two falls, the second a repeat; the episode's record comes when it ends (max_steps 6 here)."""
+    pytest.importorskip("memory_gym")
+    from rise_runtime.envs.gym_image import make_registered, reset_with_options
+    from rise_tf.experiments.mystery_path_levels import FORWARD, NOTHING, FallRecorder, summarize_falls
+
+    finished = []
+    env = FallRecorder(make_registered("MysteryPath-Grid-v0", "memory_gym"), finished)
+    reset_with_options(env, seed=1, options={"max_steps": 6})
+    game = env.unwrapped
+    origin, off = _face_off_the_path(env)
     actions = [FORWARD, NOTHING, FORWARD, NOTHING, NOTHING, NOTHING]  # fall, back to the origin, fall again
     for action in actions[:game.max_episode_steps - game.t]:
         env.step(action)
@@ -514,8 +522,7 @@ def test_hidden_falls_draw_no_cross_and_still_count():
     HiddenFalls (the env's visual_feedback off, set at every reset) shows none; the fall still counts."""
     pytest.importorskip("memory_gym")
     from rise_runtime.envs.gym_image import make_registered, reset_with_options
-    from rise_tf.experiments.mystery_path_levels import (FORWARD, FallRecorder, HiddenFalls, agent_tile,
-                                                         neighbours, turn_or_step)
+    from rise_tf.experiments.mystery_path_levels import FORWARD, FallRecorder, HiddenFalls
 
     def red_pixels(hide):
         finished = []
@@ -524,10 +531,7 @@ def test_hidden_falls_draw_no_cross_and_still_count():
         for _ in range(2):  # the option holds past a second reset (Memory Gym rebuilds its parameters)
             reset_with_options(env, seed=1, options={"max_steps": 8})
         game = env.unwrapped
-        on_path = {(node.x, node.y) for node in game.mystery_path.path}
-        step = next(step for step, tile in neighbours(agent_tile(game), game.grid_dim) if tile not in on_path)
-        while turn_or_step(game.agent.face_direction.value, step) != FORWARD:
-            env.step(turn_or_step(game.agent.face_direction.value, step))
+        _face_off_the_path(env)
         observation, *_ = env.step(FORWARD)
         assert game.is_off_path and len(env.falls) == 1
         env.close()
