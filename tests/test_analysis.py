@@ -286,6 +286,20 @@ def test_hide_commands_refuses_runs_that_are_not_mortar_mayhem(pong_run, tmp_pat
     with pytest.raises(SystemExit) as exit_info:
         main(["--hide-commands", str(pong_run), "--episodes", "0"])
     assert exit_info.value.code == 2 and "--episodes must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--memory-reach", "4"])
+    assert exit_info.value.code == 2 and "--memory-reach plays a trained policy" in capsys.readouterr().err
+
+
+def test_mystery_path_policy_tools_refuse_without_a_mystery_path_run(pong_run, capsys):
+    from rise_tf.experiments.mystery_path_levels import main
+
+    for flag in ("--hide-falls", "--memory-reach=4"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([flag])
+        assert exit_info.value.code == 2 and f"{flag.split('=')[0]} plays a trained policy" in capsys.readouterr().err
+    assert main(["--run", str(pong_run), "--memory-reach", "4"]) == 2
+    assert "trained on Pong; --run takes MysteryPath-Grid-v0 runs" in capsys.readouterr().err
 
 
 def test_report_says_why_a_probability_of_improvement_is_missing(tmp_path):

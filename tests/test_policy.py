@@ -96,3 +96,47 @@ def test_tf_agents_greedy_and_epsilon_greedy_wrappers_act_like_the_policy():
     probs = noisy.distribution(first, noisy.get_initial_state(8)).action.probs_parameter().numpy()
     np.testing.assert_allclose(np.sort(probs, axis=1)[:, :3], 0.05, rtol=1e-6)
     np.testing.assert_allclose(probs.max(axis=1), 0.85, rtol=1e-6)
+
+
+def test_short_memory_reads_only_the_newest_steps_and_leaves_the_frame_stack():
+    """ShortMemory (issue 21's memory ablation): with a cut to 2 steps of a window of k = 3, the network
+    reads each step's window with only the previous and the current embedding (older ones zeroed and
+    masked, as at an episode's start), acts on exactly that window, keeps the whole frame stack, and
+    does not touch the caller's state. A frame-stack policy and a cut that is no cut are refused."""
+    import pytest
+    from rise_tf.experiments.short_memory import ShortMemory
+    from rise_tf.parts.evaluator import as_py_policy
+
+    policy, net = make_policy()
+    short = ShortMemory(as_py_policy(policy), steps=2)
+    state = short.get_initial_state(2)
+    embeddings, fed = [], []
+    rng = np.random.default_rng(3)
+    for number in range(4):
+        frames = rng.integers(0, 256, (2, 36, 36)).astype(np.uint8)
+        fed.append(frames)
+        step_type = ts.StepType.FIRST if number == 0 else ts.StepType.MID
+        time_step = ts.TimeStep(np.full([2], step_type, np.int32), np.zeros([2], np.float32),
+                                np.ones([2], np.float32), frames)
+        before = {key: np.array(value) for key, value in state.items()}
+        out = short.action(time_step, state)
+        for key in state:  # the caller's state is left as it was
+            np.testing.assert_array_equal(state[key], before[key])
+        embeddings.append(out.info["embedding"])
+        read = out.state  # the window after the push: what the network read this step
+        if number == 0:
+            np.testing.assert_array_equal(read["window_mask"], [[0, 0, 1]] * 2)
+        else:
+            np.testing.assert_array_equal(read["window_mask"], [[0, 1, 1]] * 2)
+            np.testing.assert_array_equal(read["embedding_window"][:, 0], 0.0)
+            np.testing.assert_array_equal(read["embedding_window"][:, 1], embeddings[-2])
+        np.testing.assert_array_equal(read["embedding_window"][:, 2], embeddings[-1])
+        q_values, _ = net({key: tf.constant(value) for key, value in read.items()})
+        np.testing.assert_array_equal(out.action, np.argmax(q_values, axis=-1))
+        state = out.state
+    np.testing.assert_array_equal(state["frame_stack"], np.stack(fed, axis=-1))  # all four frames, none cut
+    with pytest.raises(ValueError, match="no memory window"):
+        ShortMemory(as_py_policy(make_policy(memory="none")[0]), steps=2)
+    for steps in (0, 3):
+        with pytest.raises(ValueError, match="no cut of a window of k = 3"):
+            ShortMemory(as_py_policy(policy), steps=steps)

@@ -3,7 +3,7 @@
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels [--episodes 300]
         [--reset-options '{"cardinal_origin_choice": [0], "show_goal": true, "reward_path_progress": 0.1}']
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels --run RUN_DIR [--checkpoint best]
-        [--hide-falls]
+        [--hide-falls] [--memory-reach 4]
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels --separation [--reset-options ...]
 
 The task: a 7x7 grid with an invisible path from one edge to the opposite one. The agent (rotate left,
@@ -28,6 +28,9 @@ trained run's greedy policy (no ε) plays the run's evaluation episodes and is m
 --hide-falls plays them again without the cross (the env's visual_feedback off): a policy that acts on
 the crosses it saw does worse there, one that ignores them does not change. The agent's own position
 before it is put back still shows where it fell, so hiding the cross removes one cue, not all.
+--memory-reach N removes them all beyond N steps: the same episodes with the policy reading only its
+newest N steps of memory (short_memory.ShortMemory); a lead that survives a cut to the frame stack's
+reach (4) is not made of memory.
 Does the cue reach ψ (--separation)? The frames that show a fall (the cross), preprocessed as training
 does and embedded by the frozen ϑ, grouped by the tile fallen onto: the distance between the groups'
 centroids over the spread within a group (outside_cues' measure for Mortar Mayhem's commands).
@@ -225,14 +228,17 @@ def fall_frames(episodes: int, seed: int, reset_options: Optional[dict] = None, 
 
 
 def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
-                  hide_falls: bool = False) -> Dict[str, Dict[str, float]]:
+                  hide_falls: bool = False, memory_reach: Optional[int] = None) -> Dict[str, Dict[str, float]]:
     """A trained MysteryPath-Grid run's greedy policy (no ε) on the run's evaluation episodes:
     {"greedy": {"return", "episodes", "success" (share reaching the goal), "falls", "repeats"}} over the
     episodes it finished; with hide_falls also "greedy, falls hidden": the same episodes without the
-    fall's cross (HiddenFalls), the policy loaded and traced once for both.
-    Raises ValueError when the run is not a MysteryPath-Grid run."""
+    fall's cross (HiddenFalls); with memory_reach also "greedy, memory cut to N steps": the same episodes
+    with the policy reading its newest N steps of memory only (ShortMemory). The policy is loaded and
+    traced once for all.
+    Raises ValueError when the run is not a MysteryPath-Grid run, or memory_reach does not apply to it."""
     from rise_runtime.envs.gym_image import make_registered
     from rise_tf import builder
+    from rise_tf.experiments.short_memory import ShortMemory
     from rise_tf.export.step_model import load_policy
     from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate
 
@@ -241,8 +247,11 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
     if config.env.env_id != ENV_ID:
         raise ValueError(f"{run_dir} trained on {config.env.env_id or config.env.game}; --run takes {ENV_ID} runs")
     policy = as_py_policy(loaded.policy)
+    conditions = [("greedy", False, policy)] + [("greedy, falls hidden", True, policy)] * hide_falls
+    if memory_reach is not None:
+        conditions.append((f"greedy, memory cut to {memory_reach} steps", False, ShortMemory(policy, memory_reach)))
     levels = {}
-    for name, hide in [("greedy", False)] + [("greedy, falls hidden", True)] * hide_falls:
+    for name, hide, player in conditions:
         finished: List[dict] = []
 
         def lane(hide=hide, finished=finished):
@@ -251,7 +260,7 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
         env = builder.make_env(config, num_envs=min(episodes, MAX_EVAL_LANES), seed_offset=EVAL_SEED_OFFSET,
                                training=False, parallel="serial",  # the lanes' recorders share one list
                                env_factory=lane)
-        result = evaluate(policy, env, episodes, config.env_name)
+        result = evaluate(player, env, episodes, config.env_name)
         env.close()
         levels[name] = {"return": result.mean_return, "episodes": len(finished), **finished_levels(finished)}
     return levels
@@ -290,6 +299,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--hide-falls", action="store_true",
                         help="--run: also play the same episodes with the fall's cross hidden (Memory Gym's "
                              "visual_feedback off); a policy that acts on the crosses it saw does worse")
+    parser.add_argument("--memory-reach", type=int, metavar="N", default=None,
+                        help="--run (RISE or full-recurrent): also play the same episodes with the policy reading "
+                             "only its newest N steps of memory (4: the frame stack's reach); a policy that uses "
+                             "what lies further back does worse")
     parser.add_argument("--separation", action="store_true",
                         help="instead: how far apart the frozen ϑ puts the frames of falls onto different tiles "
                              "(random play's falls over --episodes episodes)")
@@ -298,13 +311,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
-    if args.hide_falls and args.run is None:
-        parser.error("--hide-falls plays a trained policy: give --run RUN_DIR")
+    for flag, given in (("--hide-falls", args.hide_falls), ("--memory-reach", args.memory_reach is not None)):
+        if given and args.run is None:
+            parser.error(f"{flag} plays a trained policy: give --run RUN_DIR")
     from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options, task_name
 
     if args.run is not None:
         try:
-            levels = policy_levels(args.run, args.episodes, args.checkpoint, hide_falls=args.hide_falls)
+            levels = policy_levels(args.run, args.episodes, args.checkpoint, hide_falls=args.hide_falls,
+                                   memory_reach=args.memory_reach)
         except trained_run_errors() as error:
             return refused(error)
         print(f"{args.run}: greedy policy, {levels['greedy']['episodes']} finished evaluation episodes\n")

@@ -5,6 +5,7 @@
         [--reset-options '{"command_count": [2]}'] [--env-id MortarMayhem-v0]
     python -m rise_tf.experiments.outside_cues --runs runs/experiments/outside_mm2   # trained runs: per command
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.outside_cues --hide-commands RUN_DIR [--checkpoint best]
+        [--memory-reach 4]
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.outside_cues --scripted --reset-options '{...}'
 
 MortarMayhem shows a sequence of commands (move up, down, left, right, stay — and the diagonals in the
@@ -27,6 +28,8 @@ What it answers, each from the env itself:
    the same episodes twice, once as trained and once with the commands never drawn (the command phase
    shows the bare arena; the env still checks the same commands). A policy that uses its memory of the
    cue falls to a memory-less agent's level when the cue is hidden; a memory-less one does not change.
+   With --memory-reach N also a third time, commands shown, the policy reading only its newest N steps
+   of memory (short_memory.ShortMemory): the same question asked of the memory instead of the screen.
 It reads the command sequence from the env's own attributes (Memory Gym 1.0.2's
 `_command_visualization_clone`, `_commands`, `reset_params`, `_generate_command_visualization`), so it is
 tied to that release.
@@ -137,12 +140,16 @@ class HiddenCommands(gym.Wrapper):
         return self.env.reset(**kwargs)
 
 
-def hidden_command_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None) -> Dict[str, Dict[str, float]]:
+def hidden_command_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
+                          memory_reach: Optional[int] = None) -> Dict[str, Dict[str, float]]:
     """A trained Mortar Mayhem run's greedy policy (no ε) on the same evaluation episodes with the
-    commands shown and hidden: {"shown" | "hidden": command_success(...) and the mean return}.
-    Raises ValueError when the run is not a Mortar Mayhem run."""
+    commands shown and hidden: {"shown" | "hidden": command_success(...) and the mean return}; with
+    memory_reach also "shown, memory cut to N steps" (the policy reading its newest N steps of memory
+    only: ShortMemory). Raises ValueError when the run is not a Mortar Mayhem run, or memory_reach does
+    not apply to it."""
     from rise_runtime.envs.gym_image import make_registered, reset_with_options
     from rise_tf import builder
+    from rise_tf.experiments.short_memory import ShortMemory
     from rise_tf.export.step_model import load_policy
     from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate
 
@@ -159,15 +166,18 @@ def hidden_command_levels(run_dir: str, episodes: int, checkpoint: Optional[str]
     finally:
         probe.close()
     policy = as_py_policy(loaded.policy)
+    conditions = [("shown", False, policy), ("hidden", True, policy)]
+    if memory_reach is not None:
+        conditions.append((f"shown, memory cut to {memory_reach} steps", False, ShortMemory(policy, memory_reach)))
     levels = {}
-    for condition in ("shown", "hidden"):
-        def factory(hide=condition == "hidden"):
+    for condition, hide_them, player in conditions:
+        def factory(hide=hide_them):
             env = make_registered(config.env.env_id, config.env.env_module)
             return HiddenCommands(env) if hide else env
 
         env = builder.make_env(config, num_envs=min(episodes, MAX_EVAL_LANES), seed_offset=EVAL_SEED_OFFSET,
                                training=False, env_factory=factory)
-        result = evaluate(policy, env, episodes, config.env_name)
+        result = evaluate(player, env, episodes, config.env_name)
         env.close()
         levels[condition] = {**command_success(result.returns, success), "return": result.mean_return}
     return levels
@@ -284,12 +294,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--checkpoint", default=None,
                         help="--hide-commands: 'best' (the best evaluation's) or a checkpoint directory "
                              "[default: the latest]")
+    parser.add_argument("--memory-reach", type=int, metavar="N", default=None,
+                        help="--hide-commands (RISE or full-recurrent): also play the episodes, commands shown, with "
+                             "the policy reading only its newest N steps of memory (4: the frame stack's reach)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
+    if args.memory_reach is not None and args.hide_commands is None:
+        parser.error("--memory-reach plays a trained policy: give --hide-commands RUN_DIR")
     if args.hide_commands is not None:
         try:
-            levels = hidden_command_levels(args.hide_commands, args.episodes, args.checkpoint)
+            levels = hidden_command_levels(args.hide_commands, args.episodes, args.checkpoint, args.memory_reach)
         except trained_run_errors() as error:
             return refused(error)
         print(f"{args.hide_commands}: greedy policy, {args.episodes} evaluation episodes per condition\n")
