@@ -40,7 +40,7 @@ from __future__ import annotations
 import argparse
 import collections
 import sys
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -228,13 +228,13 @@ def fall_frames(episodes: int, seed: int, reset_options: Optional[dict] = None, 
 
 
 def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
-                  hide_falls: bool = False, memory_reach: Optional[int] = None) -> Dict[str, Dict[str, float]]:
+                  hide_falls: bool = False, memory_reach: Sequence[int] = ()) -> Dict[str, Dict[str, float]]:
     """A trained MysteryPath-Grid run's greedy policy (no ε) on the run's evaluation episodes:
     {"greedy": {"return", "episodes", "success" (share reaching the goal), "falls", "repeats"}} over the
     episodes it finished; with hide_falls also "greedy, falls hidden": the same episodes without the
-    fall's cross (HiddenFalls); with memory_reach also "greedy, memory cut to N steps": the same episodes
-    with the policy reading its newest N steps of memory only (ShortMemory). The policy is loaded and
-    traced once for all.
+    fall's cross (HiddenFalls); for each N in memory_reach also "greedy, memory cut to N steps": the same
+    episodes with the policy reading its newest N steps of memory only (ShortMemory). The policy is
+    loaded and traced once for all.
     Raises ValueError when the run is not a MysteryPath-Grid run, or memory_reach does not apply to it."""
     from rise_runtime.envs.gym_image import make_registered
     from rise_tf import builder
@@ -248,8 +248,8 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
         raise ValueError(f"{run_dir} trained on {config.env.env_id or config.env.game}; --run takes {ENV_ID} runs")
     policy = as_py_policy(loaded.policy)
     conditions = [("greedy", False, policy)] + [("greedy, falls hidden", True, policy)] * hide_falls
-    if memory_reach is not None:
-        conditions.append((f"greedy, memory cut to {memory_reach} steps", False, ShortMemory(policy, memory_reach)))
+    conditions += [(f"greedy, memory cut to {steps} steps", False, ShortMemory(policy, steps))
+                   for steps in memory_reach]
     levels = {}
     for name, hide, player in conditions:
         finished: List[dict] = []
@@ -299,10 +299,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--hide-falls", action="store_true",
                         help="--run: also play the same episodes with the fall's cross hidden (Memory Gym's "
                              "visual_feedback off); a policy that acts on the crosses it saw does worse")
-    parser.add_argument("--memory-reach", type=int, metavar="N", default=None,
+    parser.add_argument("--memory-reach", type=int, metavar="N", action="append", default=[],
                         help="--run (RISE or full-recurrent): also play the same episodes with the policy reading "
-                             "only its newest N steps of memory (4: the frame stack's reach); a policy that uses "
-                             "what lies further back does worse")
+                             "only its newest N steps of memory (4: the frame stack's reach; repeatable); a policy "
+                             "that uses what lies further back does worse")
     parser.add_argument("--separation", action="store_true",
                         help="instead: how far apart the frozen ϑ puts the frames of falls onto different tiles "
                              "(random play's falls over --episodes episodes)")
@@ -311,7 +311,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
-    for flag, given in (("--hide-falls", args.hide_falls), ("--memory-reach", args.memory_reach is not None)):
+    for flag, given in (("--hide-falls", args.hide_falls), ("--memory-reach", bool(args.memory_reach))):
         if given and args.run is None:
             parser.error(f"{flag} plays a trained policy: give --run RUN_DIR")
     from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options, task_name

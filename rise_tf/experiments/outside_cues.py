@@ -39,7 +39,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -141,11 +141,11 @@ class HiddenCommands(gym.Wrapper):
 
 
 def hidden_command_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
-                          memory_reach: Optional[int] = None) -> Dict[str, Dict[str, float]]:
+                          memory_reach: Sequence[int] = ()) -> Dict[str, Dict[str, float]]:
     """A trained Mortar Mayhem run's greedy policy (no ε) on the same evaluation episodes with the
-    commands shown and hidden: {"shown" | "hidden": command_success(...) and the mean return}; with
-    memory_reach also "shown, memory cut to N steps" (the policy reading its newest N steps of memory
-    only: ShortMemory). Raises ValueError when the run is not a Mortar Mayhem run, or memory_reach does
+    commands shown and hidden: {"shown" | "hidden": command_success(...) and the mean return}; for each
+    N in memory_reach also "shown, memory cut to N steps" (the policy reading its newest N steps of
+    memory only: ShortMemory). Raises ValueError when the run is not a Mortar Mayhem run, or memory_reach does
     not apply to it."""
     from rise_runtime.envs.gym_image import make_registered, reset_with_options
     from rise_tf import builder
@@ -167,8 +167,8 @@ def hidden_command_levels(run_dir: str, episodes: int, checkpoint: Optional[str]
         probe.close()
     policy = as_py_policy(loaded.policy)
     conditions = [("shown", False, policy), ("hidden", True, policy)]
-    if memory_reach is not None:
-        conditions.append((f"shown, memory cut to {memory_reach} steps", False, ShortMemory(policy, memory_reach)))
+    conditions += [(f"shown, memory cut to {steps} steps", False, ShortMemory(policy, steps))
+                   for steps in memory_reach]
     levels = {}
     for condition, hide_them, player in conditions:
         def factory(hide=hide_them):
@@ -294,13 +294,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--checkpoint", default=None,
                         help="--hide-commands: 'best' (the best evaluation's) or a checkpoint directory "
                              "[default: the latest]")
-    parser.add_argument("--memory-reach", type=int, metavar="N", default=None,
+    parser.add_argument("--memory-reach", type=int, metavar="N", action="append", default=[],
                         help="--hide-commands (RISE or full-recurrent): also play the episodes, commands shown, with "
-                             "the policy reading only its newest N steps of memory (4: the frame stack's reach)")
+                             "the policy reading only its newest N steps of memory (4: the frame stack's reach; "
+                             "repeatable)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
-    if args.memory_reach is not None and args.hide_commands is None:
+    if args.memory_reach and args.hide_commands is None:
         parser.error("--memory-reach plays a trained policy: give --hide-commands RUN_DIR")
     if args.hide_commands is not None:
         try:
