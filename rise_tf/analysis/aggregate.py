@@ -17,6 +17,7 @@ experiment cut short, a task added later) is bootstrapped here with the same str
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
 from typing import Callable, Dict, Mapping, Optional, Sequence
@@ -98,10 +99,23 @@ def _rliable_metric(metric: str):
     return {"IQM": metrics.aggregate_iqm, "Median": metrics.aggregate_median, "Mean": metrics.aggregate_mean}[metric]
 
 
+@contextlib.contextmanager
+def _numpy_global_seed(seed: int):
+    """rliable 1.2's stratified bootstraps draw their resamples from numpy's global generator
+    (`np.random.choice` in `update_indices`), not from the `random_state` they are given: seeded here,
+    and put back afterwards, a report's intervals are the same on every run."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
+
+
 def _rliable_interval(score_dict, func, reps: int, confidence: float, seed: int) -> Estimate:
     from rliable import library as rly
 
-    with warnings.catch_warnings():  # rliable 1.2 seeds arch's bootstrap through a deprecated keyword
+    with warnings.catch_warnings(), _numpy_global_seed(seed):  # rliable 1.2 seeds arch through a deprecated keyword
         warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
         points, intervals = rly.get_interval_estimates(
             score_dict, lambda *matrices: np.array([func(*matrices)]), reps=reps,
@@ -181,7 +195,7 @@ def probability_of_improvement(candidate: Mapping[str, Sequence[float]], baselin
 
 
 def performance_profiles(scores_by_variant: Mapping[str, Mapping[str, Sequence[float]]], thresholds: np.ndarray,
-                         reps: int = 2000):
+                         reps: int = 2000, seed: int = 0):
     """rliable's score distributions: {variant: fraction of runs with score > τ for each τ} and their CIs,
     over the variants whose tasks all have the same number of runs."""
     from rliable import library as rly
@@ -190,6 +204,6 @@ def performance_profiles(scores_by_variant: Mapping[str, Mapping[str, Sequence[f
     matrices = {label: m for label, m in matrices.items() if m is not None}
     if not matrices:
         return {}, {}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _numpy_global_seed(seed):
         warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
         return rly.create_performance_profile(matrices, thresholds, reps=reps)

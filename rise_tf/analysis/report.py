@@ -17,8 +17,9 @@ import json
 import math
 import os
 import sys
+import textwrap
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -305,18 +306,14 @@ def plot_curves(summary: dict, path: str) -> None:
                 curves = [r.get(key) for r in summary["runs"] if r["label"] == label and r["game"] == game and r.get(key)]
                 if not curves:
                     continue
-                grid = sorted({x for curve in curves for x, _ in curve})
-                # Each run's curve on the shared grid (step-wise: its last evaluation so far).
-                values = np.array([[_value_at(curve, x) for x in grid] for curve in curves], dtype=float)
+                grid, mean, low, high = seed_band(curves)
                 colour = colours[number % len(colours)]
-                axis.plot(grid, np.nanmean(values, axis=0), color=colour, linestyle=styles[number % len(styles)],
+                axis.plot(grid, mean, color=colour, linestyle=styles[number % len(styles)],
                           marker=markers[number % len(markers)], markersize=4, linewidth=1.8, alpha=0.9,
                           label=f"{label} ({len(curves)})")
                 if len(curves) > 1:
-                    axis.fill_between(grid, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=colour,
-                                      alpha=0.15)
-            # a task named with its reset options gets them on a second line (a title wider than its plot is cut)
-            axis.set_title(game.replace("[", "\n[", 1) if len(game) > 40 else game, fontsize=10)
+                    axis.fill_between(grid, low, high, color=colour, alpha=0.15)
+            axis.set_title(plot_title(game), fontsize=10)
             axis.set_xlabel(x_title)
             axis.set_ylabel(SCORE_TITLES.get(summary["score"][game], "score"))
             axis.grid(alpha=0.3)
@@ -333,6 +330,30 @@ def plot_curves(summary: dict, path: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def plot_title(game: str, width: int = 56) -> str:
+    """A task named with its reset options gets them on lines of their own, broken after commas: a
+    title wider than its plot is cut."""
+    if len(game) <= width or "[" not in game:
+        return game
+    name, options = game.split("[", 1)
+    return name + "\n" + textwrap.fill("[" + options.replace(",", ", "), width).replace(", ", ",")
+
+
+def seed_band(curves: List[List[Tuple[float, float]]]):
+    """One variant's runs as (x, mean, min, max) arrays for a curve and its band. Runs evaluated on one
+    schedule (as many evaluations each) are taken evaluation by evaluation: the i-th point sits at the
+    runs' mean x (their logged agent steps differ by a few, their wall-clock by more) with the mean and
+    range of their i-th scores. Otherwise every run is read step-wise (its latest evaluation so far) on
+    the union of their x values."""
+    if len({len(curve) for curve in curves}) == 1:
+        points = np.array(curves, dtype=float)  # [runs, evaluations, (x, score)]
+        return (points[..., 0].mean(axis=0), points[..., 1].mean(axis=0), points[..., 1].min(axis=0),
+                points[..., 1].max(axis=0))
+    grid = sorted({x for curve in curves for x, _ in curve})
+    values = np.array([[_value_at(curve, x) for x in grid] for curve in curves], dtype=float)
+    return np.array(grid, float), np.nanmean(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
 
 
 def _value_at(curve, frames):
