@@ -30,7 +30,7 @@ the crosses it saw does worse there, one that ignores them does not change. The 
 before it is put back still shows where it fell, so hiding the cross removes one cue, not all.
 --memory-reach N removes them all beyond N steps: the same episodes with the policy reading only its
 newest N steps of memory (short_memory.ShortMemory); a lead that survives a cut to the frame stack's
-reach (4) is not made of memory.
+reach (4) is not made of memory beyond the frame stack.
 Does the cue reach ψ (--separation)? The frames that show a fall (the cross), preprocessed as training
 does and embedded by the frozen ϑ, grouped by the tile fallen onto: the distance between the groups'
 centroids over the spread within a group (outside_cues' measure for Mortar Mayhem's commands).

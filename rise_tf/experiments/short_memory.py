@@ -5,10 +5,11 @@ RISE's ψ reads a window of the last k stored embeddings (the full-recurrent mod
 frames) beside a window mask. `ShortMemory(policy, steps)` plays the same greedy policy but, before each
 step, zeroes and masks every window entry older than `steps - 1` steps, so after the policy pushes the
 new step its network reads only the newest `steps` steps — exactly what it reads `steps` steps into an
-episode, a state it was trained on (the replay zero-pads and masks windows at an episode's start). The
+episode, a window it was trained on (the replay zero-pads and masks windows at an episode's start). The
 frame stack is left alone: with `steps` equal to the frame stack (4) the policy sees no further back
 than the frame-stack base does. A policy whose returns do not fall under the cut does not use the
-steps it lost; one whose returns fall does.
+steps it lost. One whose returns fall does, or meets a state it rarely trained on: a short window
+beside a screen from far into an episode (cutting to several lengths tells the two apart in part).
 """
 from __future__ import annotations
 
