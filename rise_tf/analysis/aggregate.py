@@ -100,14 +100,17 @@ def _rliable_metric(metric: str):
 
 
 @contextlib.contextmanager
-def _numpy_global_seed(seed: int):
-    """rliable 1.2's stratified bootstraps draw their resamples from numpy's global generator
-    (`np.random.choice` in `update_indices`), not from the `random_state` they are given: seeded here,
-    and put back afterwards, a report's intervals are the same on every run."""
+def _rliable_call(seed: int):
+    """Around every rliable call, two workarounds for rliable 1.2. Its stratified bootstraps draw their
+    resamples from numpy's global generator (`np.random.choice` in `update_indices`), not from the
+    `random_state` they are given: seeded here, and put back afterwards, a report's intervals are the
+    same on every run. And it seeds arch through a keyword arch has deprecated: that warning is silenced."""
     saved = np.random.get_state()
     np.random.seed(seed)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+            yield
     finally:
         np.random.set_state(saved)
 
@@ -115,8 +118,7 @@ def _numpy_global_seed(seed: int):
 def _rliable_interval(score_dict, func, reps: int, confidence: float, seed: int) -> Estimate:
     from rliable import library as rly
 
-    with warnings.catch_warnings(), _numpy_global_seed(seed):  # rliable 1.2 seeds arch through a deprecated keyword
-        warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+    with _rliable_call(seed):
         points, intervals = rly.get_interval_estimates(
             score_dict, lambda *matrices: np.array([func(*matrices)]), reps=reps,
             confidence_interval_size=confidence, random_state=np.random.RandomState(seed))
@@ -204,6 +206,5 @@ def performance_profiles(scores_by_variant: Mapping[str, Mapping[str, Sequence[f
     matrices = {label: m for label, m in matrices.items() if m is not None}
     if not matrices:
         return {}, {}
-    with warnings.catch_warnings(), _numpy_global_seed(seed):
-        warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+    with _rliable_call(seed):
         return rly.create_performance_profile(matrices, thresholds, reps=reps)
