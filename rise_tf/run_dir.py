@@ -107,6 +107,28 @@ def append_metrics(run_dir: str, record: dict) -> None:
         f.write(strict_json(record) + "\n")
 
 
+def trim_metrics(run_dir: str, frames: int) -> int:
+    """Drops the metrics.jsonl records past `frames` (and lines cut by a crash), atomically: a run
+    resumed from the checkpoint at `frames` (0 with none) replays those steps, and its log must tell
+    one history, not the lost one and the new one. Returns how many records were dropped."""
+    path = os.path.join(run_dir, METRICS_FILE)
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        lines = [line for line in f if line.strip()]
+    kept = []
+    for line in lines:
+        try:
+            record_frames = json.loads(line).get("frames", 0)
+        except ValueError:
+            continue
+        if record_frames <= frames:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if len(kept) < len(lines):
+        write_file_atomic(path, "".join(kept))
+    return len(lines) - len(kept)
+
+
 def read_summary(run_dir: str) -> Optional[dict]:
     """The run's summary.json, or None while it has none (or it cannot be read)."""
     try:

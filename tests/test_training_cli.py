@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,11 +48,26 @@ def test_tiny_pong_run_checkpoints_resumes_and_keeps_counting(tmp_path, capsys):
     assert all(r["loss"] == r["loss"] for r in records if r["kind"] == "train" and r["updates"])  # finite
     assert os.listdir(os.path.join(run_dir, "tensorboard"))
 
+    best = os.path.join(run_dir, "checkpoints", "best")
+    assert read_state(best)["frames"] == 2000  # the run's one evaluation
+    # As if killed before its last checkpoint: the resume starts at 1,000 frames, and what was logged
+    # and kept after that (the evaluation at 2,000, its best weights) belongs to steps that run again.
+    shutil.rmtree(saved[-1])
+    capsys.readouterr()
     assert main(["--resume", run_dir, "--frames", "3000", "--no-progress"]) == 0
     resumed = read_state(list_checkpoints(run_dir)[-1])
     assert resumed["frames"] == 3000 and resumed["agent_steps"] == 750
     assert resumed["updates"] > first["updates"]
-    assert "resumed from" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "removed checkpoints/best (saved at 2,000 frames" in out
+    assert re.search(r"dropped \d+ metrics.jsonl records past 1,000 frames", out)
+    records = metrics(run_dir)
+    train_frames = [r["frames"] for r in records if r["kind"] == "train"]
+    assert train_frames == sorted(set(train_frames))  # one history: each log point once, in order
+    assert [r["frames"] for r in records if r["kind"] == "eval"] == [2000, 3000]
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["best_frames"] == read_state(best)["frames"] in (2000, 3000)
     with open(os.path.join(run_dir, "config.json")) as f:
         assert json.load(f)["train"]["frames"] == 3000  # the extended budget is the run's budget now
 

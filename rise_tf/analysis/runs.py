@@ -111,7 +111,8 @@ def _read_metrics(path: str) -> List[Dict[str, Any]]:
                 continue  # a line cut by a crash mid-write
             if record.get("kind") == "eval":
                 evals.append(record)
-    # A resumed run may re-log an evaluation at the same frame count: keep the last one.
+    # A run resumed by an older rise-tf (which did not trim metrics.jsonl to the checkpoint) may hold an
+    # evaluation twice: the last one is the history that went on.
     return list({e["frames"]: e for e in evals}.values())
 
 

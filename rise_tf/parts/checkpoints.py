@@ -111,6 +111,24 @@ def save_best(run_dir: str, frames: int, trackables: Dict[str, Any], state: Dict
     return final
 
 
+def drop_best_after(run_dir: str, frames: int) -> Optional[int]:
+    """Removes checkpoints/best when it was saved past `frames`: a run resumed from the checkpoint at
+    `frames` runs those steps again, and a best from the lost ones would not be the evaluation its
+    log and summary name. Returns the removed best's frames, or None."""
+    path = best_checkpoint(run_dir)
+    if path is None:
+        return None
+    try:
+        with open(os.path.join(path, STATE_FILE)) as f:
+            best_frames = int(json.load(f)["frames"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable: left for export to report, as before
+    if best_frames <= frames:
+        return None
+    shutil.rmtree(path)
+    return best_frames
+
+
 _TEMPORARY = re.compile(r"\.tmp-ckpt-\d{12}-(\d+)-\d+")
 
 

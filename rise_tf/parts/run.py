@@ -21,6 +21,7 @@ from rise_tf.parts.learner import Learner, NonFiniteLoss
 from rise_tf.parts.run_log import RunLog
 from rise_tf.parts.signals import STOP_SIGNALS
 from rise_tf.parts import checkpoints
+from rise_tf.run_dir import trim_metrics
 
 
 class TrainingError(RuntimeError):
@@ -70,6 +71,18 @@ class Run:
             load_extra(state)
 
         restored = self.checkpointer.restore_newest(restore_rest)
+        # What was logged or kept after that checkpoint belongs to steps that now run again.
+        dropped = trim_metrics(self.run_dir, self.counters.frames)
+        if dropped:
+            print(f"{self.log_prefix} dropped {dropped} metrics.jsonl records past {self.counters.frames:,} frames "
+                  f"(logged after the checkpoint it resumes from; those steps run again)")
+        best_frames = checkpoints.drop_best_after(self.run_dir, self.counters.frames)
+        if best_frames is not None:
+            unset = Counters()
+            self.counters.best_eval_frames, self.counters.best_eval_return = unset.best_eval_frames, \
+                unset.best_eval_return
+            print(f"{self.log_prefix} removed checkpoints/best (saved at {best_frames:,} frames, past the resume "
+                  f"point); the evaluations from here on choose the best again")
         if restored is None:
             print(f"{self.log_prefix} {self.run_dir} has no checkpoint yet; starting from step 0 with its config.")
             return None
