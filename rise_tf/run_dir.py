@@ -119,10 +119,10 @@ def trim_metrics(run_dir: str, frames: int) -> int:
     kept = []
     for line in lines:
         try:
-            record_frames = json.loads(line).get("frames", 0)
+            record = json.loads(line)
         except ValueError:
             continue
-        if record_frames <= frames:
+        if isinstance(record, dict) and record.get("frames", 0) <= frames:
             kept.append(line if line.endswith("\n") else line + "\n")
     if len(kept) < len(lines):
         write_file_atomic(path, "".join(kept))

@@ -83,6 +83,18 @@ def test_strict_json_writes_null_for_non_finite_numbers():
     assert json.loads(strict_json({"loss": float("nan"), "q": [1.5, float("-inf")]})) == {"loss": None, "q": [1.5, None]}
 
 
+def test_trim_metrics_keeps_the_records_up_to_the_resume_point_and_drops_cut_lines(tmp_path):
+    from rise_tf.run_dir import trim_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"kind": "train", "frames": 10}\n\n{"kind": "eval", "frames": 20}\n[1]\n'
+                    '{"kind": "train", "frames": 30}\n{"kind": "tr')  # the last line cut by a kill
+    assert trim_metrics(str(tmp_path), 20) == 3
+    assert path.read_text() == '{"kind": "train", "frames": 10}\n{"kind": "eval", "frames": 20}\n'
+    assert trim_metrics(str(tmp_path), 20) == 0 and trim_metrics(str(tmp_path / "none"), 0) == 0
+    assert trim_metrics(str(tmp_path), 0) == 2 and path.read_text() == ""
+
+
 def test_save_replay_restores_the_buffer_on_resume(tmp_path):
     config = tiny_memory_config().replace(replay={"save_replay": True})
     trainer = Trainer(config, str(tmp_path), progress=False)
