@@ -119,9 +119,8 @@ def drop_best_after(run_dir: str, frames: int) -> Optional[int]:
     if path is None:
         return None
     try:
-        with open(os.path.join(path, STATE_FILE)) as f:
-            best_frames = int(json.load(f)["frames"])
-    except (OSError, ValueError, KeyError, TypeError):
+        best_frames = int(load_state(path)["frames"])
+    except (CheckpointError, OSError, ValueError, KeyError, TypeError):
         return None  # unreadable: left for export to report, as before
     if best_frames <= frames:
         return None

@@ -32,6 +32,11 @@ class Counters:
     sample_seconds: float = 0.0
     timed_updates: int = 0  # updates in the timings (the first of each process traces the graph)
 
+    def forget_best(self) -> None:
+        """No best evaluation yet (its weights are gone): the next evaluation becomes the best."""
+        unset = Counters()
+        self.best_eval_frames, self.best_eval_return = unset.best_eval_frames, unset.best_eval_return
+
     def to_dict(self) -> Dict[str, float]:
         return dataclasses.asdict(self)
 

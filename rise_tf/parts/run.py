@@ -78,9 +78,7 @@ class Run:
                   f"(logged after the checkpoint it resumes from; those steps run again)")
         best_frames = checkpoints.drop_best_after(self.run_dir, self.counters.frames)
         if best_frames is not None:
-            unset = Counters()
-            self.counters.best_eval_frames, self.counters.best_eval_return = unset.best_eval_frames, \
-                unset.best_eval_return
+            self.counters.forget_best()
             print(f"{self.log_prefix} removed checkpoints/best (saved at {best_frames:,} frames, past the resume "
                   f"point); the evaluations from here on choose the best again")
         if restored is None:
