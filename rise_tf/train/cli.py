@@ -1,4 +1,5 @@
-"""`rise-train`: train RISE or its bases (DQN, Beyond The Rainbow) on Atari or the memory task.
+"""`rise-train`: train RISE or its bases (DQN, Beyond The Rainbow) on Atari, the memory tasks or a gymnasium
+image env (--env-id).
 
     rise-train --game Pong --algo rise-dqn --frames 2M --run-dir runs/pong
     rise-train --game Phoenix --algo rise-btr --frames 200M --run-dir runs/phoenix
