@@ -312,10 +312,14 @@ def test_hide_commands_refuses_runs_that_are_not_mortar_mayhem(pong_run, tmp_pat
 def test_mystery_path_policy_tools_refuse_without_a_mystery_path_run(pong_run, capsys):
     from rise_tf.experiments.mystery_path_levels import main
 
-    for flag in ("--hide-falls", "--memory-reach=4"):
+    for flag in ("--hide-falls", "--memory-reach=4", "--epsilon=0.05"):
         with pytest.raises(SystemExit) as exit_info:
             main([flag])
         assert exit_info.value.code == 2 and f"{flag.split('=')[0]} plays a trained policy" in capsys.readouterr().err
+    for epsilon in ("0", "1.5", "nan"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--run", str(pong_run), "--epsilon", epsilon])
+        assert exit_info.value.code == 2 and "--epsilon must be in (0, 1]" in capsys.readouterr().err
     assert main(["--run", str(pong_run), "--memory-reach", "4"]) == 2
     assert "trained on Pong; --run takes MysteryPath-Grid-v0 runs" in capsys.readouterr().err
 

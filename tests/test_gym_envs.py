@@ -553,6 +553,26 @@ def test_mystery_path_levels_memory_finds_the_goal_and_no_memory_rarely_does():
     assert remembers["fall_gaps"] and min(remembers["fall_gaps"]) >= 1
 
 
+def test_a_mystery_path_runs_policy_plays_epsilon_greedily_from_a_seed(tmp_path):
+    """Runs where Memory Gym is installed: `mystery_path_levels --run RUN --epsilon X` plays the run's
+    evaluation episodes again ε-greedily; at ε = 1 every action is random, so the policy walks off the
+    path (a tiny run's greedy policy may not), and the same seed gives the same episodes."""
+    pytest.importorskip("memory_gym")
+    from rise_tf.experiments.mystery_path_levels import policy_levels
+
+    run_dir = str(tmp_path / "mystery")
+    assert main(TINY + ["--env-id", "MysteryPath-Grid-v0", "--env-module", "memory_gym", "--frames", "120",
+                        "--run-dir", run_dir]) == 0
+    first = policy_levels(run_dir, 4, epsilons=[1.0], seed=3)
+    assert list(first) == ["greedy", "ε-greedy, ε = 1"]
+    assert first["greedy"]["episodes"] == first["ε-greedy, ε = 1"]["episodes"] == 4
+    assert first["ε-greedy, ε = 1"]["falls"] > 0
+    again = policy_levels(run_dir, 4, epsilons=[1.0], seed=3)
+    assert again == first
+    other = policy_levels(run_dir, 4, epsilons=[1.0], seed=4)  # the greedy policy draws nothing; ε = 1 does
+    assert other["greedy"] == first["greedy"] and other["ε-greedy, ε = 1"] != first["ε-greedy, ε = 1"]
+
+
 def test_fall_frames_show_the_cross_on_a_tile_off_the_path():
     """Runs where Memory Gym is installed: every fall frame random play collects is labelled with a tile
     of the grid and shows red's gray level (the cross), which the start of an episode does not."""

@@ -3,7 +3,7 @@
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels [--episodes 300]
         [--reset-options '{"cardinal_origin_choice": [0], "show_goal": true, "reward_path_progress": 0.1}']
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels --run RUN_DIR [--checkpoint best]
-        [--hide-falls] [--memory-reach 4]
+        [--hide-falls] [--memory-reach 4] [--epsilon 0.05]
     PYTHONPATH=.outside-envs python -m rise_tf.experiments.mystery_path_levels --separation [--reset-options ...]
 
 The task: a 7x7 grid with an invisible path from one edge to the opposite one. The agent (rotate left,
@@ -31,6 +31,9 @@ before it is put back still shows where it fell, so hiding the cross removes one
 --memory-reach N removes them all beyond N steps: the same episodes with the policy reading only its
 newest N steps of memory (short_memory.ShortMemory); a lead that survives a cut to the frame stack's
 reach (4) is not made of memory beyond the frame stack.
+--epsilon X plays the same episodes ε-greedily (a random action with probability X at each step): a
+greedy policy stuck repeating one fall can then leave the loop, so the return it gains says how much
+of its failure is the loop; one that remembers its falls has less to gain.
 Does the cue reach ψ (--separation)? The frames that show a fall (the cross), preprocessed as training
 does and embedded by the frozen ϑ, grouped by the tile fallen onto: the distance between the groups'
 centroids over the spread within a group (outside_cues' measure for Mortar Mayhem's commands).
@@ -227,20 +230,25 @@ def fall_frames(episodes: int, seed: int, reset_options: Optional[dict] = None, 
     return np.stack(frames), labels
 
 
-def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
-                  hide_falls: bool = False, memory_reach: Sequence[int] = ()) -> Dict[str, Dict[str, float]]:
+def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None, hide_falls: bool = False,
+                  memory_reach: Sequence[int] = (), epsilons: Sequence[float] = (),
+                  seed: int = 0) -> Dict[str, Dict[str, float]]:
     """A trained MysteryPath-Grid run's greedy policy (no ε) on the run's evaluation episodes:
     {"greedy": {"return", "episodes", "success" (share reaching the goal), "falls", "repeats"}} over the
     episodes it finished; with hide_falls also "greedy, falls hidden": the same episodes without the
     fall's cross (HiddenFalls); for each N in memory_reach also "greedy, memory cut to N steps": the same
-    episodes with the policy reading its newest N steps of memory only (ShortMemory). The policy is
-    loaded and traced once for all.
+    episodes with the policy reading its newest N steps of memory only (ShortMemory); for each X in
+    epsilons also "ε-greedy, ε = X": the same episodes with a uniformly random action at each step with
+    probability X (TensorFlow's random generator seeded with `seed` first). The network is loaded once.
     Raises ValueError when the run is not a MysteryPath-Grid run, or memory_reach does not apply to it."""
     from rise_runtime.envs.gym_image import make_registered
     from rise_tf import builder
     from rise_tf.experiments.short_memory import ShortMemory
+    import tensorflow as tf
+
     from rise_tf.export.step_model import load_policy
     from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate
+    from rise_tf.policies.rise_policy import RiseQPolicy
 
     loaded = load_policy(run_dir, checkpoint)
     config = loaded.config
@@ -250,6 +258,11 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
     conditions = [("greedy", False, policy)] + [("greedy, falls hidden", True, policy)] * hide_falls
     conditions += [(f"greedy, memory cut to {steps} steps", False, ShortMemory(policy, steps))
                    for steps in memory_reach]
+    conditions += [(f"ε-greedy, ε = {epsilon:g}", False,
+                    as_py_policy(RiseQPolicy(loaded.policy.time_step_spec, loaded.policy.action_spec, loaded.network,
+                                             embedding_dtype=config.network.embedding_dtype, epsilon=epsilon,
+                                             stochastic_network=False)))
+                   for epsilon in epsilons]
     levels = {}
     for name, hide, player in conditions:
         finished: List[dict] = []
@@ -260,6 +273,7 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
         env = builder.make_env(config, num_envs=min(episodes, MAX_EVAL_LANES), seed_offset=EVAL_SEED_OFFSET,
                                training=False, parallel="serial",  # the lanes' recorders share one list
                                env_factory=lane)
+        tf.random.set_seed(seed)  # the ε conditions' draws; the greedy ones draw nothing
         result = evaluate(player, env, episodes, config.env_name)
         env.close()
         levels[name] = {"return": result.mean_return, "episodes": len(finished), **finished_levels(finished)}
@@ -285,7 +299,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=300,
                         help="episodes per scripted policy, or of --run's policy [default: %(default)s]")
-    parser.add_argument("--seed", type=int, default=0, help="the first episode's seed (and random play's)")
+    parser.add_argument("--seed", type=int, default=0, help="the first episode's seed (and random play's); with --run, the ε draws' seed (--run plays "
+                             "the run's own evaluation episodes)")
     parser.add_argument("--reset-options", default=None,
                         help="the task's Memory Gym reset parameters, as rise-train takes them (JSON object)")
     parser.add_argument("--window-length", type=int, action="append", default=None,
@@ -303,6 +318,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="--run (RISE or full-recurrent): also play the same episodes with the policy reading "
                              "only its newest N steps of memory (4: the frame stack's reach; repeatable); a policy "
                              "that uses what lies further back does worse")
+    parser.add_argument("--epsilon", type=float, metavar="X", action="append", default=[],
+                        help="--run: also play the same episodes ε-greedily, a random action with probability X "
+                             "(repeatable); what a policy gains says how much of its failure is a greedy loop")
     parser.add_argument("--separation", action="store_true",
                         help="instead: how far apart the frozen ϑ puts the frames of falls onto different tiles "
                              "(random play's falls over --episodes episodes)")
@@ -311,15 +329,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be at least 1, got {args.episodes}")
-    for flag, given in (("--hide-falls", args.hide_falls), ("--memory-reach", bool(args.memory_reach))):
+    for flag, given in (("--hide-falls", args.hide_falls), ("--memory-reach", bool(args.memory_reach)),
+                        ("--epsilon", bool(args.epsilon))):
         if given and args.run is None:
             parser.error(f"{flag} plays a trained policy: give --run RUN_DIR")
+    for epsilon in args.epsilon:
+        if not 0 < epsilon <= 1:  # also refuses nan
+            parser.error(f"--epsilon must be in (0, 1], got {epsilon}; the greedy policy (ε = 0) is always played")
     from rise_runtime.envs.gym_image import EnvSpecError, parse_reset_options, task_name
 
     if args.run is not None:
         try:
             levels = policy_levels(args.run, args.episodes, args.checkpoint, hide_falls=args.hide_falls,
-                                   memory_reach=args.memory_reach)
+                                   memory_reach=args.memory_reach, epsilons=args.epsilon, seed=args.seed)
         except trained_run_errors() as error:
             return refused(error)
         print(f"{args.run}: greedy policy, {levels['greedy']['episodes']} finished evaluation episodes\n")
