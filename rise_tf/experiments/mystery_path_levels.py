@@ -241,11 +241,11 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
     epsilons also "ε-greedy, ε = X": the same episodes with a uniformly random action at each step with
     probability X (TensorFlow's random generator seeded with `seed` first). The network is loaded once.
     Raises ValueError when the run is not a MysteryPath-Grid run, or memory_reach does not apply to it."""
+    import tensorflow as tf
+
     from rise_runtime.envs.gym_image import make_registered
     from rise_tf import builder
     from rise_tf.experiments.short_memory import ShortMemory
-    import tensorflow as tf
-
     from rise_tf.export.step_model import load_policy
     from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate
     from rise_tf.policies.rise_policy import RiseQPolicy
@@ -299,8 +299,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=300,
                         help="episodes per scripted policy, or of --run's policy [default: %(default)s]")
-    parser.add_argument("--seed", type=int, default=0, help="the first episode's seed (and random play's); with --run, the ε draws' seed (--run plays "
-                             "the run's own evaluation episodes)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the first episode's seed (and random play's); with --run, the seed of the ε draws "
+                             "(--run plays the run's own evaluation episodes)")
     parser.add_argument("--reset-options", default=None,
                         help="the task's Memory Gym reset parameters, as rise-train takes them (JSON object)")
     parser.add_argument("--window-length", type=int, action="append", default=None,
