@@ -40,6 +40,12 @@ class LoadedPolicy:
     checkpoint: str
     frames_trained: int
 
+    def epsilon_greedy(self, epsilon: float) -> RiseQPolicy:
+        """The same network acting ε-greedily (the evaluation policy of a run trained with --eval-epsilon)."""
+        return RiseQPolicy(self.policy.time_step_spec, self.policy.action_spec, self.network,
+                           embedding_dtype=self.config.network.embedding_dtype, epsilon=epsilon,
+                           stochastic_network=False)
+
 
 def load_policy(run_dir: str, checkpoint: Optional[str] = None) -> LoadedPolicy:
     """Rebuilds the run's network from its config and restores a checkpoint (the latest by default;

@@ -248,7 +248,6 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
     from rise_tf.experiments.short_memory import ShortMemory
     from rise_tf.export.step_model import load_policy
     from rise_tf.parts.evaluator import EVAL_SEED_OFFSET, MAX_EVAL_LANES, as_py_policy, evaluate
-    from rise_tf.policies.rise_policy import RiseQPolicy
 
     loaded = load_policy(run_dir, checkpoint)
     config = loaded.config
@@ -258,10 +257,7 @@ def policy_levels(run_dir: str, episodes: int, checkpoint: Optional[str] = None,
     conditions = [("greedy", False, policy)] + [("greedy, falls hidden", True, policy)] * hide_falls
     conditions += [(f"greedy, memory cut to {steps} steps", False, ShortMemory(policy, steps))
                    for steps in memory_reach]
-    conditions += [(f"ε-greedy, ε = {epsilon:g}", False,
-                    as_py_policy(RiseQPolicy(loaded.policy.time_step_spec, loaded.policy.action_spec, loaded.network,
-                                             embedding_dtype=config.network.embedding_dtype, epsilon=epsilon,
-                                             stochastic_network=False)))
+    conditions += [(f"ε-greedy, ε = {epsilon:g}", False, as_py_policy(loaded.epsilon_greedy(epsilon)))
                    for epsilon in epsilons]
     levels = {}
     for name, hide, player in conditions:
